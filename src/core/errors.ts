@@ -1,0 +1,90 @@
+/**
+ * Typed errors with stable codes. Every refusal and every close the package makes is named here,
+ * and this file is the one place that maps a code to an HTTP status (handshake refusals) or a
+ * WebSocket close code (closing an open session). Messages name the reason category only: they
+ * never contain a token or a claim value.
+ */
+
+/** Reasons a handshake is refused before any WebSocket frame is exchanged. */
+export const HandshakeRefusal = {
+  TOKEN_MISSING: { status: 401, reason: 'token missing' },
+  TOKEN_AMBIGUOUS: { status: 401, reason: 'token ambiguous' },
+  TOKEN_TOO_LARGE: { status: 401, reason: 'token too large' },
+  TOKEN_MALFORMED: { status: 401, reason: 'malformed token' },
+  TOKEN_EXPIRED: { status: 401, reason: 'expired' },
+  TOKEN_NOT_YET_VALID: { status: 401, reason: 'not yet valid' },
+  TOKEN_ISSUED_IN_FUTURE: { status: 401, reason: 'issued in the future' },
+  BAD_SIGNATURE: { status: 401, reason: 'bad signature' },
+  ALG_NOT_ALLOWED: { status: 401, reason: 'algorithm not allowed' },
+  CLAIM_INVALID: { status: 401, reason: 'claim check failed' },
+  KEY_NOT_FOUND: { status: 401, reason: 'no matching key' },
+  KEYS_UNAVAILABLE: { status: 401, reason: 'keys unavailable' },
+  VERIFY_REJECTED: { status: 401, reason: 'rejected by verifier' },
+  VERIFY_TIMEOUT: { status: 503, reason: 'verification timed out' },
+  TENANT_INVALID: { status: 401, reason: 'tenant invalid' },
+  ORIGIN_NOT_ALLOWED: { status: 403, reason: 'origin not allowed' },
+  TENANT_CONNECTION_LIMIT: { status: 429, reason: 'tenant connection limit reached' },
+  LISTENER_CLOSING: { status: 503, reason: 'listener closing' },
+} as const;
+
+export type HandshakeRefusalCode = keyof typeof HandshakeRefusal;
+
+/** Reasons the server closes an open session, with the close code sent to the peer. */
+export const SessionClose = {
+  TOKEN_EXPIRED: { code: 4001, reason: 'token expired' },
+  SESSION_TIMEOUT: { code: 4002, reason: 'session timeout' },
+  LISTENER_CLOSED: { code: 1001, reason: 'listener closed' },
+  RATE_LIMIT: { code: 1008, reason: 'rate limit exceeded' },
+  MESSAGE_TOO_BIG: { code: 1009, reason: 'message too big' },
+  SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
+  HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
+} as const;
+
+export type SessionCloseCode = keyof typeof SessionClose;
+
+/** Configuration mistakes found when a listener or client is created. */
+export const ConfigProblem = {
+  PATH_FORBIDDEN: 'path is reserved by Node-RED',
+  PATH_INVALID: 'path is invalid',
+  PATH_CONFLICT: 'path is already used by another listener',
+  SECRET_MISSING: 'shared secret missing',
+  JWKS_URI_INVALID: 'JWKS URI must be http(s)',
+  PUBLIC_KEY_INVALID: 'public key invalid',
+  CUSTOM_VERIFIER_MISSING: 'custom verifier missing in settings',
+  TENANT_MISSING: 'static tenant ID missing',
+  OPTION_INVALID: 'option invalid',
+  URL_INVALID: 'URL must be ws:// or wss://',
+  SERVER_MISSING: 'no HTTP server',
+} as const;
+
+export type ConfigProblemCode = keyof typeof ConfigProblem;
+
+/** A handshake that must be refused; `status` is the HTTP status sent back. */
+export class HandshakeError extends Error {
+  readonly code: HandshakeRefusalCode;
+  readonly status: number;
+  constructor(code: HandshakeRefusalCode, detail?: string) {
+    super(detail ? `${HandshakeRefusal[code].reason}: ${detail}` : HandshakeRefusal[code].reason);
+    this.name = 'HandshakeError';
+    this.code = code;
+    this.status = HandshakeRefusal[code].status;
+  }
+  /** What the peer sees in the HTTP reason body: the category, never details. */
+  get publicReason(): string {
+    return HandshakeRefusal[this.code].reason;
+  }
+}
+
+/** A listener or client configuration that cannot work. */
+export class ConfigError extends Error {
+  readonly code: ConfigProblemCode;
+  constructor(code: ConfigProblemCode, detail?: string) {
+    super(detail ? `${ConfigProblem[code]}: ${detail}` : ConfigProblem[code]);
+    this.name = 'ConfigError';
+    this.code = code;
+  }
+}
+
+export function isHandshakeError(err: unknown): err is HandshakeError {
+  return err instanceof HandshakeError;
+}

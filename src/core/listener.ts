@@ -1,0 +1,359 @@
+/**
+ * A WebSocket listener on a path of an existing HTTP(S) server. The handshake is verified in ws's
+ * `verifyClient` (async form): every refusal is an HTTP status before the upgrade, so a refused
+ * client never exchanges a frame. Each accepted connection becomes a session recorded with the
+ * tenant decided at its handshake; outgoing messages are routed by that record only.
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { HandshakeError, SessionClose, SessionCloseCode } from './errors';
+import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
+import { resolveTenant, TenantPolicy } from './tenant';
+import { toHandshakeError, TokenVerifier, VerifiedToken } from './token-verifier';
+import { dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
+import { LocalTenantLimiter, TenantConnectionLimiter } from './tenant-limiter';
+import { TokenBucket } from './rate-limiter';
+import { LongTimeout, setTimeoutAt } from './timers';
+import { isOriginAllowed } from './origin';
+import { readToken } from './handshake-token';
+
+export interface ListenerOptions {
+  server: Server;
+  /** Full request path (httpNodeRoot already joined). */
+  path: string;
+  verifier: TokenVerifier;
+  tenant: TenantPolicy;
+  scope: RoutingScope;
+  /** Close sessions after this many ms (4002); 0 = never. */
+  sessionTimeoutMs?: number;
+  /** What happens at the token's exp: close with 4001, or keep the session. */
+  onExpiry?: 'disconnect' | 'allow';
+  /** Messages per second per connection; beyond it the connection is closed with 1008. 0 = none. */
+  rateLimit?: number;
+  /** Connections per tenant; beyond it the handshake gets 429. 0 = none. */
+  maxConnectionsPerTenant?: number;
+  /** Replaces the local per-tenant counter (cluster-wide counting). */
+  tenantLimiter?: TenantConnectionLimiter;
+  /** Largest incoming message in bytes; bigger closes with 1009. */
+  maxPayload?: number;
+  /** Allowed browser origins; empty = no check. */
+  origins?: string[];
+  /** Ping interval; a client that misses a pong is terminated. 0 = off. */
+  heartbeatMs?: number;
+  /** Bytes queued for one client before it is closed as a slow consumer (1013). */
+  maxBufferedBytes?: number;
+  /** Longest handshake verification before 503. */
+  handshakeTimeoutMs?: number;
+}
+
+export interface SessionInfo {
+  type: 'websocket';
+  id: string;
+  tenantId: string;
+  subject: string | undefined;
+  authStatus: 'verified' | 'none';
+  routingScope: RoutingScope;
+}
+
+export interface ListenerSession extends SessionRecord<WebSocket> {
+  readonly info: Readonly<SessionInfo>;
+  readonly openedAt: number;
+}
+
+interface SessionState {
+  alive: boolean;
+  closing: boolean;
+  bucket?: TokenBucket;
+  timers: LongTimeout[];
+}
+
+export interface DeliveryResult {
+  delivered: number;
+  miss?: RouteMiss;
+  tenantId?: string;
+}
+
+export interface ListenerEvents {
+  open: [session: ListenerSession];
+  message: [session: ListenerSession, data: Buffer | string, isBinary: boolean];
+  close: [session: ListenerSession, code: number, reason: string];
+  refused: [error: HandshakeError];
+  /** A session closed by the listener itself (expiry, timeout, limits). */
+  enforced: [session: ListenerSession, reason: SessionCloseCode];
+}
+
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+export const DEFAULT_HEARTBEAT_MS = 30_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const CLOSE_GRACE_MS = 2000;
+
+/** Key under which a verified handshake travels from verifyClient to the connection callback. */
+const VERIFIED = Symbol('websocket-plus.verified');
+interface VerifiedRequest extends IncomingMessage {
+  [VERIFIED]?: { token: VerifiedToken; tenantId: string };
+}
+
+export class WebSocketListener extends EventEmitter<ListenerEvents> {
+  readonly path: string;
+  readonly scope: RoutingScope;
+  readonly registry = new SessionRegistry<WebSocket>();
+  private readonly wss: WebSocketServer;
+  private readonly states = new WeakMap<ListenerSession, SessionState>();
+  private readonly limiter: TenantConnectionLimiter | undefined;
+  private readonly pendingSockets = new Set<Duplex>();
+  private readonly upgradeHandler: UpgradeHandler;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closing = false;
+
+  constructor(private readonly options: ListenerOptions) {
+    super();
+    this.path = options.path;
+    this.scope = options.scope;
+    const max = options.maxConnectionsPerTenant ?? 0;
+    this.limiter = options.tenantLimiter ?? (max > 0 ? new LocalTenantLimiter(max) : undefined);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      verifyClient: (info, callback) => {
+        this.verifyHandshake(info.req, info.origin).then(
+          (verified) => {
+            (info.req as VerifiedRequest)[VERIFIED] = verified;
+            callback(true);
+          },
+          (err: unknown) => {
+            const refusal = toHandshakeError(err, options.verifier.mode);
+            this.emit('refused', refusal);
+            callback(false, refusal.status, refusal.publicReason);
+          },
+        );
+      },
+    });
+    this.upgradeHandler = (req, socket, head) => this.handleUpgrade(req, socket, head);
+  }
+
+  get connectionCount(): number {
+    return this.registry.size;
+  }
+
+  /** Starts serving; throws a ConfigError when the path is taken. */
+  start(): void {
+    if (this.started) return;
+    dispatcherFor(this.options.server).register(this.path, this.upgradeHandler);
+    this.started = true;
+    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (heartbeatMs > 0) {
+      this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatMs);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.pendingSockets.add(socket);
+    socket.once('close', () => this.pendingSockets.delete(socket));
+    this.wss.handleUpgrade(req, socket, head, (ws, upgradedReq) => {
+      this.pendingSockets.delete(socket);
+      this.adopt(ws, upgradedReq as VerifiedRequest);
+    });
+  }
+
+  private async verifyHandshake(req: IncomingMessage, origin: string | undefined): Promise<{ token: VerifiedToken; tenantId: string }> {
+    if (this.closing) throw new HandshakeError('LISTENER_CLOSING');
+    if (!isOriginAllowed(origin, this.options.origins)) throw new HandshakeError('ORIGIN_NOT_ALLOWED');
+    const rawToken = readToken(req.url);
+    const token = await this.withDeadline(this.options.verifier.verify(rawToken, req));
+    const tenantId = resolveTenant(this.options.tenant, token.authStatus === 'verified' ? token.claims : null);
+    if (this.closing) throw new HandshakeError('LISTENER_CLOSING');
+    if (this.limiter) {
+      if (!(await this.limiter.acquire(tenantId))) throw new HandshakeError('TENANT_CONNECTION_LIMIT');
+      // The slot belongs to this socket until a session takes it over; any earlier end frees it.
+      const socket = req.socket;
+      const releaseSlot = (): void => this.limiter?.release(tenantId);
+      if (socket.destroyed) {
+        releaseSlot();
+        throw new HandshakeError('LISTENER_CLOSING');
+      }
+      socket.once('close', releaseSlot);
+      slotGuards.set(req, () => socket.removeListener('close', releaseSlot));
+    }
+    return { token, tenantId };
+  }
+
+  private withDeadline<T>(promise: Promise<T>): Promise<T> {
+    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (!(ms > 0)) return promise;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HandshakeError('VERIFY_TIMEOUT')), ms);
+      timer.unref();
+    });
+    return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  private adopt(socket: WebSocket, req: VerifiedRequest): void {
+    const verified = req[VERIFIED];
+    slotGuards.get(req)?.();
+    slotGuards.delete(req);
+    if (!verified) {
+      // Cannot happen through verifyClient; fail closed all the same.
+      socket.terminate();
+      return;
+    }
+    const { token, tenantId } = verified;
+    const id = randomUUID();
+    const info: SessionInfo = Object.freeze({
+      type: 'websocket',
+      id,
+      tenantId,
+      subject: token.subject,
+      authStatus: token.authStatus,
+      routingScope: this.scope,
+    });
+    const session: ListenerSession = {
+      id,
+      tenantId,
+      subject: token.subject,
+      authStatus: token.authStatus,
+      connection: socket,
+      info,
+      openedAt: Date.now(),
+    };
+    const state: SessionState = { alive: true, closing: false, timers: [] };
+    if (this.options.rateLimit && this.options.rateLimit > 0) state.bucket = new TokenBucket(this.options.rateLimit);
+    this.states.set(session, state);
+    this.registry.add(session);
+
+    socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(session, state, data, isBinary));
+    socket.on('pong', () => {
+      state.alive = true;
+    });
+    socket.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket after an error; oversize messages get 1009 from ws itself.
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.emit('enforced', session, 'MESSAGE_TOO_BIG');
+    });
+    socket.once('close', (code: number, reason: Buffer) => this.onClose(session, state, code, reason.toString()));
+
+    if (this.closing) {
+      this.closeSession(session, 'LISTENER_CLOSED');
+      return;
+    }
+    if (token.expiresAt !== undefined && (this.options.onExpiry ?? 'disconnect') === 'disconnect') {
+      state.timers.push(setTimeoutAt(token.expiresAt, () => this.closeSession(session, 'TOKEN_EXPIRED')));
+    }
+    const timeout = this.options.sessionTimeoutMs ?? 0;
+    if (timeout > 0) {
+      state.timers.push(setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')));
+    }
+    this.emit('open', session);
+  }
+
+  private onMessage(session: ListenerSession, state: SessionState, data: Buffer, isBinary: boolean): void {
+    if (state.closing) return;
+    state.alive = true;
+    if (state.bucket && !state.bucket.take()) {
+      this.closeSession(session, 'RATE_LIMIT');
+      return;
+    }
+    this.emit('message', session, isBinary ? data : data.toString(), isBinary);
+  }
+
+  private onClose(session: ListenerSession, state: SessionState, code: number, reason: string): void {
+    state.closing = true;
+    for (const timer of state.timers) timer.cancel();
+    state.timers.length = 0;
+    this.registry.remove(session.id);
+    this.limiter?.release(session.tenantId);
+    this.emit('close', session, code, reason);
+  }
+
+  /** Closes a session for a reason of the listener's own, with that reason's close code. */
+  closeSession(session: ListenerSession, reason: SessionCloseCode): void {
+    const state = this.states.get(session);
+    if (!state || state.closing) return;
+    state.closing = true;
+    const { code, reason: text } = SessionClose[reason];
+    this.emit('enforced', session, reason);
+    const socket = session.connection;
+    if (reason === 'HEARTBEAT_MISSED') {
+      socket.terminate();
+      return;
+    }
+    socket.close(code, text);
+    // A peer that never answers the close frame is cut off.
+    const grace = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
+    grace.unref();
+    socket.once('close', () => clearTimeout(grace));
+  }
+
+  private heartbeat(): void {
+    for (const session of this.registry.all()) {
+      const state = this.states.get(session as ListenerSession);
+      if (!state || state.closing) continue;
+      if (!state.alive) {
+        this.closeSession(session as ListenerSession, 'HEARTBEAT_MISSED');
+        continue;
+      }
+      state.alive = false;
+      session.connection.ping();
+    }
+  }
+
+  /**
+   * Sends to the recipients the listener's scope picks for `sessionId`. Strings are encoded once
+   * per call, not once per recipient.
+   */
+  deliver(sessionId: unknown, data: Buffer | string): DeliveryResult {
+    const found = route(this.registry, this.scope, sessionId);
+    const isBinary = typeof data !== 'string';
+    const frame = isBinary ? data : Buffer.from(data);
+    const options = { binary: isBinary };
+    const maxBuffered = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    let delivered = 0;
+    for (const target of found.targets) {
+      const socket = target.connection;
+      if (socket.readyState !== WebSocket.OPEN) continue;
+      if (maxBuffered > 0 && socket.bufferedAmount > maxBuffered) {
+        this.closeSession(target as ListenerSession, 'SLOW_CONSUMER');
+        continue;
+      }
+      socket.send(frame, options);
+      delivered++;
+    }
+    return { delivered, miss: found.miss, tenantId: found.tenantId };
+  }
+
+  /** Closes every session with 1001, frees the path and every timer; resolves when all are gone. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.started) dispatcherFor(this.options.server).unregister(this.path, this.upgradeHandler);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    for (const socket of this.pendingSockets) socket.destroy();
+    this.pendingSockets.clear();
+    const closed: Promise<void>[] = [];
+    for (const session of [...this.registry.all()]) {
+      const socket = session.connection;
+      if (socket.readyState === WebSocket.CLOSED) continue;
+      closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      this.closeSession(session as ListenerSession, 'LISTENER_CLOSED');
+    }
+    await Promise.all(closed);
+    await this.options.tenantLimiter?.close?.();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    this.registry.clear();
+  }
+}
+
+/** Per pending handshake: hands its tenant slot over to the session (stops the early-close release). */
+const slotGuards = new WeakMap<IncomingMessage, () => void>();

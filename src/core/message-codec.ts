@@ -1,0 +1,48 @@
+/**
+ * Converts between WebSocket frames and Node-RED messages, as core's websocket nodes do, without
+ * their crash on `null`: any JSON value that is not an object becomes the payload.
+ */
+
+export type OutgoingFrame = Buffer | string;
+
+/** Properties a peer may never set on a message: routing and Node-RED's own bookkeeping. */
+const RESERVED = ['_session', '_msgid'];
+
+/** A message from an incoming frame (the caller adds `_session`). */
+export function frameToMessage(data: Buffer | string, wholeMessage: boolean): Record<string, unknown> {
+  if (!wholeMessage || typeof data !== 'string') return { payload: data };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return { payload: data };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { payload: parsed };
+  const msg = parsed as Record<string, unknown>;
+  for (const key of RESERVED) delete msg[key];
+  // JSON.parse makes "__proto__" an own property; drop it so no later merge can use it.
+  if (Object.prototype.hasOwnProperty.call(msg, '__proto__')) delete msg['__proto__'];
+  return msg;
+}
+
+/** Core's RED.util.ensureString: Buffers stay binary, objects become JSON, the rest a string. */
+export function payloadToFrame(payload: unknown): OutgoingFrame {
+  if (Buffer.isBuffer(payload)) return payload;
+  if (typeof payload === 'string') return payload;
+  if (payload !== null && typeof payload === 'object') return JSON.stringify(payload);
+  return String(payload);
+}
+
+/**
+ * The frame for an outgoing message, or undefined when there is nothing to send (payload mode and
+ * no payload). Entire-message mode sends the message as JSON without `_session`.
+ */
+export function messageToFrame(msg: Record<string, unknown>, wholeMessage: boolean): OutgoingFrame | undefined {
+  if (wholeMessage) {
+    const { _session, ...rest } = msg;
+    void _session;
+    return JSON.stringify(rest);
+  }
+  if (!Object.prototype.hasOwnProperty.call(msg, 'payload')) return undefined;
+  return payloadToFrame(msg.payload);
+}
