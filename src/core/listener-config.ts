@@ -1,0 +1,141 @@
+/**
+ * Turns a listener's flow properties (strings, as the editor stores them) into validated options.
+ * Every problem is a ConfigError with a stable code; nothing here guesses a missing value.
+ */
+import { ConfigError } from './errors';
+import type { RoutingScope } from './session-registry';
+import type { TenantPolicy } from './tenant';
+import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from './token-verifier';
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
+import { normalisePath } from './upgrade-dispatcher';
+
+export interface ListenerProperties {
+  path?: unknown;
+  wholemsg?: unknown;
+  authMode?: unknown;
+  jwksUri?: unknown;
+  publicKey?: unknown;
+  issuer?: unknown;
+  audience?: unknown;
+  tenantFrom?: unknown;
+  tenantClaim?: unknown;
+  tenantId?: unknown;
+  scope?: unknown;
+  sessionTimeout?: unknown;
+  onExpiry?: unknown;
+  rateLimit?: unknown;
+  maxConnections?: unknown;
+  maxPayload?: unknown;
+  origins?: unknown;
+  heartbeat?: unknown;
+  clockTolerance?: unknown;
+}
+
+export interface ListenerConfig {
+  /** Path as configured (normalised, before httpNodeRoot is joined). */
+  path: string;
+  wholeMessage: boolean;
+  verifier: TokenVerifierOptions;
+  tenant: TenantPolicy;
+  scope: RoutingScope;
+  sessionTimeoutMs: number;
+  onExpiry: 'disconnect' | 'allow';
+  rateLimit: number;
+  maxConnectionsPerTenant: number;
+  maxPayload: number;
+  origins: string[];
+  heartbeatMs: number;
+}
+
+/** Node-RED's editor comms lives here; a listener must never shadow it. */
+export const RESERVED_PATH_FRAGMENT = '/debug/ws';
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
+}
+
+/** A count or duration: "" (or absent) is `fallback`; otherwise a finite number ≥ 0. */
+export function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
+  const raw = text(value);
+  if (raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError('OPTION_INVALID', `${name} must be a number ≥ 0`);
+  return n;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
+  const raw = text(value);
+  if (raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError('OPTION_INVALID', `${name} must be one of ${allowed.join(', ')}`);
+  return raw as T;
+}
+
+export function validateListenerPath(value: unknown): string {
+  const raw = text(value);
+  if (raw === '') throw new ConfigError('PATH_INVALID', 'empty');
+  if (/[?#\s]/.test(raw)) throw new ConfigError('PATH_INVALID', 'must not contain ?, # or spaces');
+  const path = normalisePath(raw);
+  if (path.includes(RESERVED_PATH_FRAGMENT)) throw new ConfigError('PATH_FORBIDDEN', RESERVED_PATH_FRAGMENT);
+  return path;
+}
+
+export interface ListenerSecrets {
+  secret?: string;
+  /** settings.js `websocketPlusListener.verifyToken` for custom mode. */
+  verifyToken?: CustomVerifyFunction;
+}
+
+export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
+  const path = validateListenerPath(props.path);
+  const mode = oneOf<AuthMode>(props.authMode, ['none', 'hs256', 'jwks', 'publickey', 'custom'], 'hs256', 'authMode');
+  const verifier: TokenVerifierOptions = {
+    mode,
+    issuer: text(props.issuer) || undefined,
+    audience: text(props.audience) || undefined,
+    clockToleranceSeconds: nonNegativeNumber(props.clockTolerance, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE_SECONDS),
+  };
+  if (mode === 'hs256') {
+    if (!secrets.secret) throw new ConfigError('SECRET_MISSING');
+    verifier.secret = secrets.secret;
+  } else if (mode === 'jwks') {
+    const uri = text(props.jwksUri);
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      throw new ConfigError('JWKS_URI_INVALID');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('JWKS_URI_INVALID');
+    verifier.jwksUri = url.href;
+  } else if (mode === 'publickey') {
+    const pem = text(props.publicKey);
+    if (!pem.includes('PUBLIC KEY')) throw new ConfigError('PUBLIC_KEY_INVALID');
+    verifier.publicKey = pem;
+  } else if (mode === 'custom') {
+    if (typeof secrets.verifyToken !== 'function') throw new ConfigError('CUSTOM_VERIFIER_MISSING');
+    verifier.verifyToken = secrets.verifyToken;
+  }
+
+  const tenantFrom = oneOf(props.tenantFrom, ['claim', 'static'] as const, 'claim', 'tenantFrom');
+  const staticTenantId = text(props.tenantId);
+  if (tenantFrom === 'static' && staticTenantId === '') throw new ConfigError('TENANT_MISSING');
+
+  const origins = text(props.origins)
+    .split(/[\s,]+/)
+    .filter((o) => o !== '');
+
+  return {
+    path,
+    wholeMessage: props.wholemsg === true || text(props.wholemsg) === 'true',
+    verifier,
+    tenant: { from: tenantFrom, claim: text(props.tenantClaim) || 'tenant_id', staticTenantId },
+    scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], 'tenant', 'scope'),
+    sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', 0) * 1000,
+    onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, 'disconnect', 'onExpiry'),
+    rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', 0),
+    maxConnectionsPerTenant: Math.floor(nonNegativeNumber(props.maxConnections, 'maxConnections', 0)),
+    maxPayload: Math.floor(nonNegativeNumber(props.maxPayload, 'maxPayload', 1024 * 1024)) || 1024 * 1024,
+    origins,
+    heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', 30) * 1000,
+  };
+}

@@ -1,0 +1,52 @@
+'use strict';
+// A real JWKS endpoint over HTTP on 127.0.0.1 that counts fetches and can misbehave on request.
+const http = require('http');
+
+async function startJwksServer(keys = []) {
+  const state = { keys: keys.map((k) => k.publicJwk), fetches: 0, mode: 'ok', delayMs: 0, sockets: new Set() };
+  const server = http.createServer((req, res) => {
+    state.fetches++;
+    const reply = () => {
+      if (state.mode === 'garbage') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"keys": not json');
+      } else if (state.mode === 'error') {
+        res.writeHead(500);
+        res.end('down');
+      } else if (state.mode === 'redirect') {
+        res.writeHead(302, { location: state.redirectTo || 'http://127.0.0.1:1/' });
+        res.end();
+      } else if (state.mode === 'hang') {
+        // never answers
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ keys: state.keys }));
+      }
+    };
+    if (state.delayMs > 0) setTimeout(reply, state.delayMs);
+    else reply();
+  });
+  server.on('connection', (s) => {
+    state.sockets.add(s);
+    s.on('close', () => state.sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    port,
+    state,
+    setKeys(newKeys) {
+      state.keys = newKeys.map((k) => k.publicJwk);
+    },
+    get fetches() {
+      return state.fetches;
+    },
+    close() {
+      for (const s of state.sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+module.exports = { startJwksServer };

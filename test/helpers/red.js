@@ -1,0 +1,35 @@
+'use strict';
+// A real Node-RED runtime (node-red-node-test-helper) with the built package loaded.
+const path = require('path');
+const helper = require('node-red-node-test-helper');
+
+helper.init(require.resolve('node-red'));
+const plusNodes = require(path.join(__dirname, '..', '..', 'nodes', 'websocket-plus.js'));
+
+/** Loads `flow` (with `credentials`) and resolves when it has started. */
+function load(flow, credentials = {}, extraNodes = []) {
+  return new Promise((resolve, reject) => {
+    helper.load([plusNodes, ...extraNodes], flow, credentials, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** ws:// URL of `path` on the helper's HTTP server. */
+function wsUrl(pathname, query) {
+  const base = helper.url().replace(/^http/, 'ws');
+  return `${base}${pathname}${query ? `?${query}` : ''}`;
+}
+
+/** Collects what a helper node receives. */
+function collect(nodeId) {
+  const node = helper.getNode(nodeId);
+  const received = [];
+  node.on('input', (msg) => received.push(msg));
+  return received;
+}
+
+/** Listener + in -> (optional function) -> helper; in -> out echo wiring built by callers. */
+function listenerNode(id, props) {
+  return { id, type: 'websocket-plus-listener', path: '/ws/test', wholemsg: 'false', authMode: 'none', tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '', onExpiry: 'disconnect', rateLimit: '', maxConnections: '', ...props };
+}
+
+module.exports = { helper, load, wsUrl, collect, listenerNode, plusNodes };
