@@ -14,7 +14,10 @@ function copyDir(from, to) {
   fs.cpSync(from, to, { recursive: true });
 }
 
-fs.rmSync(out, { recursive: true, force: true });
+// Compiled files are overwritten in place (never a window without nodes/ while tests run);
+// CI builds into a fresh clone.
+fs.rmSync(path.join(out, 'locales'), { recursive: true, force: true });
+fs.rmSync(path.join(out, 'icons'), { recursive: true, force: true });
 const tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
 

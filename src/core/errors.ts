@@ -55,6 +55,7 @@ export const ConfigProblem = {
   OPTION_INVALID: 'option invalid',
   URL_INVALID: 'URL must be ws:// or wss://',
   SERVER_MISSING: 'no HTTP server',
+  TOKEN_MISSING: 'token missing',
 } as const;
 
 export type ConfigProblemCode = keyof typeof ConfigProblem;

@@ -16,8 +16,11 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { HttpsProxyAgent } from 'https-proxy-agent';
-import { getProxyForUrl } from 'proxy-from-env';
 import { ConfigError } from './errors';
+
+// proxy-from-env ships no type declarations; this is the one function it exports.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { getProxyForUrl } = require('proxy-from-env') as { getProxyForUrl(url: string): string };
 
 /** The proxy keys of `RED.settings.proxyOptions` this package reads. */
 export interface ProxySettings {
@@ -168,7 +171,7 @@ interface PlainRequest {
   headers: Headers;
   body: Buffer | undefined;
   signal: AbortSignal | undefined;
-  redirect: RequestRedirect;
+  redirect: NonNullable<FetchInit['redirect']>;
 }
 
 function bodyToBuffer(body: unknown): Buffer | undefined {

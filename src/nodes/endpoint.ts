@@ -1,0 +1,95 @@
+/**
+ * What ws.in+ and ws.out+ need from their config node, whichever it is (listener or client): a
+ * place to register, a way to send, and the connection count shown in their status.
+ */
+import type { Node, NodeMessage, NodeStatus } from './red-types';
+
+export interface InputOptions {
+  /** Also emit `msg.event` "connect" / "disconnect" messages. */
+  events: boolean;
+}
+
+export interface Endpoint {
+  registerInput(node: Node, options: InputOptions): void;
+  deregisterInput(node: Node): void;
+  registerOutput(node: Node): void;
+  deregisterOutput(node: Node): void;
+  /** Sends a flow message from a ws.out+ node; problems are reported on that node. */
+  sendFromFlow(msg: NodeMessage, node: Node): void;
+}
+
+export function isEndpoint(value: unknown): value is Endpoint {
+  return !!value && typeof (value as Endpoint).registerInput === 'function' && typeof (value as Endpoint).sendFromFlow === 'function';
+}
+
+const STATUS_COALESCE_MS = 100;
+
+/**
+ * The in/out nodes attached to one endpoint. Messages go to every input; status updates are
+ * coalesced so a burst of connects costs one status update per node, not one per connect.
+ */
+export class AttachedNodes {
+  private readonly inputs = new Map<Node, InputOptions>();
+  private readonly outputs = new Set<Node>();
+  private status: NodeStatus = {};
+  private pendingStatus: NodeJS.Timeout | undefined;
+
+  constructor(private readonly clone: <T>(msg: T) => T) {}
+
+  addInput(node: Node, options: InputOptions): void {
+    this.inputs.set(node, options);
+    node.status(this.status);
+  }
+
+  removeInput(node: Node): void {
+    this.inputs.delete(node);
+  }
+
+  addOutput(node: Node): void {
+    this.outputs.add(node);
+    node.status(this.status);
+  }
+
+  removeOutput(node: Node): void {
+    this.outputs.delete(node);
+  }
+
+  get hasEventInputs(): boolean {
+    for (const options of this.inputs.values()) if (options.events) return true;
+    return false;
+  }
+
+  /** Sends to every input (events only to inputs that asked for them); later inputs get a copy. */
+  emit(msg: NodeMessage, isEvent = false): void {
+    let first = true;
+    for (const [node, options] of this.inputs) {
+      if (isEvent && !options.events) continue;
+      node.send(first ? msg : this.clone(msg));
+      first = false;
+    }
+  }
+
+  /** Shows `status` on every attached node now. */
+  setStatus(status: NodeStatus): void {
+    if (this.pendingStatus) clearTimeout(this.pendingStatus);
+    this.pendingStatus = undefined;
+    this.status = status;
+    for (const node of this.inputs.keys()) node.status(status);
+    for (const node of this.outputs) node.status(status);
+  }
+
+  /** Shows the status computed by `make` shortly, once for a burst of changes. */
+  setStatusSoon(make: () => NodeStatus): void {
+    if (this.pendingStatus) return;
+    this.pendingStatus = setTimeout(() => {
+      this.pendingStatus = undefined;
+      this.setStatus(make());
+    }, STATUS_COALESCE_MS);
+    this.pendingStatus.unref();
+  }
+
+  clear(): void {
+    if (this.pendingStatus) clearTimeout(this.pendingStatus);
+    this.pendingStatus = undefined;
+  }
+}

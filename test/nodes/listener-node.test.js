@@ -1,0 +1,355 @@
+'use strict';
+// The listener, ws.in+ and ws.out+ in a real Node-RED runtime, with real ws clients.
+const assert = require('assert');
+const http = require('http');
+const WebSocket = require('ws');
+const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
+const { connect, waitForMessages, waitForClose, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
+const { signHS256, makeKey, signWithKey, rawToken, now } = require('../helpers/tokens');
+const { startJwksServer } = require('../helpers/jwks-server');
+
+const SECRET = 'node-test-secret-0123456789abcdef-xyz';
+const tokenFor = (tenant, claims = {}, options = {}) => signHS256(SECRET, { tenant_id: tenant, sub: `user-${tenant}`, ...claims }, options);
+
+/** Listener l1 on `path` → ws.in+ → [helper h1, ws.out+] : every inbound message is echoed by scope. */
+function echoFlow(props = {}, inProps = {}) {
+  return [
+    listenerNode('l1', { path: '/ws/t', authMode: 'hs256', ...props }),
+    { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['h1', 'out1']], ...inProps },
+    { id: 'out1', type: 'websocket-plus out', server: 'l1', client: '' },
+    { id: 'h1', type: 'helper' },
+  ];
+}
+const creds = { l1: { secret: SECRET } };
+
+describe('nodes/listener (real Node-RED runtime)', function () {
+  const sockets = [];
+  const open = async (query, path = '/ws/t') => {
+    const result = await connect(wsUrl(path, query));
+    if (result.ws) sockets.push(result.ws);
+    return result;
+  };
+
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(async () => {
+    closeAll(sockets.splice(0));
+    await helper.unload();
+  });
+
+  describe('handshake', function () {
+    it('refuses every bad token with 401 before any frame, naming only the category', async function () {
+      await load(echoFlow(), creds);
+      const cases = {
+        missing: '',
+        garbage: 'token=not-a-jwt',
+        badSignature: `token=${await signHS256('another-secret-0123456789abcdef-xyz', { tenant_id: 'a' })}`,
+        expired: `token=${await tokenFor('a', {}, { exp: now() - 120 })}`,
+        algNone: `token=${rawToken({ alg: 'none', typ: 'JWT' }, { tenant_id: 'a' })}`,
+        noTenant: `token=${await signHS256(SECRET, { sub: 'x' })}`,
+        objectTenant: `token=${await signHS256(SECRET, { tenant_id: { id: 'a' } })}`,
+        twoTokens: `token=${await tokenFor('a')}&token=${await tokenFor('b')}`,
+      };
+      const serverSide = [];
+      helper.getNode('l1').listener.on('open', (s) => serverSide.push(s));
+      for (const [name, query] of Object.entries(cases)) {
+        const result = await open(query);
+        assert.strictEqual(result.status, 401, name);
+        assert.strictEqual(result.opened, false, name);
+        assert.ok(!result.body.includes('eyJ'), `${name}: the token is never echoed`);
+      }
+      assert.strictEqual(serverSide.length, 0);
+      assert.strictEqual(helper.getNode('l1').listener.connectionCount, 0);
+    });
+
+    it('never logs a token', async function () {
+      await load(echoFlow(), creds);
+      const token = await signHS256('another-secret-0123456789abcdef-xyz', { tenant_id: 'a' });
+      await open(`token=${token}`);
+      await delay(50);
+      const logged = JSON.stringify(helper.log().args);
+      assert.ok(logged.includes('bad signature'), 'the reason category is logged');
+      assert.ok(!logged.includes(token.split('.')[2]), 'no part of the token is logged');
+    });
+
+    it('serves under httpNodeRoot-relative paths, leading slash optional, and leaves other paths alone', async function () {
+      await load(echoFlow({ path: 'ws/noslash', authMode: 'none' }), creds);
+      const { ws } = await open('', '/ws/noslash');
+      assert.strictEqual(ws.readyState, WebSocket.OPEN);
+      // An upgrade for a path that is not ours is not answered by us.
+      const other = new WebSocket(wsUrl('/not-ours'), { handshakeTimeout: 500 });
+      const outcome = await new Promise((resolve) => {
+        other.on('open', () => resolve('open'));
+        other.on('unexpected-response', (req, res) => resolve(res.statusCode));
+        other.on('error', () => resolve('error'));
+      });
+      assert.notStrictEqual(outcome, 'open');
+      other.terminate();
+    });
+
+    it('refuses a second listener on the same path; the first keeps working', async function () {
+      await load([
+        listenerNode('l1', { path: '/ws/dup' }),
+        listenerNode('l2', { path: '/ws/dup/' }),
+        { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['h1']] },
+        { id: 'in2', type: 'websocket-plus in', server: 'l2', client: '', wires: [['h1']] },
+        { id: 'h1', type: 'helper' },
+      ]);
+      const failed = ['l1', 'l2'].filter((id) => !helper.getNode(id).listener);
+      assert.strictEqual(failed.length, 1, 'exactly one listener fails');
+      const errors = helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
+      assert.ok(errors.some((m) => m.includes('already used')), errors.join('|'));
+      const got = collect('h1');
+      const { ws } = await open('', '/ws/dup');
+      ws.send('still works');
+      await delay(100);
+      assert.strictEqual(got.length, 1);
+    });
+
+    it('refuses a path containing /debug/ws', async function () {
+      await load(echoFlow({ path: '/x/debug/ws' }), creds);
+      assert.strictEqual(helper.getNode('l1').listener, undefined);
+      const errors = helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
+      assert.ok(errors.some((m) => m.includes('reserved')), errors.join('|'));
+    });
+  });
+
+  describe('jwks mode', function () {
+    let jwks;
+    let rsa;
+    let ec;
+    before(async function () {
+      rsa = await makeKey('RS256', 'rsa-a');
+      ec = await makeKey('ES256', 'ec-a');
+      jwks = await startJwksServer([rsa, ec]);
+    });
+    after(() => jwks.close());
+
+    it('accepts RS256 and ES256, refuses HS256 and unknown keys, and survives the JWKS going away', async function () {
+      await load(echoFlow({ authMode: 'jwks', jwksUri: jwks.url, scope: 'session' }));
+      for (const key of [rsa, ec]) {
+        const { ws } = await open(`token=${await signWithKey(key, { tenant_id: 't', sub: key.kid })}`);
+        ws.send(`via ${key.alg}`);
+        assert.deepStrictEqual(await waitForMessages(ws, 1), [`via ${key.alg}`]);
+      }
+      const hs = await open(`token=${await signHS256(SECRET, { tenant_id: 't' }, { header: { kid: 'rsa-a' } })}`);
+      assert.strictEqual(hs.status, 401);
+      const stranger = await makeKey('RS256', 'stranger');
+      assert.strictEqual((await open(`token=${await signWithKey(stranger, { tenant_id: 't' })}`)).status, 401);
+      const fetchesBefore = jwks.fetches;
+      for (let i = 0; i < 5; i++) await open(`token=${await signWithKey({ ...stranger, kid: `k${i}` }, { tenant_id: 't' })}`);
+      assert.ok(jwks.fetches - fetchesBefore <= 1, 'random kids cause no fetch storm');
+    });
+
+    it('answers 401 (not a hang) when the JWKS is down', async function () {
+      const down = await startJwksServer([rsa]);
+      const url = down.url;
+      await down.close();
+      await load(echoFlow({ authMode: 'jwks', jwksUri: url }));
+      const started = Date.now();
+      const result = await open(`token=${await signWithKey(rsa, { tenant_id: 't' })}`);
+      assert.strictEqual(result.status, 401);
+      assert.ok(Date.now() - started < 8000);
+    });
+  });
+
+  describe('routing', function () {
+    async function tenantsConnected(props) {
+      await load(echoFlow(props), creds);
+      const a1 = (await open(`token=${await tokenFor('a')}`)).ws;
+      const a2 = (await open(`token=${await tokenFor('a')}`)).ws;
+      const b1 = (await open(`token=${await tokenFor('b')}`)).ws;
+      return { a1, a2, b1 };
+    }
+
+    it('session scope replies only to the sender', async function () {
+      const { a1, a2, b1 } = await tenantsConnected({ scope: 'session' });
+      a1.send('mine');
+      assert.deepStrictEqual(await waitForMessages(a1, 1), ['mine']);
+      await expectNoMessage(a2);
+      await expectNoMessage(b1);
+    });
+
+    it('tenant scope reaches every connection of the tenant and no other', async function () {
+      const { a1, a2, b1 } = await tenantsConnected({ scope: 'tenant' });
+      a1.send('for a');
+      assert.deepStrictEqual(await waitForMessages(a1, 1), ['for a']);
+      assert.deepStrictEqual(await waitForMessages(a2, 1), ['for a']);
+      await expectNoMessage(b1);
+      b1.send('for b');
+      assert.deepStrictEqual(await waitForMessages(b1, 1), ['for b']);
+      await expectNoMessage(a1);
+    });
+
+    it('global scope reaches everyone', async function () {
+      const { a1, a2, b1 } = await tenantsConnected({ scope: 'global' });
+      b1.send('all');
+      for (const ws of [a1, a2, b1]) assert.deepStrictEqual(await waitForMessages(ws, 1), ['all']);
+    });
+
+    it('msg._session carries the verified identity', async function () {
+      await load(echoFlow({ scope: 'tenant' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a', { sub: 'alice' })}`);
+      ws.send('x');
+      await delay(100);
+      const session = got[0]._session;
+      assert.deepStrictEqual(Object.keys(session).sort(), ['authStatus', 'id', 'routingScope', 'subject', 'tenantId', 'type']);
+      assert.deepStrictEqual([session.type, session.tenantId, session.subject, session.authStatus, session.routingScope], ['websocket', 'a', 'alice', 'verified', 'tenant']);
+    });
+
+    it('a forged _session.tenantId cannot reach another tenant', async function () {
+      const flow = echoFlow({ scope: 'tenant' });
+      flow[1].wires = [['h1', 'forge']];
+      flow.push({ id: 'forge', type: 'function', func: 'msg._session.tenantId = "b"; msg._session.routingScope = "global"; msg.tenantId = "b"; return msg;', outputs: 1, wires: [['out1']] });
+      const functionNode = require('@node-red/nodes/core/function/10-function.js');
+      helper.settings({ functionExternalModules: false });
+      await new Promise((resolve, reject) => helper.load([require('../helpers/red').plusNodes, functionNode], flow, creds, (e) => (e ? reject(e) : resolve())));
+      const a1 = (await open(`token=${await tokenFor('a')}`)).ws;
+      const b1 = (await open(`token=${await tokenFor('b')}`)).ws;
+      a1.send('secret of a');
+      assert.deepStrictEqual(await waitForMessages(a1, 1), ['secret of a']);
+      await expectNoMessage(b1, 300);
+    });
+
+    it('a message without a known _session is not sent on tenant scope and warns; global sends to all', async function () {
+      await load([
+        listenerNode('lt', { path: '/ws/tenant', authMode: 'none', scope: 'tenant' }),
+        listenerNode('lg', { path: '/ws/global', authMode: 'none', scope: 'global' }),
+        { id: 'outT', type: 'websocket-plus out', server: 'lt', client: '' },
+        { id: 'outG', type: 'websocket-plus out', server: 'lg', client: '' },
+      ]);
+      const t = (await open('', '/ws/tenant')).ws;
+      const g = (await open('', '/ws/global')).ws;
+      helper.getNode('outT').receive({ payload: 'orphan' });
+      helper.getNode('outT').receive({ payload: 'forged', _session: { id: 'made-up', tenantId: 'default' } });
+      helper.getNode('outG').receive({ payload: 'to all' });
+      assert.deepStrictEqual(await waitForMessages(g, 1), ['to all']);
+      await expectNoMessage(t);
+      const warnings = helper.log().args.filter((a) => a[0].level === 30 && a[0].id === 'outT');
+      assert.strictEqual(warnings.length, 2);
+    });
+
+    it('a session that has just closed still routes to its tenant', async function () {
+      await load([
+        listenerNode('l1', { path: '/ws/t', authMode: 'hs256', scope: 'tenant' }),
+        { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['h1']] },
+        { id: 'out1', type: 'websocket-plus out', server: 'l1', client: '' },
+        { id: 'h1', type: 'helper' },
+      ], creds);
+      const got = collect('h1');
+      const leaving = (await open(`token=${await tokenFor('a')}`)).ws;
+      const staying = (await open(`token=${await tokenFor('a')}`)).ws;
+      leaving.send('bye');
+      await delay(100);
+      leaving.close();
+      await waitForClose(leaving);
+      await delay(50);
+      helper.getNode('out1').receive({ payload: 'late reply', _session: got[0]._session });
+      assert.deepStrictEqual(await waitForMessages(staying, 1), ['late reply']);
+    });
+  });
+
+  describe('messages', function () {
+    it('payload mode: text → string, binary → Buffer, and back', async function () {
+      await load(echoFlow({ scope: 'session' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      ws.send('text');
+      ws.send(Buffer.from([0, 1, 2]));
+      const echoed = await waitForMessages(ws, 2);
+      assert.strictEqual(typeof got[0].payload, 'string');
+      assert.ok(Buffer.isBuffer(got[1].payload));
+      assert.strictEqual(echoed[0], 'text');
+      assert.deepStrictEqual([...echoed[1]], [0, 1, 2]);
+    });
+
+    it('entire-message mode parses JSON and never crashes on null, arrays, numbers or invalid JSON', async function () {
+      await load(echoFlow({ scope: 'session', wholemsg: 'true' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      for (const frame of ['null', '[1,2]', '42', '{bad json', '{"payload":"p","topic":"t","_session":{"id":"x","tenantId":"b"}}']) ws.send(frame);
+      const echoed = await waitForMessages(ws, 5);
+      assert.deepStrictEqual(got.map((m) => m.payload), [null, [1, 2], 42, '{bad json', 'p']);
+      assert.strictEqual(got[4]._session.tenantId, 'a', 'the peer cannot set its own _session');
+      const last = JSON.parse(echoed[4]);
+      assert.strictEqual(last.topic, 't');
+      assert.strictEqual(last._session, undefined, 'entire-message mode sends no _session');
+    });
+
+    it('emits connect/disconnect events when asked, with the close code', async function () {
+      await load(echoFlow({ scope: 'session' }, { events: true }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      await delay(50);
+      ws.close(4100, 'done here');
+      await waitForClose(ws);
+      await delay(100);
+      assert.deepStrictEqual(got.map((m) => m.event), ['connect', 'disconnect']);
+      assert.strictEqual(got[1].code, 4100);
+      assert.strictEqual(got[1].reason, 'done here');
+      assert.strictEqual(got[1]._session.tenantId, 'a');
+    });
+
+    it('events stay off by default', async function () {
+      await load(echoFlow({ scope: 'session' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      await delay(50);
+      ws.close();
+      await waitForClose(ws);
+      await delay(100);
+      assert.strictEqual(got.length, 0);
+    });
+
+    it('shows the connected count on in and out nodes', async function () {
+      await load(echoFlow({ scope: 'session' }), creds);
+      const statuses = [];
+      helper.getNode('in1').on('call:status', (call) => statuses.push(call.args[0]));
+      await open(`token=${await tokenFor('a')}`);
+      await open(`token=${await tokenFor('b')}`);
+      await delay(250);
+      assert.ok(statuses.length >= 1);
+      assert.strictEqual(statuses[statuses.length - 1].fill, 'green');
+      assert.strictEqual(helper.getNode('l1').listener.connectionCount, 2);
+    });
+  });
+
+  describe('lifecycle and close codes', function () {
+    it('closes at token exp with 4001 when onExpiry is disconnect', async function () {
+      await load(echoFlow({ onExpiry: 'disconnect' }), creds);
+      const { ws } = await open(`token=${await tokenFor('a', {}, { exp: now() + 2 })}`);
+      const closed = await waitForClose(ws, 5000);
+      assert.strictEqual(closed.code, 4001);
+    });
+
+    it('keeps the session past exp when onExpiry is allow', async function () {
+      await load(echoFlow({ onExpiry: 'allow', scope: 'session' }), creds);
+      const { ws } = await open(`token=${await tokenFor('a', {}, { exp: now() + 1 })}`);
+      await delay(2200);
+      assert.strictEqual(ws.readyState, WebSocket.OPEN);
+      ws.send('still here');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+    });
+
+    it('closes after sessionTimeout with 4002', async function () {
+      await load(echoFlow({ sessionTimeout: '1' }), creds);
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      const closed = await waitForClose(ws, 4000);
+      assert.strictEqual(closed.code, 4002);
+    });
+
+    it('closes every socket with 1001 on redeploy, and leaves no upgrade listener behind', async function () {
+      const server = helper._server;
+      const baseline = server.listenerCount('upgrade');
+      for (let i = 0; i < 20; i++) {
+        await load(echoFlow({ path: `/ws/r${i % 3}` }), creds);
+        const { ws } = await open(`token=${await tokenFor('a')}`, `/ws/r${i % 3}`);
+        const closing = waitForClose(ws);
+        await helper.unload();
+        assert.strictEqual((await closing).code, 1001);
+        assert.strictEqual(server.listenerCount('upgrade'), baseline);
+      }
+    });
+  });
+});
