@@ -193,8 +193,25 @@ function proxyAuthorization(proxy: URL): string | undefined {
   return `Basic ${Buffer.from(pair).toString('base64')}`;
 }
 
-/** One request/response through `proxy`, without following redirects. */
-function requestOnce(req: PlainRequest, proxy: URL): Promise<Response> {
+/** TLS options for https:// targets reached by the proxied fetch (a private CA, say). */
+export interface FetchTlsOptions {
+  ca?: string | Buffer | Array<string | Buffer>;
+  cert?: string | Buffer | Array<string | Buffer>;
+  key?: string | Buffer | Array<string | Buffer>;
+  passphrase?: string;
+  rejectUnauthorized?: boolean;
+  servername?: string;
+}
+
+export interface ProxyFetchOptions {
+  /** Used unchanged for URLs that need no proxy (when no `tls` is given); the global fetch by default. */
+  baseFetch?: typeof fetch;
+  /** When set, every https:// request (proxied or not) is made by node:https with these options. */
+  tls?: FetchTlsOptions;
+}
+
+/** One request/response, through `proxy` when given, without following redirects. */
+function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: FetchTlsOptions | undefined): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     const { signal } = req;
     if (signal?.aborted) {
@@ -206,8 +223,10 @@ function requestOnce(req: PlainRequest, proxy: URL): Promise<Response> {
     if (req.body) headers['content-length'] = String(req.body.length);
     let outgoing: http.ClientRequest;
     if (req.url.protocol === 'https:') {
-      // A CONNECT tunnel; TLS to the target runs inside it with the default trust store.
-      outgoing = https.request(req.url, { method: req.method, headers, agent: new HttpsProxyAgent(proxy) });
+      // Through the proxy: a CONNECT tunnel, and TLS to the target inside it with these options.
+      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? new HttpsProxyAgent(proxy) : false });
+    } else if (!proxy) {
+      outgoing = http.request(req.url, { method: req.method, headers, agent: false });
     } else {
       // Plain HTTP through a proxy: the absolute URI goes to the proxy, which forwards it.
       const auth = proxyAuthorization(proxy);
@@ -221,6 +240,8 @@ function requestOnce(req: PlainRequest, proxy: URL): Promise<Response> {
         method: req.method,
         path: req.url.href,
         headers,
+        // No pooled keep-alive socket is left behind after the request.
+        agent: false,
       });
     }
     const onAbort = (): void => { outgoing.destroy(signal ? abortReason(signal) as Error : undefined); };
@@ -258,11 +279,12 @@ function requestOnce(req: PlainRequest, proxy: URL): Promise<Response> {
 }
 
 /** Follows redirects the way fetch does, each hop through the proxy rules again. */
-async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null | undefined, baseFetch: typeof fetch): Promise<Response> {
+async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null | undefined, options: ProxyFetchOptions): Promise<Response> {
+  const baseFetch = options.baseFetch ?? globalThis.fetch;
   for (let hops = 0; ; hops++) {
     const proxy = proxyUrlFor(req.url, settings);
-    const response = proxy
-      ? await requestOnce(req, new URL(proxy))
+    const response = proxy || options.tls
+      ? await requestOnce(req, proxy ? new URL(proxy) : undefined, options.tls)
       : await baseFetch(req.url.href, { method: req.method, headers: req.headers, body: req.body, signal: req.signal, redirect: 'manual' });
     const location = response.headers.get('location');
     if (!REDIRECT_STATUSES.has(response.status) || req.redirect === 'manual') return response;
@@ -293,16 +315,17 @@ async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null 
 
 /**
  * A `fetch` for http(s) URLs that follows the same proxy rules as WebSocket connections (Node's
- * global fetch is undici and ignores agents). Without a proxy for the URL, `baseFetch` (the global
- * fetch by default) is used unchanged. Supports method, headers, a string/byte body, `signal` and
- * `redirect` ('follow' | 'error' | 'manual'; 'error' refuses any 3xx).
+ * global fetch is undici and ignores agents). Without a proxy for the URL (and without `tls`),
+ * `baseFetch` (the global fetch by default) is used unchanged. Supports method, headers, a
+ * string/byte body, `signal` and `redirect` ('follow' | 'error' | 'manual'; 'error' refuses any 3xx).
  */
-export function createProxyFetch(settings?: ProxySettings | null, baseFetch: typeof fetch = globalThis.fetch): typeof fetch {
+export function createProxyFetch(settings?: ProxySettings | null, options: ProxyFetchOptions = {}): typeof fetch {
+  const baseFetch = options.baseFetch ?? globalThis.fetch;
   const proxiedFetch = async (input: FetchInput, init?: FetchInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
     const url = new URL(request ? request.url : String(input instanceof URL ? input.href : input));
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetch failed: unsupported scheme ${url.protocol}`);
-    if (!proxyUrlFor(url, settings)) return baseFetch(input, init);
+    if (!options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
     if (request?.body && init?.body === undefined) throw new TypeError('proxied fetch does not read Request bodies; pass init.body');
     const headers = new Headers(request?.headers);
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value));
@@ -313,7 +336,7 @@ export function createProxyFetch(settings?: ProxySettings | null, baseFetch: typ
       body: bodyToBuffer(init?.body),
       signal: init?.signal ?? request?.signal ?? undefined,
       redirect: init?.redirect ?? request?.redirect ?? 'follow',
-    }, settings, baseFetch);
+    }, settings, options);
   };
   return proxiedFetch as typeof fetch;
 }
