@@ -16,6 +16,7 @@ export const HandshakeRefusal = {
   TOKEN_ISSUED_IN_FUTURE: { status: 401, reason: 'issued in the future' },
   BAD_SIGNATURE: { status: 401, reason: 'bad signature' },
   ALG_NOT_ALLOWED: { status: 401, reason: 'algorithm not allowed' },
+  TOKEN_UNSUPPORTED: { status: 401, reason: 'unsupported critical header' },
   CLAIM_INVALID: { status: 401, reason: 'claim check failed' },
   KEY_NOT_FOUND: { status: 401, reason: 'no matching key' },
   KEYS_UNAVAILABLE: { status: 401, reason: 'keys unavailable' },

@@ -8,6 +8,7 @@ import type { TenantPolicy } from './tenant';
 import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from './token-verifier';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
 import { normalisePath } from './upgrade-dispatcher';
+import { clusterPrefixProblem, redisUrlProblem } from './cluster-bus';
 
 export interface ListenerProperties {
   path?: unknown;
@@ -29,6 +30,8 @@ export interface ListenerProperties {
   origins?: unknown;
   heartbeat?: unknown;
   clockTolerance?: unknown;
+  cluster?: unknown;
+  clusterPrefix?: unknown;
 }
 
 export interface ListenerConfig {
@@ -45,7 +48,11 @@ export interface ListenerConfig {
   maxPayload: number;
   origins: string[];
   heartbeatMs: number;
+  /** Scale-out through Redis; "off" unless the listener asks for it. */
+  cluster: ClusterConfig;
 }
+
+export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
 
 /** Node-RED's editor comms lives here; a listener must never shadow it. */
 export const RESERVED_PATH_FRAGMENT = '/debug/ws';
@@ -83,6 +90,8 @@ export interface ListenerSecrets {
   secret?: string;
   /** settings.js `websocketPlusListener.verifyToken` for custom mode. */
   verifyToken?: CustomVerifyFunction;
+  /** Credential `redisUrl` (redis:// or rediss://, may hold a password). */
+  redisUrl?: string;
 }
 
 export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
@@ -109,7 +118,8 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     verifier.jwksUri = url.href;
   } else if (mode === 'publickey') {
     const pem = text(props.publicKey);
-    if (!pem.includes('PUBLIC KEY')) throw new ConfigError('PUBLIC_KEY_INVALID');
+    // A private key pasted here would sit in the flow file in clear: refuse it, never derive from it.
+    if (!pem.includes('PUBLIC KEY') || pem.includes('PRIVATE KEY')) throw new ConfigError('PUBLIC_KEY_INVALID');
     verifier.publicKey = pem;
   } else if (mode === 'custom') {
     if (typeof secrets.verifyToken !== 'function') throw new ConfigError('CUSTOM_VERIFIER_MISSING');
@@ -137,5 +147,20 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     maxPayload: Math.floor(nonNegativeNumber(props.maxPayload, 'maxPayload', 1024 * 1024)) || 1024 * 1024,
     origins,
     heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', 30) * 1000,
+    cluster: parseCluster(props, secrets),
   };
+}
+
+/** `prefix` "" means: derive it from the listener's full path (defaultClusterPrefix). */
+function parseCluster(props: ListenerProperties, secrets: ListenerSecrets): ClusterConfig {
+  const mode = oneOf(props.cluster, ['off', 'redis'] as const, 'off', 'cluster');
+  if (mode === 'off') return { mode };
+  const redisUrl = text(secrets.redisUrl);
+  // The URL may hold a password: the error names the problem, never the value.
+  const urlProblem = redisUrlProblem(redisUrl);
+  if (urlProblem) throw new ConfigError('OPTION_INVALID', urlProblem);
+  const prefix = text(props.clusterPrefix);
+  const prefixProblem = clusterPrefixProblem(prefix);
+  if (prefixProblem) throw new ConfigError('OPTION_INVALID', prefixProblem);
+  return { mode, redisUrl, prefix };
 }

@@ -19,6 +19,7 @@ import { TokenBucket } from './rate-limiter';
 import { LongTimeout, setTimeoutAt } from './timers';
 import { isOriginAllowed } from './origin';
 import { readToken } from './handshake-token';
+import type { ClusterKind, ClusterLink, ClusterReceiver } from './cluster-bus';
 
 export interface ListenerOptions {
   server: Server;
@@ -37,6 +38,8 @@ export interface ListenerOptions {
   maxConnectionsPerTenant?: number;
   /** Replaces the local per-tenant counter (cluster-wide counting). */
   tenantLimiter?: TenantConnectionLimiter;
+  /** Scale-out: tenant/global deliveries and unknown sessions go to the other instances too. */
+  cluster?: ClusterLink;
   /** Largest incoming message in bytes; bigger closes with 1009. */
   maxPayload?: number;
   /** Allowed browser origins; empty = no check. */
@@ -74,6 +77,8 @@ export interface DeliveryResult {
   delivered: number;
   miss?: RouteMiss;
   tenantId?: string;
+  /** Also handed to the other instances (cluster); an unknown session may be theirs. */
+  published?: boolean;
 }
 
 export interface ListenerEvents {
@@ -97,7 +102,7 @@ interface VerifiedRequest extends IncomingMessage {
   [VERIFIED]?: { token: VerifiedToken; tenantId: string };
 }
 
-export class WebSocketListener extends EventEmitter<ListenerEvents> {
+export class WebSocketListener extends EventEmitter<ListenerEvents> implements ClusterReceiver {
   readonly path: string;
   readonly scope: RoutingScope;
   readonly registry = new SessionRegistry<WebSocket>();
@@ -147,6 +152,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> {
     if (this.started) return;
     dispatcherFor(this.options.server).register(this.path, this.upgradeHandler);
     this.started = true;
+    this.options.cluster?.attach(this);
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     if (heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatMs);
@@ -310,16 +316,45 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> {
 
   /**
    * Sends to the recipients the listener's scope picks for `sessionId`. Strings are encoded once
-   * per call, not once per recipient.
+   * per call, not once per recipient. With a cluster, tenant and global deliveries are published
+   * once for the other instances, and a session unknown here is handed to its owner.
    */
   deliver(sessionId: unknown, data: Buffer | string): DeliveryResult {
     const found = route(this.registry, this.scope, sessionId);
-    const isBinary = typeof data !== 'string';
-    const frame = isBinary ? data : Buffer.from(data);
-    const options = { binary: isBinary };
+    const binary = typeof data !== 'string';
+    const frame = binary ? data : Buffer.from(data);
+    const delivered = this.sendFrame(found.targets, frame, binary);
+    const result: DeliveryResult = { delivered, miss: found.miss, tenantId: found.tenantId };
+    const cluster = this.options.cluster;
+    if (cluster && !this.closing) {
+      if (this.scope === 'global') result.published = cluster.publish('global', '', frame, binary);
+      else if (this.scope === 'tenant' && found.tenantId !== undefined) result.published = cluster.publish('tenant', found.tenantId, frame, binary);
+      // The tenant is never taken from the message: the owner resolves it from its own record.
+      else if (found.miss === 'unknown-session') result.published = cluster.publish('session', sessionId as string, frame, binary);
+    }
+    return result;
+  }
+
+  /** A delivery another instance published (see ClusterReceiver). */
+  receiveFromCluster(kind: ClusterKind, key: string, frame: Buffer, binary: boolean): void {
+    if (this.closing) return;
+    if (kind === 'global') {
+      this.sendFrame(this.registry.all(), frame, binary);
+    } else if (kind === 'tenant') {
+      this.sendFrame(this.registry.forTenant(key), frame, binary);
+    } else if (this.scope !== 'global' && this.registry.tenantOf(key) !== undefined) {
+      // A route request for a session this instance owns (live or recently closed).
+      const found = route(this.registry, this.scope, key);
+      this.sendFrame(found.targets, frame, binary);
+      if (this.scope === 'tenant' && found.tenantId !== undefined) this.options.cluster?.publish('tenant', found.tenantId, frame, binary);
+    }
+  }
+
+  private sendFrame(targets: Iterable<SessionRecord<WebSocket>>, frame: Buffer, binary: boolean): number {
+    const options = { binary };
     const maxBuffered = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     let delivered = 0;
-    for (const target of found.targets) {
+    for (const target of targets) {
       const socket = target.connection;
       if (socket.readyState !== WebSocket.OPEN) continue;
       if (maxBuffered > 0 && socket.bufferedAmount > maxBuffered) {
@@ -329,7 +364,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> {
       socket.send(frame, options);
       delivered++;
     }
-    return { delivered, miss: found.miss, tenantId: found.tenantId };
+    return delivered;
   }
 
   /** Closes every session with 1001, frees the path and every timer; resolves when all are gone. */
@@ -350,6 +385,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> {
     }
     await Promise.all(closed);
     await this.options.tenantLimiter?.close?.();
+    await this.options.cluster?.close();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.registry.clear();
   }

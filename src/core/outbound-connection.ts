@@ -337,6 +337,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
       if (!refused && !aborted && !this.stopped) this.emitError(err);
     });
     ws.on('close', (code: number, reasonBuffer: Buffer) => {
+      // Only the current socket drives the state; a stray late event from another cannot.
+      if (this.ws !== ws) return;
       this.clearTimer('attemptTimer');
       this.clearTimer('closeGraceTimer');
       this.stopHeartbeat();

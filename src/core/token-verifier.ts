@@ -37,6 +37,10 @@ export interface TokenVerifierOptions {
   jwksCooldownMs?: number;
   /** jwks: how long a fetched key set is trusted before it is refetched, ms. */
   jwksCacheMaxAgeMs?: number;
+  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. */
+  jwksFailureBackoffMs?: number;
+  /** jwks: largest key set response accepted, bytes. */
+  jwksMaxBytes?: number;
 }
 
 export interface VerifiedToken {
@@ -57,12 +61,17 @@ export interface TokenVerifier {
 
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
+export const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
+export const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
+/** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
+export const MIN_HS256_SECRET_BYTES = 32;
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'ES256'];
 const JOSE_CODE_TO_REFUSAL: Record<string, ConstructorParameters<typeof HandshakeError>[0]> = {
   ERR_JWT_EXPIRED: 'TOKEN_EXPIRED',
   ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'BAD_SIGNATURE',
   ERR_JOSE_ALG_NOT_ALLOWED: 'ALG_NOT_ALLOWED',
-  ERR_JOSE_NOT_SUPPORTED: 'ALG_NOT_ALLOWED',
+  // With algorithms pinned, "not supported" means an unknown `crit` extension (RFC 7515 §4.1.11).
+  ERR_JOSE_NOT_SUPPORTED: 'TOKEN_UNSUPPORTED',
   ERR_JWS_INVALID: 'TOKEN_MALFORMED',
   ERR_JWT_INVALID: 'TOKEN_MALFORMED',
   ERR_JWKS_NO_MATCHING_KEY: 'KEY_NOT_FOUND',
@@ -109,6 +118,25 @@ function checkTimes(claims: Record<string, unknown>, toleranceSeconds: number, n
   if (typeof iat === 'number' && iat > nowSeconds + toleranceSeconds) throw new HandshakeError('TOKEN_ISSUED_IN_FUTURE');
 }
 
+/** A response body as text, refused (not truncated) beyond `maxBytes`. */
+async function readBounded(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error('key set response too large');
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 function verifiedResult(claims: Record<string, unknown>, authStatus: 'verified' | 'none'): VerifiedToken {
   return {
     claims,
@@ -138,20 +166,42 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const url = new URL(String(options.jwksUri));
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('JWKS URI must be http(s)');
     const baseFetch = options.fetch ?? fetch;
-    const countingFetch = ((input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+    const cooldown = options.jwksCooldownMs ?? 30_000;
+    const failureBackoff = options.jwksFailureBackoffMs ?? Math.min(cooldown, DEFAULT_JWKS_FAILURE_BACKOFF_MS);
+    const maxBytes = options.jwksMaxBytes ?? DEFAULT_JWKS_MAX_BYTES;
+    let lastFailureAt = Number.NEGATIVE_INFINITY;
+    const countingFetch = (async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+      // jose refetches on every handshake while the key set is unusable; a failure holds back
+      // further fetches for a moment, so a flood of handshakes cannot become a flood of fetches.
+      if (Date.now() - lastFailureAt < failureBackoff) throw new Error('key set fetch backing off after a failure');
       keySetFetches++;
-      // Never follow redirects: the key set must come from the configured address.
-      return baseFetch(input, { ...init, redirect: 'error' });
+      try {
+        // Never follow redirects: the key set must come from the configured address.
+        const response = await baseFetch(input, { ...init, redirect: 'error' });
+        if (response.status !== 200) {
+          lastFailureAt = Date.now();
+          await response.body?.cancel().catch(() => undefined);
+          return response;
+        }
+        const body = await readBounded(response, maxBytes);
+        JSON.parse(body);
+        return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+      } catch (err) {
+        lastFailureAt = Date.now();
+        throw err;
+      }
     }) as typeof fetch;
     key = jose.createRemoteJWKSet(url, {
       timeoutDuration: options.jwksTimeoutMs ?? 5000,
-      cooldownDuration: options.jwksCooldownMs ?? 30_000,
+      cooldownDuration: cooldown,
       cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
       [jose.customFetch]: countingFetch,
     });
     algorithms = ASYMMETRIC_ALGORITHMS;
   } else if (mode === 'publickey') {
     let keyObject: KeyObject;
+    // createPublicKey would derive a public key from a private one; a private key never belongs here.
+    if (/PRIVATE KEY/.test(String(options.publicKey))) throw new Error('public key invalid');
     try {
       keyObject = createPublicKey(String(options.publicKey));
     } catch {

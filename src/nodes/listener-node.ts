@@ -6,9 +6,12 @@ import { ConfigError } from '../core/errors';
 import { parseListenerConfig, ListenerConfig, ListenerProperties } from '../core/listener-config';
 import { WebSocketListener, ListenerSession } from '../core/listener';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
-import { createTokenVerifier, CustomVerifyFunction } from '../core/token-verifier';
+import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/token-verifier';
 import { joinNodeRoot } from '../core/upgrade-dispatcher';
 import { LogThrottle } from '../core/log-throttle';
+import { createProxyFetch, ProxySettings } from '../core/proxy';
+import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
+import { RedisTenantLimiter } from '../core/redis-tenant-limiter';
 import { AttachedNodes, Endpoint, InputOptions } from './endpoint';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
@@ -49,15 +52,32 @@ export function registerListener(RED: NodeAPI): void {
     const refusalLog = new LogThrottle((line) => node.log(line));
     let config: ListenerConfig | undefined;
     let failure: string | undefined;
+    let cluster: ClusterBus | undefined;
+    let clusterLimiter: RedisTenantLimiter | undefined;
 
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
-      config = parseListenerConfig(def as ListenerProperties, { secret: node.credentials?.secret, verifyToken: settings.verifyToken });
+      config = parseListenerConfig(def as ListenerProperties, { secret: node.credentials?.secret, verifyToken: settings.verifyToken, redisUrl: node.credentials?.redisUrl });
+      if (config.verifier.mode === 'hs256' && Buffer.byteLength(config.verifier.secret ?? '') < MIN_HS256_SECRET_BYTES) {
+        // RFC 8725 §3.5: a short or memorable HS256 secret can be brute-forced offline from one token.
+        const key = 'websocket-plus.warnings.short-secret';
+        const translated = RED._(key, { bytes: MIN_HS256_SECRET_BYTES });
+        node.warn(translated && translated !== key ? translated : `shared secret is shorter than ${MIN_HS256_SECRET_BYTES} bytes: use a long random secret`);
+      }
       if (!RED.server) throw new ConfigError('SERVER_MISSING');
+      const fullPath = joinNodeRoot(typeof RED.settings.httpNodeRoot === 'string' ? RED.settings.httpNodeRoot : '/', config.path);
+      if (config.cluster.mode === 'redis') {
+        // ioredis is loaded here, only for listeners that use the cluster.
+        cluster = new ClusterBus({ url: config.cluster.redisUrl, prefix: config.cluster.prefix || defaultClusterPrefix(fullPath) });
+        if (config.maxConnectionsPerTenant > 0) clusterLimiter = new RedisTenantLimiter(cluster, { maxPerTenant: config.maxConnectionsPerTenant });
+      }
       const listener = new WebSocketListener({
         server: RED.server,
-        path: joinNodeRoot(typeof RED.settings.httpNodeRoot === 'string' ? RED.settings.httpNodeRoot : '/', config.path),
-        verifier: createTokenVerifier(config.verifier),
+        path: fullPath,
+        cluster,
+        tenantLimiter: clusterLimiter,
+        // The JWKS is fetched through the same proxy rules as the client (settings, then environment).
+        verifier: createTokenVerifier({ ...config.verifier, fetch: config.verifier.fetch ?? createProxyFetch(RED.settings.proxyOptions as ProxySettings | undefined) }),
         tenant: config.tenant,
         scope: config.scope,
         sessionTimeoutMs: config.sessionTimeoutMs,
@@ -73,10 +93,21 @@ export function registerListener(RED: NodeAPI): void {
     } catch (err) {
       failure = describeConfigError(RED, err);
       node.error(failure);
+      // Nothing is connected yet; this frees the limiter's timer.
+      void clusterLimiter?.close();
+      void cluster?.close();
+      cluster = undefined;
+      clusterLimiter = undefined;
     }
 
     const connectedStatus = (): NodeStatus => {
       const count = node.listener?.connectionCount ?? 0;
+      if (cluster?.state === 'degraded') {
+        // Redis is away: local connections are still served, other instances are not reached.
+        const key = 'websocket-plus.status.degraded';
+        const translated = RED._(key, { count });
+        return { fill: 'yellow', shape: count > 0 ? 'dot' : 'ring', text: translated && translated !== key ? translated : `connected ${count} (cluster degraded)` };
+      }
       return { fill: 'green', shape: count > 0 ? 'dot' : 'ring', text: RED._('websocket-plus.status.connected', { count }) };
     };
     attached.setStatus(failure ? { fill: 'red', shape: 'ring', text: failure } : connectedStatus());
@@ -100,6 +131,22 @@ export function registerListener(RED: NodeAPI): void {
       listener.on('refused', (err) => refusalLog.note(`handshake refused: ${err.publicReason} (HTTP ${err.status})`));
       listener.on('enforced', (session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));
     }
+    if (listener && cluster) {
+      const scrub = secretScrubber(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);
+      cluster.on('state', (state) => {
+        if (state === 'closed') return;
+        if (state === 'degraded') {
+          const key = 'websocket-plus.errors.cluster-unavailable';
+          const translated = RED._(key);
+          node.warn(translated && translated !== key ? translated : 'Redis cluster unavailable: delivering locally only');
+        } else if (state === 'ready') {
+          node.log('cluster connected');
+        }
+        attached.setStatus(connectedStatus());
+      });
+      cluster.on('connectionError', (err) => refusalLog.note(`cluster: ${scrub(err.message)}`));
+      cluster.on('deliveryError', (err) => refusalLog.note(`cluster: ${scrub(err.message)}`));
+    }
 
     node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
     node.deregisterInput = (input: Node) => attached.removeInput(input);
@@ -114,6 +161,8 @@ export function registerListener(RED: NodeAPI): void {
       if (frame === undefined) return;
       const session = msg._session as { id?: unknown } | undefined;
       const result = listener.deliver(session?.id, frame);
+      // A session unknown here may live on another instance: the cluster routes it to its owner.
+      if (result.published && result.miss === 'unknown-session') return;
       if (result.miss === 'no-session' || result.miss === 'unknown-session') {
         output.warn(RED._('websocket-plus.errors.no-session'));
       } else if (result.miss === 'session-closed') {
@@ -136,6 +185,21 @@ export function registerListener(RED: NodeAPI): void {
   }
 
   RED.nodes.registerType('websocket-plus-listener', WebSocketPlusListenerNode, {
-    credentials: { secret: { type: 'password' } },
+    credentials: { secret: { type: 'password' }, redisUrl: { type: 'password' } },
   });
+}
+
+/** Removes the Redis password (and the URL itself) from a message before it is logged. */
+function secretScrubber(url: string | undefined): (text: string) => string {
+  const secrets: string[] = [];
+  if (url) {
+    secrets.push(url);
+    try {
+      const parsed = new URL(url);
+      if (parsed.password) secrets.push(parsed.password, decodeURIComponent(parsed.password));
+    } catch {
+      // validated before; nothing to add
+    }
+  }
+  return (text) => secrets.reduce((out, secret) => (secret ? out.split(secret).join('***') : out), text);
 }

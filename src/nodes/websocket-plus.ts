@@ -4,10 +4,11 @@
  */
 import { registerListener } from './listener-node';
 import { registerFlowNodes } from './flow-nodes';
+import { registerClient } from './client-node';
 import type { NodeAPI } from './red-types';
 
 export = function websocketPlus(RED: NodeAPI): void {
   registerListener(RED);
-  // CLIENT-HOOK: the websocket-plus-client config node registers here (src/nodes/client-node.ts).
+  registerClient(RED);
   registerFlowNodes(RED);
 };

@@ -1,0 +1,90 @@
+'use strict';
+// The markdown table the README shows (between <!-- bench:start --> and <!-- bench:end -->).
+
+const fmt = (n, d = 1) => (typeof n === 'number' && Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
+
+/** "median ±half-range%" of a described metric. */
+function cell(s, d = 1) {
+  if (!s) return '–';
+  if (s.n < 2 || s.median === 0) return fmt(s.median, d);
+  const spread = ((s.max - s.min) / 2 / Math.abs(s.median)) * 100;
+  return `${fmt(s.median, d)} ±${fmt(spread, 0)}%`;
+}
+
+function renderMarkdown(r) {
+  const m = r.machine;
+  const s = r.stats;
+  const label = Object.fromEntries(r.contenders.map((c) => [c.id, c.label]));
+  const ids = r.contenders.map((c) => c.id);
+  const lines = [];
+  lines.push(`Measured ${r.date.slice(0, 10)} on ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`) ${m.cpuModel}, ${m.memGB} GB, ${m.platform}; Node ${m.node}, Node-RED ${m.nodeRed}, ws ${m.ws}, jose ${m.jose}. ` +
+    `${r.repeats} rounds (each starts a fresh server process per contender); cells show the median ±half the min–max spread. Total run ${r.durationS} s.`);
+  lines.push('');
+  lines.push('Server CPU is the server process\'s own `process.cpuUsage()` over each window divided by the work done in it (lower is better). ' +
+    'The load generator is a separate process on the same machine, so rates are often bounded by it; compare CPU per unit first.' +
+    (r.background ? ` Other processes on the machine used a median ${fmt(r.background.median * 100, 0)} % (max ${fmt(r.background.max * 100, 0)} %) of its CPU during the measurement windows.` : ''));
+  lines.push('');
+  const main = ids.filter((id) => s[id].hsCpu || s[id].echoCpu || s[id].bcastCpu);
+  lines.push('| contender | handshake CPU µs | handshakes/s | echo CPU µs/msg | echo msgs/s | echo p50 / p99 ms | broadcast CPU µs/delivery | deliveries/s | RSS KB per idle conn |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const id of main) {
+    const x = s[id];
+    lines.push(`| ${label[id]} | ${cell(x.hsCpu, 0)} | ${cell(x.hsRate, 0)} | ${cell(x.echoCpu, 2)} | ${cell(x.echoRate, 0)} | ${x.p50 ? fmt(x.p50.median, 2) : '–'} / ${cell(x.p99, 2)} | ${cell(x.bcastCpu, 2)} | ${cell(x.bcastRate, 0)} | ${cell(x.rssKB, 1)} |`);
+  }
+  lines.push('');
+  lines.push('Ratios of medians (server CPU per unit; p99 latency; RSS): contender ÷ raw ws / raw ws + JWT / Node-RED core.');
+  lines.push('');
+  lines.push('| contender | handshake | echo | p99 latency | broadcast | RSS per conn |');
+  lines.push('|---|---|---|---|---|---|');
+  const ratioCell = (id, metric) => {
+    const q = r.ratios[id] && r.ratios[id][metric];
+    if (!q) return '–';
+    return ['raw', 'raw-jwt', 'core'].map((ref) => (q[ref] === undefined ? '–' : fmt(q[ref], 2))).join(' / ');
+  };
+  for (const id of main) lines.push(`| ${label[id]} | ${ratioCell(id, 'hsCpu')} | ${ratioCell(id, 'echoCpu')} | ${ratioCell(id, 'p99')} | ${ratioCell(id, 'bcastCpu')} | ${ratioCell(id, 'rssKB')} |`);
+  const tenant = ids.filter((id) => s[id].tenantRatio);
+  if (tenant.length) {
+    const c = r.counts;
+    lines.push('');
+    lines.push(`Tenant fan-out (tenant scope): one of the tenant's ${c.tenantConnections} connections sends ${fmt(c.tenantBroadcasts, 0)} messages, each delivered to the tenant's ${c.tenantConnections} connections; server CPU per tenant broadcast with ${fmt(c.tenantTotalSmall, 0)} vs ${fmt(c.tenantTotalLarge, 0)} connections in total (tenants of ${c.tenantConnections}).`);
+    lines.push('');
+    lines.push(`| contender | ${fmt(c.tenantTotalSmall, 0)} total: CPU µs/broadcast | ${fmt(c.tenantTotalLarge, 0)} total: CPU µs/broadcast | ratio (per round, median) |`);
+    lines.push('|---|---:|---:|---:|');
+    for (const id of tenant) lines.push(`| ${label[id]} | ${cell(s[id].tenantSmall, 1)} | ${cell(s[id].tenantLarge, 1)} | ${cell(s[id].tenantRatio, 2)} |`);
+  }
+  const jwks = ids.filter((id) => s[id].jwksFetches);
+  if (jwks.length) {
+    lines.push('');
+    lines.push('JWKS (served by the bench over HTTP on 127.0.0.1; fetches counted at that server, per listener: the flow has two listeners on the same key set, /echo and /bcast, and each keeps its own key cache), per server process, i.e. per round:');
+    lines.push('');
+    lines.push('| contender | JWKS fetches (all listeners) | most by one listener | handshakes | fetches per 1,000 handshakes | random-kid handshakes refused | refetches they caused |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const id of jwks) {
+      const x = s[id];
+      lines.push(`| ${label[id]} | ${fmt(x.jwksFetches.max, 0)} | ${x.jwksMaxPerListener ? fmt(x.jwksMaxPerListener.max, 0) : '–'} | ${fmt(x.jwksHandshakes.median, 0)} | ${fmt(x.jwksPer1000.median, 2)} | ${x.stormRefused ? `${fmt(x.stormRefused.median, 0)} / ${fmt(r.counts.jwksStormHandshakes, 0)}` : '–'} | ${x.stormFetches ? fmt(x.stormFetches.max, 0) : '–'} |`);
+    }
+  }
+  lines.push('');
+  lines.push('Targets (issue 7), judged on the medians above:');
+  lines.push('');
+  lines.push('| target | contender | measured | limit | result |');
+  lines.push('|---|---|---:|---:|---|');
+  for (const t of r.targets) {
+    const measured = t.value === undefined ? (t.detail || '–') : `${fmt(t.value, 2)}${t.unit ? ` ${t.unit}` : ''}`;
+    const aim = t.aim !== undefined ? ` (aim ${t.aim}: ${t.aimMet ? 'met' : 'not met'})` : '';
+    const extra = t.storm !== undefined ? `; random kids: ${t.storm} refetch` : '';
+    lines.push(`| ${t.target} | ${label[t.contender] || t.contender} | ${measured}${extra} | ${t.limit === undefined ? '–' : `≤ ${t.limit}`} | **${t.result}**${aim} |`);
+  }
+  const c = r.counts;
+  lines.push('');
+  lines.push(`Workloads per round: ${fmt(c.handshakes, 0)} handshakes at concurrency ${c.handshakeConcurrency} (a fresh token each, close after open); ` +
+    `echo: ${c.echoConnections} connections × ${c.echoInFlight} in flight, ${c.messageBytes}-byte text messages, ${fmt(c.echoMessages, 0)} messages; ` +
+    `latency: ${fmt(c.latencyRate, 0)} msgs/s for ${fmt(c.latencyMs / 1000, 1)} s over the same connections; ` +
+    `broadcast: ${fmt(c.broadcasts, 0)} messages to ${fmt(c.broadcastClients, 0)} clients (${c.broadcastWindow} in flight); ` +
+    `RSS: ${fmt(c.broadcastClients, 0)} idle connections, forced GC before each reading. Warm-up before every window; a full GC before each window starts.`);
+  for (const n of r.notes || []) lines.push(`\nNote: ${n}`);
+  for (const f of r.failures || []) lines.push(`\nFailed: ${f.contender} round ${f.round}: ${f.error.split('\n')[0]}`);
+  return lines.join('\n') + '\n';
+}
+
+module.exports = { renderMarkdown };

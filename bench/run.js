@@ -1,0 +1,601 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * `npm run bench`: runs every contender one after another against the same load generator and
+ * writes bench/results/latest.json and latest.md (then updates the README block).
+ *
+ * Each contender is its own server process (started with --expose-gc) and the load generator is
+ * another process; everything listens on 127.0.0.1 with ephemeral ports. The main figure is the
+ * server's own CPU time (process.cpuUsage(), read over IPC at the start and end of each window)
+ * divided by the work done in the window; rates are shown beside it. Every figure is measured in
+ * each of BENCH_REPEATS (default 3) rounds; a round starts a fresh server process per contender.
+ *
+ * Environment: BENCH_REPEATS (3), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
+ * of contender ids), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
+ * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip).
+ */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const http = require('http');
+const { execFileSync, execSync } = require('child_process');
+const { randomBytes } = require('crypto');
+const { Child } = require('./lib/ipc');
+const stats = require('./lib/stats');
+const { renderMarkdown } = require('./lib/report');
+
+const ROOT = path.resolve(__dirname, '..');
+const RESULTS = path.join(__dirname, 'results');
+const TMP = path.join(RESULTS, 'tmp');
+const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 3));
+const SCALE = Number(process.env.BENCH_SCALE || 1);
+const NODE_RED = process.env.BENCH_NODE_RED || 'node-red';
+const ISSUER = 'https://issuer.bench.invalid/';
+const AUDIENCE = 'websocket-plus-bench';
+
+const sc = (n, min = 1) => Math.max(min, Math.round(n * SCALE));
+const COUNTS = {
+  handshakes: sc(2000, 50),
+  handshakeConcurrency: 50,
+  echoConnections: 50,
+  echoInFlight: 10,
+  messageBytes: 64,
+  echoMessages: sc(30000, 1000),
+  latencyRate: 1000,
+  latencyMs: sc(3000, 500),
+  broadcastClients: sc(2000, 50),
+  broadcasts: sc(40, 5),
+  broadcastWindow: 4,
+  tenantConnections: 10,
+  tenantTotalSmall: 100,
+  tenantTotalLarge: sc(10000, 200),
+  tenantBroadcasts: sc(600, 50),
+  jwksStormHandshakes: sc(200, 20),
+  warmupHandshakes: 200,
+  warmupMessages: 3000,
+};
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (...args) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
+
+// ---------------------------------------------------------------------------------------------
+// Contenders
+// ---------------------------------------------------------------------------------------------
+const ALL_FIGURES = ['rss', 'broadcast', 'handshake', 'echo', 'latency'];
+const CONTENDERS = [
+  { id: 'raw', label: 'raw ws (echo server)', kind: 'raw', auth: 'none', token: 'none', figures: ALL_FIGURES },
+  { id: 'raw-jwt', label: 'raw ws + jose HS256 verifyClient', kind: 'raw', auth: 'hs256', token: 'hs', figures: ALL_FIGURES },
+  { id: 'core', label: 'Node-RED core websocket in/out', kind: 'node-red', token: 'none', figures: ALL_FIGURES },
+  { id: 'plus-none', label: 'websocket-plus, auth none', kind: 'node-red', plus: true, authMode: 'none', token: 'none', figures: ALL_FIGURES },
+  { id: 'plus-hs256', label: 'websocket-plus, HS256', kind: 'node-red', plus: true, authMode: 'hs256', token: 'hs', figures: [...ALL_FIGURES, 'tenant'] },
+  { id: 'plus-rs256', label: 'websocket-plus, JWKS RS256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'rsa', token: 'rs', figures: [...ALL_FIGURES, 'jwksStorm'] },
+  { id: 'plus-es256', label: 'websocket-plus, JWKS ES256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'ec', token: 'es', figures: [...ALL_FIGURES, 'jwksStorm'] },
+  { id: 'listener', label: 'websocket-plus core listener alone (HS256, no Node-RED)', kind: 'listener', plus: true, token: 'hs', figures: ['handshake', 'echo', 'tenant'] },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Keys and the JWKS server (served by the bench itself; it counts every fetch)
+// ---------------------------------------------------------------------------------------------
+async function makeKeys(jose) {
+  const hsSecret = randomBytes(32).toString('base64url');
+  const rsa = await jose.generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
+  const ec = await jose.generateKeyPair('ES256', { extractable: true });
+  const pub = async (kp, kid, alg) => ({ ...(await jose.exportJWK(kp.publicKey)), kid, alg, use: 'sig' });
+  return {
+    hsSecret,
+    jwks: { rsa: { keys: [await pub(rsa, 'bench-rsa-1', 'RS256')] }, ec: { keys: [await pub(ec, 'bench-ec-1', 'ES256')] } },
+    loadgen: {
+      hs: { secret: hsSecret, alg: 'HS256' },
+      rs: { jwk: await jose.exportJWK(rsa.privateKey), alg: 'RS256', kid: 'bench-rsa-1' },
+      es: { jwk: await jose.exportJWK(ec.privateKey), alg: 'ES256', kid: 'bench-ec-1' },
+    },
+  };
+}
+
+/**
+ * Serves the public key sets at /rsa/jwks.json and /ec/jwks.json. Each listener is given its own
+ * `?listener=<id>` query so fetches are counted per key set and per listener (each listener
+ * keeps its own key cache).
+ */
+function startJwksServer(sets) {
+  const fetches = { rsa: 0, ec: 0 };
+  const byListener = {};
+  const server = http.createServer((req, res) => {
+    const m = /^\/(rsa|ec)\/jwks\.json(?:\?listener=([\w-]+))?$/.exec(req.url);
+    if (!m) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    fetches[m[1]]++;
+    const key = `${m[1]}:${m[2] || '-'}`;
+    byListener[key] = (byListener[key] || 0) + 1;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(sets[m[1]]));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    server,
+    fetches,
+    byListener,
+    url: (set, listener) => `http://127.0.0.1:${server.address().port}/${set}/jwks.json${listener ? `?listener=${listener}` : ''}`,
+  })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flows
+// ---------------------------------------------------------------------------------------------
+function coreFlow() {
+  return [
+    { id: 'tab', type: 'tab', label: 'bench' },
+    { id: 'lEcho', type: 'websocket-listener', path: '/echo', wholemsg: 'false' },
+    { id: 'lBcast', type: 'websocket-listener', path: '/bcast', wholemsg: 'false' },
+    { id: 'inEcho', type: 'websocket in', z: 'tab', name: '', server: 'lEcho', client: '', x: 100, y: 40, wires: [['outEcho']] },
+    { id: 'outEcho', type: 'websocket out', z: 'tab', name: '', server: 'lEcho', client: '', x: 300, y: 40, wires: [] },
+    // Core broadcasts only a message without _session: a change node deletes it.
+    { id: 'inBcast', type: 'websocket in', z: 'tab', name: '', server: 'lBcast', client: '', x: 100, y: 100, wires: [['dropSession']] },
+    { id: 'dropSession', type: 'change', z: 'tab', name: '', rules: [{ t: 'delete', p: '_session', pt: 'msg' }], action: '', property: '', from: '', to: '', reg: false, x: 200, y: 100, wires: [['outBcast']] },
+    { id: 'outBcast', type: 'websocket out', z: 'tab', name: '', server: 'lBcast', client: '', x: 300, y: 100, wires: [] },
+  ];
+}
+
+function plusFlow(c, ctx) {
+  const listener = (id, p, scope) => ({
+    id,
+    type: 'websocket-plus-listener',
+    path: p,
+    wholemsg: 'false',
+    authMode: c.authMode,
+    jwksUri: c.jwks ? ctx.jwks.url(c.jwks, id) : '',
+    issuer: c.authMode === 'none' ? '' : ISSUER,
+    audience: c.authMode === 'none' ? '' : AUDIENCE,
+    tenantFrom: 'claim',
+    tenantClaim: 'tenant_id',
+    tenantId: '',
+    scope,
+    sessionTimeout: '',
+    onExpiry: 'disconnect',
+    rateLimit: '',
+    maxConnections: '',
+  });
+  const pair = (name, listenerId, y) => [
+    { id: `in${name}`, type: 'websocket-plus in', z: 'tab', name: '', server: listenerId, client: '', x: 100, y, wires: [[`out${name}`]] },
+    { id: `out${name}`, type: 'websocket-plus out', z: 'tab', name: '', server: listenerId, client: '', x: 300, y, wires: [] },
+  ];
+  const flow = [
+    { id: 'tab', type: 'tab', label: 'bench' },
+    listener('lEcho', '/echo', 'session'),
+    listener('lBcast', '/bcast', 'global'),
+    ...pair('Echo', 'lEcho', 40),
+    ...pair('Bcast', 'lBcast', 100),
+  ];
+  if (c.figures.includes('tenant')) flow.push(listener('lTenant', '/tenant', 'tenant'), ...pair('Tenant', 'lTenant', 160));
+  const creds = {};
+  if (c.authMode === 'hs256') for (const n of flow) if (n.type === 'websocket-plus-listener') creds[n.id] = { secret: ctx.keys.hsSecret };
+  return { flow, creds };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+async function startServer(c, rep, ctx) {
+  const logFile = path.join(ctx.runDir, `${c.id}-r${rep}.log`);
+  // A fixed young generation (16 MB semi-spaces, V8's usual maximum on 64-bit) for every server:
+  // otherwise the semi-spaces grow with the allocation rate and that growth lands in the RSS
+  // figure of whichever contender had not yet grown them.
+  const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
+  if (process.env.BENCH_PROFILE === c.id) {
+    fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(TMP, 'prof')}`, `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`);
+  }
+  let child;
+  let userDir;
+  if (c.kind === 'raw') {
+    child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), { name: c.id, execArgv, logFile, env: { BENCH_AUTH: c.auth, BENCH_HS_SECRET: ctx.keys.hsSecret } });
+  } else if (c.kind === 'listener') {
+    child = new Child(path.join(__dirname, 'servers', 'listener.js'), { name: c.id, execArgv, logFile, env: { BENCH_AUTH: 'hs256', BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_NODES_DIR: ctx.pkgDir } });
+  } else {
+    userDir = fs.mkdtempSync(path.join(ctx.runDir, `userdir-${c.id}-`));
+    const { flow, creds } = c.plus ? plusFlow(c, ctx) : { flow: coreFlow(), creds: {} };
+    fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flow, null, 2));
+    fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(creds, null, 2));
+    child = new Child(path.join(__dirname, 'servers', 'node-red.js'), {
+      name: c.id,
+      execArgv,
+      logFile,
+      env: {
+        BENCH_USERDIR: userDir,
+        BENCH_NODE_RED: NODE_RED,
+        BENCH_NODES_DIR: c.plus ? ctx.pkgDir : '',
+        BENCH_REQUIRE_TYPES: [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => n.type))].join(','),
+      },
+    });
+  }
+  const startedAt = Date.now();
+  const ready = await child.ready;
+  if (ready.version) ctx.nodeRedVersion = ready.version;
+  return {
+    child,
+    loadgen: ctx.loadgen,
+    port: ready.port,
+    ready,
+    startedAt,
+    url: (p) => `ws://127.0.0.1:${ready.port}${p}`,
+    async stop() {
+      await child.stop();
+      if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until a connection (with a valid token) opens on `p`; Node-RED starts listeners async. */
+async function waitListening(lg, server, p, kind) {
+  const deadline = Date.now() + 20000;
+  let last;
+  while (Date.now() < deadline) {
+    last = await lg.call('openPool', { name: 'probe', url: server.url(p), count: 1, kind });
+    await lg.call('closePool', { name: 'probe' });
+    if (last.opened === 1) return;
+    await sleep(200);
+  }
+  throw new Error(`${p} never accepted a connection: ${JSON.stringify(last && last.reasons)}\n${server.child.logTail()}`);
+}
+
+/** Machine-wide busy and total CPU time (all CPUs) from /proc/stat, in µs. */
+function machineCpu() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const tick = 1e6 / 100;
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0) * tick;
+    const idle = (f[3] + f[4]) * tick;
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One measurement window: server CPU time around `fn`. Pooled runs that saw a server ping
+ *  (the plus listener's 30 s heartbeat) are measured again, up to twice. */
+async function measured(server, fn, { retryOnPing = true } = {}) {
+  let result;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const m0 = await server.child.call('mark', { gcFirst: true });
+    const l0 = await server.loadgen.call('mark', {});
+    const c0 = machineCpu();
+    const r = await fn();
+    const c1 = machineCpu();
+    const m1 = await server.child.call('mark', {});
+    const l1 = await server.loadgen.call('mark', {});
+    result = { ...r, cpuUs: m1.cpuUs - m0.cpuUs, loadgenCpuUs: l1.cpuUs - l0.cpuUs, attempts: attempt };
+    if (c0 && c1 && c1.total > c0.total) {
+      // Share of the whole machine used by processes other than this server and the load generator.
+      result.otherCpuShare = Math.max(0, (c1.busy - c0.busy - result.cpuUs - result.loadgenCpuUs) / (c1.total - c0.total));
+      result.serverCpuShare = result.cpuUs / (c1.total - c0.total);
+    }
+    if (!retryOnPing || !r.pings) break;
+  }
+  return result;
+}
+
+/** JWKS fetches so far of key set `set`, by listener id. */
+function listenerFetches(ctx, set) {
+  const out = {};
+  for (const [k, v] of Object.entries(ctx.jwks.byListener)) if (k.startsWith(`${set}:`)) out[k.slice(set.length + 1)] = v;
+  return out;
+}
+
+function tenantsFor(total, perTenant, offset = 0) {
+  return Array.from({ length: total }, (_, i) => `t${Math.floor((offset + i) / perTenant)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One contender, one round
+// ---------------------------------------------------------------------------------------------
+async function runContender(c, rep, ctx) {
+  const lg = ctx.loadgen;
+  const server = await startServer(c, rep, ctx);
+  const fig = {};
+  const warn = (text) => {
+    fig.warnings = fig.warnings || [];
+    fig.warnings.push(text);
+    log(`  ! ${c.id}: ${text}`);
+  };
+  const perListenerBefore = c.jwks ? listenerFetches(ctx, c.jwks) : {};
+  let stormDelta;
+  let handshakesOk = 0;
+  try {
+    const mainFigures = c.figures.some((f) => ALL_FIGURES.includes(f));
+    if (mainFigures) {
+      await waitListening(lg, server, '/echo', c.token);
+      // Warm-up: JIT and lazy initialisation happen outside every window.
+      await lg.call('sign', { kind: c.token, count: COUNTS.warmupHandshakes });
+      const w = await lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency });
+      handshakesOk += w.ok;
+      if (w.failed) throw new Error(`warm-up handshakes failed: ${JSON.stringify(w.reasons)}`);
+      await lg.call('openPool', { name: 'warm', url: server.url('/echo'), count: 10, kind: c.token });
+      await lg.call('echoRun', { pool: 'warm', inflight: 10, size: COUNTS.messageBytes, total: COUNTS.warmupMessages });
+      await lg.call('closePool', { name: 'warm' });
+    }
+
+    if (c.figures.includes('rss') || c.figures.includes('broadcast')) {
+      // RSS per idle connection: forced GC before both readings; the pool then serves the broadcast.
+      const m0 = await server.child.call('mark', { memory: true });
+      const pool = await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: COUNTS.broadcastClients, concurrency: 50, kind: c.token });
+      handshakesOk += pool.opened;
+      if (pool.failed) warn(`idle pool: ${pool.failed} connections failed ${JSON.stringify(pool.reasons)}`);
+      await sleep(500);
+      const m1 = await server.child.call('mark', { memory: true });
+      fig.rss = {
+        connections: pool.opened,
+        rssPerConnKB: (m1.rss - m0.rss) / 1024 / pool.opened,
+        heapPerConnKB: (m1.heapUsed + m1.external - m0.heapUsed - m0.external) / 1024 / pool.opened,
+        rssBeforeMB: m0.rss / 1048576,
+        rssAfterMB: m1.rss / 1048576,
+        newSpaceDeltaKB: (m1.spaces.new_space.size - m0.spaces.new_space.size) / 1024,
+        oldSpaceCommittedDeltaKB: (m1.spaces.old_space.size - m0.spaces.old_space.size) / 1024,
+        oldSpaceUsedDeltaKB: (m1.spaces.old_space.used - m0.spaces.old_space.used) / 1024,
+      };
+      if (c.figures.includes('broadcast')) {
+        await lg.call('fanoutRun', { pool: 'idle', count: 3, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes });
+        const r = await measured(server, () => lg.call('fanoutRun', { pool: 'idle', count: COUNTS.broadcasts, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes }));
+        if (r.timedOut) warn(`broadcast timed out: ${r.complete}/${r.sent} complete`);
+        fig.broadcast = {
+          clients: pool.opened,
+          broadcasts: r.complete,
+          deliveries: r.deliveries,
+          perSecond: r.deliveries / (r.ms / 1000),
+          cpuUsPerDelivery: r.cpuUs / r.deliveries,
+          ms: r.ms,
+          cpuMs: r.cpuUs / 1000,
+          attempts: r.attempts,
+          otherCpuShare: r.otherCpuShare,
+        };
+      }
+      await lg.call('closePool', { name: 'idle' });
+    }
+
+    if (c.figures.includes('handshake')) {
+      await lg.call('sign', { kind: c.token, count: COUNTS.handshakes });
+      const r = await measured(server, () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }), { retryOnPing: false });
+      handshakesOk += r.ok;
+      if (r.failed) warn(`handshakes: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
+      fig.handshake = { handshakes: r.ok, failed: r.failed, perSecond: r.ok / (r.ms / 1000), cpuUsPerHandshake: r.cpuUs / r.ok, ms: r.ms, cpuMs: r.cpuUs / 1000, otherCpuShare: r.otherCpuShare };
+    }
+
+    if (c.figures.includes('echo') || c.figures.includes('latency')) {
+      const pool = await lg.call('openPool', { name: 'echo', url: server.url('/echo'), count: COUNTS.echoConnections, kind: c.token });
+      handshakesOk += pool.opened;
+      if (pool.failed) throw new Error(`echo pool: ${pool.failed} failed ${JSON.stringify(pool.reasons)}`);
+      if (c.figures.includes('echo')) {
+        await lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.warmupMessages });
+        const r = await measured(server, () => lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.echoMessages }));
+        if (r.timedOut) warn(`echo timed out: ${r.messages}/${COUNTS.echoMessages}`);
+        fig.echo = { messages: r.messages, perSecond: r.messages / (r.ms / 1000), cpuUsPerMessage: r.cpuUs / r.messages, ms: r.ms, cpuMs: r.cpuUs / 1000, attempts: r.attempts, otherCpuShare: r.otherCpuShare };
+      }
+      if (c.figures.includes('latency')) {
+        const r = await lg.call('latencyRun', { pool: 'echo', rate: COUNTS.latencyRate, durationMs: COUNTS.latencyMs, size: COUNTS.messageBytes });
+        if (r.timedOut) warn(`latency run timed out: ${r.samples}/${r.expected}`);
+        fig.latency = { rate: COUNTS.latencyRate, samples: r.samples, p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max };
+      }
+      await lg.call('closePool', { name: 'echo' });
+    }
+
+    if (c.figures.includes('jwksStorm')) {
+      // Tokens signed with the right key but a random, unknown kid each: refused, and jose's
+      // cooldown must keep the refetches to at most one.
+      const before = listenerFetches(ctx, c.jwks);
+      await lg.call('sign', { kind: c.token, count: COUNTS.jwksStormHandshakes, kid: 'random' });
+      const t0 = Date.now();
+      const r = await lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency });
+      const after = listenerFetches(ctx, c.jwks);
+      stormDelta = {};
+      for (const [l, v] of Object.entries(after)) stormDelta[l] = v - (before[l] || 0);
+      const fetches = Object.values(stormDelta).reduce((x, y) => x + y, 0);
+      fig.jwksStorm = { handshakes: COUNTS.jwksStormHandshakes, refused: r.failed, accepted: r.ok, reasons: r.reasons, fetches, ms: Date.now() - t0 };
+    }
+
+    if (c.figures.includes('tenant')) {
+      await waitListening(lg, server, '/tenant', c.token);
+      const per = COUNTS.tenantConnections;
+      const small = COUNTS.tenantTotalSmall;
+      const large = COUNTS.tenantTotalLarge;
+      const open = async (count, offset) => {
+        const r = await lg.call('openPool', { name: 'tenant', url: server.url('/tenant'), count, concurrency: 100, kind: c.token, tenants: tenantsFor(count, per, offset) }, 300000);
+        if (r.failed) throw new Error(`tenant pool: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
+        return r;
+      };
+      const measure = async () => {
+        await lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: 50, window: 4, size: COUNTS.messageBytes });
+        const r = await measured(server, () => lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: COUNTS.tenantBroadcasts, window: 4, size: COUNTS.messageBytes }));
+        if (r.timedOut) warn(`tenant fan-out timed out: ${r.complete}/${r.sent}`);
+        if (r.leaks) warn(`tenant fan-out: ${r.leaks} messages reached other tenants`);
+        return { broadcasts: r.complete, deliveries: r.deliveries, leaks: r.leaks, cpuUsPerBroadcast: r.cpuUs / r.complete, perSecond: r.complete / (r.ms / 1000), attempts: r.attempts, otherCpuShare: r.otherCpuShare };
+      };
+      await open(small, 0);
+      const s = await measure();
+      await open(large - small, small);
+      const l = await measure();
+      await lg.call('closePool', { name: 'tenant' }, 300000);
+      fig.tenant = { perTenant: per, small: { total: small, ...s }, large: { total: large, ...l }, ratio: l.cpuUsPerBroadcast / s.cpuUsPerBroadcast };
+    }
+
+    if (c.jwks) {
+      // Fetches caused by valid handshakes, per listener (the storm's refetches are counted apart).
+      const after = listenerFetches(ctx, c.jwks);
+      const perListener = {};
+      for (const [l, v] of Object.entries(after)) {
+        const n = v - (perListenerBefore[l] || 0) - ((stormDelta && stormDelta[l]) || 0);
+        if (n > 0) perListener[l] = n;
+      }
+      const fetches = Object.values(perListener).reduce((x, y) => x + y, 0);
+      fig.jwks = {
+        fetches,
+        perListener,
+        maxPerListener: Math.max(0, ...Object.values(perListener)),
+        handshakes: handshakesOk,
+        per1000: (fetches * 1000) / handshakesOk,
+        lifetimeS: (Date.now() - server.startedAt) / 1000,
+      };
+    }
+  } finally {
+    for (const name of ['probe', 'warm', 'idle', 'echo', 'tenant']) await lg.call('closePool', { name }, 300000).catch(() => {});
+    await server.stop();
+  }
+  return fig;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+function machineInfo() {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = (/^model name\s*:\s*(.+)$/m.exec(cpuinfo) || [])[1] || (os.cpus()[0] || {}).model || 'unknown';
+  let nproc = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
+  } catch {
+    /* keep os figure */
+  }
+  const version = (name) => {
+    try {
+      return require(path.join(ROOT, 'node_modules', name, 'package.json')).version;
+    } catch {
+      return undefined;
+    }
+  };
+  return { nproc, cpuModel: model.trim(), node: process.version, platform: `${os.type()} ${os.release()} ${os.arch()}`, memGB: +(os.totalmem() / 2 ** 30).toFixed(1), ws: version('ws'), jose: version('jose') };
+}
+
+function fdLimit() {
+  try {
+    return Number(execSync('ulimit -n', { encoding: 'utf8', shell: '/bin/sh' }).trim());
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Freezes the built package for this run (another engineer may rebuild nodes/ meanwhile): a copy
+ * of nodes/ and package.json, with node_modules linked to the repo's.
+ */
+function snapshotPackage(runDir) {
+  const built = path.join(ROOT, 'nodes', 'websocket-plus.js');
+  if (!fs.existsSync(built)) return { ok: false, reason: 'nodes/websocket-plus.js not built' };
+  const pkgDir = path.join(runDir, 'pkg');
+  fs.mkdirSync(pkgDir, { recursive: true });
+  fs.cpSync(path.join(ROOT, 'nodes'), path.join(pkgDir, 'nodes'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkgDir, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkgDir, 'node_modules'), 'dir');
+  try {
+    const out = execFileSync(process.execPath, ['-e', `console.log(typeof require(${JSON.stringify(path.join(pkgDir, 'nodes', 'websocket-plus.js'))}))`], { encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (out.trim() !== 'function') return { ok: false, reason: `nodes/websocket-plus.js exports ${out.trim()}, not a function`, pkgDir };
+    return { ok: true, pkgDir };
+  } catch (err) {
+    return { ok: false, reason: `the package does not load: ${String(err.stderr || err.message).split('\n').slice(0, 5).join(' ')}`, pkgDir };
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  fs.mkdirSync(TMP, { recursive: true });
+  const runDir = fs.mkdtempSync(path.join(TMP, 'run-'));
+  const jose = require('jose');
+  const ctx = { runDir, notes: [] };
+
+  const limit = fdLimit();
+  const needFds = COUNTS.tenantTotalLarge + 500;
+  if (Number.isFinite(limit) && limit < needFds) {
+    const scaled = Math.max(COUNTS.tenantTotalSmall * 2, Math.floor((limit - 500) / 100) * 100);
+    ctx.notes.push(`ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} connections (raise ulimit -n for the full figure).`);
+    COUNTS.tenantTotalLarge = scaled;
+  }
+  if (SCALE !== 1) ctx.notes.push(`BENCH_SCALE=${SCALE}: counts scaled.`);
+
+  const snap = snapshotPackage(runDir);
+  let contenders = CONTENDERS;
+  if (!snap.ok) {
+    ctx.notes.push(`websocket-plus contenders skipped: ${snap.reason}.`);
+    contenders = contenders.filter((c) => !c.plus);
+  }
+  ctx.pkgDir = snap.pkgDir;
+  if (process.env.BENCH_ONLY) {
+    const only = new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim()));
+    contenders = contenders.filter((c) => only.has(c.id));
+  }
+
+  const keys = await makeKeys(jose);
+  ctx.keys = keys;
+  ctx.jwks = await startJwksServer(keys.jwks);
+  ctx.loadgen = new Child(path.join(__dirname, 'loadgen.js'), { name: 'loadgen', logFile: path.join(runDir, 'loadgen.log') });
+  await ctx.loadgen.ready;
+  await ctx.loadgen.call('init', { keys: keys.loadgen, issuer: ISSUER, audience: AUDIENCE });
+
+  const machine = machineInfo();
+  log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`);
+  for (const n of ctx.notes) log(`note: ${n}`);
+
+  const runs = Object.fromEntries(contenders.map((c) => [c.id, []]));
+  const failures = [];
+  try {
+    for (let rep = 1; rep <= REPEATS; rep++) {
+      for (const c of contenders) {
+        const t0 = Date.now();
+        try {
+          const fig = await runContender(c, rep, ctx);
+          runs[c.id].push(fig);
+          log(`round ${rep}/${REPEATS} ${c.id.padEnd(10)} ${((Date.now() - t0) / 1000).toFixed(1)} s  ${summaryLine(fig)}`);
+        } catch (err) {
+          failures.push({ contender: c.id, round: rep, error: String(err && err.message || err) });
+          log(`round ${rep}/${REPEATS} ${c.id} FAILED: ${err && err.stack || err}`);
+        }
+      }
+    }
+  } finally {
+    await ctx.loadgen.stop();
+    ctx.jwks.server.close();
+  }
+
+  const result = stats.summarise({
+    date: new Date().toISOString(),
+    durationS: Math.round((Date.now() - started) / 1000),
+    machine: { ...machine, nodeRed: ctx.nodeRedVersion || require(path.join(ROOT, 'node_modules', NODE_RED, 'package.json')).version, nodeRedModule: NODE_RED, fdLimit: limit },
+    repeats: REPEATS,
+    counts: COUNTS,
+    notes: ctx.notes,
+    failures,
+    contenders: contenders.map((c) => ({ id: c.id, label: c.label })),
+    runs,
+  });
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const md = renderMarkdown(result);
+  if (!process.env.BENCH_ONLY) {
+    fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+    fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);
+  } else {
+    fs.writeFileSync(path.join(TMP, 'partial.json'), JSON.stringify(result, null, 2) + '\n');
+    fs.writeFileSync(path.join(TMP, 'partial.md'), md);
+  }
+  console.log(`\n${md}`);
+  fs.rmSync(runDir, { recursive: true, force: true });
+  if (!process.env.BENCH_ONLY && !process.env.BENCH_NO_README) require('./update-readme').update();
+  log(`done in ${result.durationS} s${process.env.BENCH_ONLY ? ' (BENCH_ONLY: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`);
+  if (failures.length) process.exitCode = 1;
+}
+
+function summaryLine(fig) {
+  const parts = [];
+  const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  if (fig.handshake) parts.push(`hs ${f(fig.handshake.perSecond, 0)}/s ${f(fig.handshake.cpuUsPerHandshake)}µs`);
+  if (fig.echo) parts.push(`echo ${f(fig.echo.perSecond, 0)}/s ${f(fig.echo.cpuUsPerMessage, 2)}µs`);
+  if (fig.latency) parts.push(`p50/p99 ${f(fig.latency.p50Ms, 2)}/${f(fig.latency.p99Ms, 2)}ms`);
+  if (fig.broadcast) parts.push(`bcast ${f(fig.broadcast.perSecond, 0)}/s ${f(fig.broadcast.cpuUsPerDelivery, 2)}µs`);
+  if (fig.rss) parts.push(`rss ${f(fig.rss.rssPerConnKB, 1)}KB/conn`);
+  if (fig.tenant) parts.push(`tenant ${f(fig.tenant.small.cpuUsPerBroadcast)}→${f(fig.tenant.large.cpuUsPerBroadcast)}µs (×${f(fig.tenant.ratio, 2)})`);
+  if (fig.jwks) parts.push(`jwks ${fig.jwks.fetches} fetch/${fig.jwks.handshakes} hs`);
+  if (fig.jwksStorm) parts.push(`storm ${fig.jwksStorm.fetches} fetch`);
+  return parts.join(' | ');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,358 @@
+'use strict';
+// Static checks of what the Node-RED editor loads from the built package (nodes/): the four type
+// registrations, their templates, the message catalogues in every language, the help and the icons.
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const H = require('../helpers/editor-html');
+
+const built = path.join(H.root, 'nodes');
+const htmlFile = path.join(built, 'websocket-plus.html');
+
+describe('editor html (built nodes/websocket-plus.html)', function () {
+  let html;
+  let regs;
+  const byType = {};
+  const catalogues = {};
+
+  before(function () {
+    assert.ok(fs.existsSync(htmlFile), 'nodes/websocket-plus.html missing: run npm run build');
+    html = fs.readFileSync(htmlFile, 'utf8');
+    regs = H.registrations(html);
+    for (const r of regs) byType[r.type] = r;
+    for (const lang of H.LANGUAGES) catalogues[lang] = H.readCatalogue(built, lang);
+  });
+
+  describe('registrations', function () {
+    it('registers each of the four types exactly once, and nothing else', function () {
+      const types = regs.map((r) => r.type).sort();
+      assert.deepStrictEqual(types, H.TYPES.slice().sort());
+    });
+
+    it('defines every type inline (what node-red-dev and the flow library read)', function () {
+      for (const r of regs) {
+        assert.ok(r.inlineDef, `${r.type}: definition is not an object literal`);
+        for (const prop of ['category', 'inputs', 'outputs']) {
+          assert.ok(prop in r.props && typeof r.props[prop] !== 'object', `${r.type}: ${prop} must be a literal`);
+        }
+        assert.ok(r.defaults, `${r.type}: defaults must be an object literal`);
+      }
+    });
+
+    it('puts ws.in+ / ws.out+ in network and the config nodes in config', function () {
+      assert.strictEqual(byType['websocket-plus in'].props.category, 'network');
+      assert.strictEqual(byType['websocket-plus out'].props.category, 'network');
+      assert.strictEqual(byType['websocket-plus-listener'].props.category, 'config');
+      assert.strictEqual(byType['websocket-plus-client'].props.category, 'config');
+    });
+
+    it('labels the palette ws.in+ and ws.out+, with core websocket colour and ports', function () {
+      const inDef = byType['websocket-plus in'].props;
+      const outDef = byType['websocket-plus out'].props;
+      assert.strictEqual(inDef.paletteLabel, 'ws.in+');
+      assert.strictEqual(outDef.paletteLabel, 'ws.out+');
+      assert.strictEqual(inDef.color, 'rgb(215, 215, 160)');
+      assert.strictEqual(outDef.color, 'rgb(215, 215, 160)');
+      assert.deepStrictEqual([inDef.inputs, inDef.outputs], [0, 1]);
+      assert.deepStrictEqual([outDef.inputs, outDef.outputs], [1, 0]);
+      assert.strictEqual(outDef.align, 'right');
+    });
+
+    it('has the listener properties and defaults of the flow JSON contract', function () {
+      const d = byType['websocket-plus-listener'].defaults;
+      const expected = {
+        path: '', wholemsg: 'false', authMode: 'hs256', jwksUri: '', publicKey: '', issuer: '', audience: '',
+        tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '',
+        onExpiry: 'disconnect', rateLimit: '', maxConnections: '', maxPayload: '1048576', origins: '',
+        heartbeat: '30', clockTolerance: '5', cluster: 'off', clusterPrefix: '',
+      };
+      assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(expected).sort());
+      for (const [k, v] of Object.entries(expected)) assert.strictEqual(d[k].value, v, `listener ${k}`);
+      assert.strictEqual(d.path.required, true);
+    });
+
+    it('has the client properties and defaults of the flow JSON contract', function () {
+      const d = byType['websocket-plus-client'].defaults;
+      assert.deepStrictEqual(Object.keys(d).sort(), ['authMode', 'hb', 'headers', 'path', 'subprotocol', 'tls', 'wholemsg']);
+      assert.strictEqual(d.authMode.value, 'jwt');
+      assert.strictEqual(d.wholemsg.value, 'false');
+      assert.deepStrictEqual(d.headers.value, []);
+      assert.strictEqual(d.tls.type, 'tls-config');
+      assert.strictEqual(d.tls.required, false);
+      assert.strictEqual(d.path.required, true);
+    });
+
+    it('links ws.in+ / ws.out+ to a listener or a client, like core', function () {
+      for (const t of ['websocket-plus in', 'websocket-plus out']) {
+        const d = byType[t].defaults;
+        assert.strictEqual(d.server.type, 'websocket-plus-listener', t);
+        assert.strictEqual(d.client.type, 'websocket-plus-client', t);
+        assert.ok(d.server.hasValidate && d.client.hasValidate, `${t}: server/client need validators`);
+        assert.strictEqual(d.name.value, '');
+      }
+      assert.strictEqual(byType['websocket-plus in'].defaults.events.value, false);
+      assert.ok(!('events' in byType['websocket-plus out'].defaults));
+    });
+
+    it('keeps secrets in password credentials only', function () {
+      assert.deepStrictEqual(byType['websocket-plus-listener'].credentials, {
+        secret: { type: 'password', hasValidate: false, hasLabel: false },
+        redisUrl: { type: 'password', hasValidate: false, hasLabel: false },
+      });
+      assert.deepStrictEqual(byType['websocket-plus-client'].credentials, {
+        token: { type: 'password', hasValidate: false, hasLabel: false },
+      });
+      for (const t of H.TYPES) {
+        for (const secretName of ['secret', 'token', 'redisUrl']) {
+          assert.ok(!(secretName in byType[t].defaults), `${t}: ${secretName} must not be a flow property`);
+        }
+      }
+    });
+
+    it('validates the fields the issue names (path, URL, JWKS URI, numbers)', function () {
+      const l = byType['websocket-plus-listener'].defaults;
+      for (const k of ['path', 'jwksUri', 'publicKey', 'tenantClaim', 'tenantId', 'sessionTimeout', 'rateLimit', 'maxConnections', 'maxPayload', 'origins', 'heartbeat', 'clockTolerance']) {
+        assert.ok(l[k].hasValidate, `listener ${k} has no validator`);
+        assert.ok(l[k].hasLabel, `listener ${k} has no label (validator messages name the field)`);
+      }
+      const c = byType['websocket-plus-client'].defaults;
+      for (const k of ['path', 'hb', 'subprotocol']) assert.ok(c[k].hasValidate, `client ${k} has no validator`);
+    });
+
+    it('uses its own icons, present in the build as white-on-transparent 40x60 SVGs', function () {
+      const icons = [byType['websocket-plus in'].props.icon, byType['websocket-plus out'].props.icon];
+      assert.deepStrictEqual(icons, ['websocket-plus-in.svg', 'websocket-plus-out.svg']);
+      const coreIcons = fs.readdirSync(path.join(H.root, 'node_modules', '@node-red', 'nodes', 'icons'));
+      for (const icon of icons) {
+        assert.ok(!coreIcons.includes(icon), `${icon} clashes with a core icon name`);
+        const svg = fs.readFileSync(path.join(built, 'icons', icon), 'utf8');
+        assert.match(svg, /<svg\b[^>]*viewBox="0 0 40 60"/);
+        const colours = [...svg.matchAll(/(?:fill|stroke)="([^"]*)"/g)].map((m) => m[1].toLowerCase());
+        assert.ok(colours.length > 0);
+        for (const c of colours) assert.ok(['#fff', '#ffffff', 'white', 'none'].includes(c), `${icon}: colour ${c} is not white`);
+        assert.ok(!/<(rect|path|circle|ellipse)\b[^>]*fill="(?!none|#fff)/i.test(svg), `${icon}: has a background`);
+      }
+    });
+  });
+
+  describe('templates', function () {
+    it('has exactly one edit template per type', function () {
+      const names = H.templates(html).map((t) => t.name).sort();
+      assert.deepStrictEqual(names, H.TYPES.slice().sort());
+    });
+
+    it('has an input for every property and credential, and no input for an unknown property', function () {
+      const extraIds = { 'websocket-plus in': ['mode'], 'websocket-plus out': ['mode'], 'websocket-plus-client': ['hb-cb', 'headers-container'], 'websocket-plus-listener': [] };
+      for (const t of H.templates(html)) {
+        const reg = byType[t.name];
+        const prefix = reg.props.category === 'config' ? 'node-config-input-' : 'node-input-';
+        const ids = [...t.body.matchAll(/\bid="([^"]+)"/g)].map((m) => m[1]).filter((id) => id.startsWith(prefix)).map((id) => id.slice(prefix.length));
+        const props = [...Object.keys(reg.defaults), ...Object.keys(reg.credentials || {})];
+        for (const p of props) {
+          if (t.name === 'websocket-plus-client' && p === 'headers') continue; // an editable list, saved in oneditsave
+          assert.ok(ids.includes(p), `${t.name}: no #${prefix}${p}`);
+        }
+        for (const id of ids) assert.ok(props.includes(id) || extraIds[t.name].includes(id), `${t.name}: #${prefix}${id} is not a property`);
+        assert.strictEqual(new Set(ids).size, ids.length, `${t.name}: duplicate ids`);
+      }
+    });
+
+    it('uses password inputs for credentials', function () {
+      const tpl = Object.fromEntries(H.templates(html).map((t) => [t.name, t.body]));
+      assert.match(tpl['websocket-plus-listener'], /<input type="password" id="node-config-input-secret"/);
+      assert.match(tpl['websocket-plus-listener'], /<input type="password" id="node-config-input-redisUrl"/);
+      assert.match(tpl['websocket-plus-client'], /<input type="password" id="node-config-input-token"/);
+    });
+
+    it('offers exactly the documented choices in each select', function () {
+      const tpl = Object.fromEntries(H.templates(html).map((t) => [t.name, t.body]));
+      const options = (body, id) => {
+        const m = new RegExp(`<select id="${id}">([\\s\\S]*?)</select>`).exec(body);
+        assert.ok(m, `select #${id} missing`);
+        return [...m[1].matchAll(/<option value="([^"]*)"/g)].map((o) => o[1]);
+      };
+      const l = tpl['websocket-plus-listener'];
+      assert.deepStrictEqual(options(l, 'node-config-input-authMode'), ['none', 'hs256', 'jwks', 'publickey', 'custom']);
+      assert.deepStrictEqual(options(l, 'node-config-input-tenantFrom'), ['claim', 'static']);
+      assert.deepStrictEqual(options(l, 'node-config-input-scope'), ['session', 'tenant', 'global']);
+      assert.deepStrictEqual(options(l, 'node-config-input-onExpiry'), ['disconnect', 'allow']);
+      assert.deepStrictEqual(options(l, 'node-config-input-cluster'), ['off', 'redis']);
+      assert.deepStrictEqual(options(l, 'node-config-input-wholemsg'), ['false', 'true']);
+      assert.deepStrictEqual(options(tpl['websocket-plus-client'], 'node-config-input-authMode'), ['jwt', 'none']);
+      for (const t of ['websocket-plus in', 'websocket-plus out']) assert.deepStrictEqual(options(tpl[t], 'node-input-mode'), ['server', 'client']);
+    });
+
+    it('has the listener sections, warnings and mode-dependent rows the browser test drives', function () {
+      const l = H.templates(html).find((t) => t.name === 'websocket-plus-listener').body;
+      const sections = [...l.matchAll(/data-i18n="websocket-plus\.section\.(\w+)"/g)].map((m) => m[1]);
+      assert.deepStrictEqual(sections, ['connection', 'security', 'tenant', 'advanced', 'cluster']);
+      for (const marker of ['id="wsp-warning-none"', 'id="wsp-warning-global"', 'id="wsp-warning-allow"', 'wsp-row-secret', 'wsp-row-jwksUri', 'wsp-row-publicKey', 'wsp-row-tenantClaim', 'wsp-row-tenantId', 'wsp-row-redisUrl', 'wsp-row-clusterPrefix']) {
+        assert.ok(l.includes(marker), `listener template lacks ${marker}`);
+      }
+      // The secret row is shown for hs256 only, the JWKS URI for jwks only, the key for publickey only.
+      assert.match(html, /\.wsp-row-secret"\)\.toggle\(mode === "hs256"\)/);
+      assert.match(html, /\.wsp-row-jwksUri"\)\.toggle\(mode === "jwks"\)/);
+      assert.match(html, /\.wsp-row-publicKey"\)\.toggle\(mode === "publickey"\)/);
+      assert.match(html, /#wsp-warning-none"\)\.toggle\(mode === "none"\)/);
+      assert.match(html, /#wsp-warning-global"\)\.toggle\(\$\("#node-config-input-scope"\)\.val\(\) === "global"\)/);
+    });
+
+    it('marks "Allow stale session" as unsafe in every language', function () {
+      for (const lang of H.LANGUAGES) {
+        const text = H.lookup(catalogues[lang], 'websocket-plus.onExpiry.allow');
+        assert.match(text, /\(.+\)/, `${lang}: ${text}`);
+        assert.notStrictEqual(text, H.lookup(catalogues['en-US'], 'websocket-plus.onExpiry.disconnect'));
+      }
+    });
+  });
+
+  describe('message catalogues', function () {
+    it('defines every data-i18n key of the templates in en-US, de and ja', function () {
+      const keys = H.templateKeys(html);
+      assert.ok(keys.length > 80, `only ${keys.length} data-i18n keys found`);
+      for (const key of keys) {
+        assert.ok(!key.includes(':'), `${key}: use our own catalogue, not another namespace`);
+        for (const lang of H.LANGUAGES) {
+          const v = H.lookup(catalogues[lang], key);
+          assert.ok(typeof v === 'string' && v.trim() !== '', `${lang}: data-i18n key ${key} missing`);
+        }
+      }
+    });
+
+    it('defines every i18n(...) key of the scripts in en-US, de and ja, and uses no computed keys', function () {
+      const { keys, dynamic, redUnderscoreCalls } = H.scriptKeys(html);
+      assert.deepStrictEqual(dynamic, [], 'translation keys must be string literals');
+      assert.strictEqual(redUnderscoreCalls, 1, 'RED._ is only called by the i18n() wrapper (namespaced)');
+      assert.ok(keys.length > 20, `only ${keys.length} script keys found`);
+      for (const key of keys) {
+        for (const lang of H.LANGUAGES) {
+          const v = H.lookup(catalogues[lang], key);
+          assert.ok(typeof v === 'string' && v.trim() !== '', `${lang}: i18n key ${key} missing`);
+        }
+      }
+    });
+
+    it('translates into de and ja exactly the keys of en-US, with the same placeholders', function () {
+      const en = H.flatten(catalogues['en-US']);
+      for (const lang of ['de', 'ja']) {
+        const other = H.flatten(catalogues[lang]);
+        assert.deepStrictEqual(Object.keys(other).sort(), Object.keys(en).sort(), `${lang}: keys differ from en-US`);
+        for (const [key, value] of Object.entries(en)) {
+          const placeholders = (s) => [...String(s).matchAll(/__(\w+)__/g)].map((m) => m[1]).sort();
+          assert.deepStrictEqual(placeholders(other[key]), placeholders(value), `${lang}: ${key} placeholders`);
+          assert.ok(typeof other[key] === 'string' && other[key].trim() !== '', `${lang}: ${key} empty`);
+        }
+      }
+    });
+
+    it('uses Node-RED interpolation (__name__), never {{name}}', function () {
+      for (const lang of H.LANGUAGES) {
+        for (const [key, value] of Object.entries(H.flatten(catalogues[lang]))) {
+          assert.ok(!/\{\{/.test(value), `${lang}: ${key} uses {{ }}, which Node-RED does not interpolate`);
+        }
+      }
+    });
+
+    it('has the status and error texts the runtime uses', function () {
+      const required = {
+        'websocket-plus.status.connected': ['count'],
+        'websocket-plus.status.disconnected': [],
+        'websocket-plus.status.connecting': [],
+        'websocket-plus.status.error': [],
+        'websocket-plus.status.refused': ['status'],
+        'websocket-plus.status.degraded': ['count'],
+        'websocket-plus.status.disconnected-code': ['code'],
+        'websocket-plus.warnings.short-secret': ['bytes'],
+      };
+      // Texts the runtime completes with " (detail)" carry no placeholder of their own.
+      for (const k of ['path-conflict', 'path-forbidden', 'path-invalid', 'missing-conf', 'secret-missing', 'jwks-uri-invalid', 'public-key-invalid',
+        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'invalid-url', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
+        required[`websocket-plus.errors.${k}`] = [];
+      }
+      for (const lang of H.LANGUAGES) {
+        for (const [key, params] of Object.entries(required)) {
+          const v = H.lookup(catalogues[lang], key);
+          assert.ok(typeof v === 'string' && v !== '', `${lang}: ${key} missing`);
+          for (const p of params) assert.ok(v.includes(`__${p}__`), `${lang}: ${key} lacks __${p}__`);
+        }
+      }
+      assert.strictEqual(H.lookup(catalogues['en-US'], 'websocket-plus.status.connected'), 'connected __count__');
+      assert.strictEqual(H.lookup(catalogues['en-US'], 'websocket-plus.errors.no-session'), 'message has no known _session: not sent');
+    });
+
+    it('has every websocket-plus.* key the runtime source uses', function () {
+      const srcDir = path.join(H.root, 'src');
+      const files = fs.readdirSync(srcDir, { recursive: true }).filter((f) => f.endsWith('.ts')).map((f) => path.join(srcDir, f));
+      const used = new Set();
+      for (const f of files) {
+        for (const m of fs.readFileSync(f, 'utf8').matchAll(/['"`](websocket-plus\.[\w-]+\.[\w.-]*[\w-])['"`]/g)) used.add(m[1]);
+      }
+      assert.ok(used.size > 0, 'no catalogue keys found in src/');
+      for (const key of used) {
+        for (const lang of H.LANGUAGES) assert.ok(typeof H.lookup(catalogues[lang], key) === 'string', `${lang}: ${key} (used in src/) missing`);
+      }
+    });
+  });
+
+  describe('help', function () {
+    const helps = {};
+    before(function () {
+      for (const lang of H.LANGUAGES) {
+        const file = path.join(built, 'locales', lang, 'websocket-plus.html');
+        assert.ok(fs.existsSync(file), `${lang}: help file missing`);
+        helps[lang] = H.helpSections(fs.readFileSync(file, 'utf8'));
+      }
+    });
+
+    it('has one help section per type in every language', function () {
+      for (const lang of H.LANGUAGES) {
+        assert.deepStrictEqual(helps[lang].map((h) => h.name).sort(), H.TYPES.slice().sort(), lang);
+      }
+    });
+
+    it('starts each help with a one-paragraph palette tooltip', function () {
+      for (const lang of H.LANGUAGES) {
+        for (const h of helps[lang]) {
+          const m = /^\s*<p>([^<]{20,})<\/p>/.exec(h.body);
+          assert.ok(m, `${lang} ${h.name}: help must start with a plain <p> tooltip`);
+        }
+      }
+    });
+
+    it('has the same structure in de and ja as in en-US (sections and message properties)', function () {
+      const shape = (body) => ({
+        h3: (body.match(/<h3>/g) || []).length,
+        h4: (body.match(/<h4>/g) || []).length,
+        dt: [...body.matchAll(/<dt[^>]*>\s*([\w.]+)/g)].map((m) => m[1]),
+        rows: (body.match(/<tr>/g) || []).length,
+      });
+      for (const type of H.TYPES) {
+        const en = shape(helps['en-US'].find((h) => h.name === type).body);
+        for (const lang of ['de', 'ja']) {
+          assert.deepStrictEqual(shape(helps[lang].find((h) => h.name === type).body), en, `${lang} ${type}`);
+        }
+      }
+      const inHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus in').body);
+      const outHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus out').body);
+      assert.deepStrictEqual(inHelp.dt, ['payload', '_session', 'event', 'code', 'reason']);
+      assert.deepStrictEqual(outHelp.dt, ['payload', '_session']);
+      assert.strictEqual(inHelp.h3, 2, 'ws.in+: Outputs and Details');
+      assert.strictEqual(outHelp.h3, 2, 'ws.out+: Inputs and Details');
+    });
+
+    it('documents _session, scopes, close codes and HTTP refusals in every language', function () {
+      for (const lang of H.LANGUAGES) {
+        const get = (t) => helps[lang].find((h) => h.name === t).body;
+        for (const p of ['type', 'id', 'tenantId', 'subject', 'authStatus', 'routingScope']) {
+          assert.ok(get('websocket-plus in').includes(`<code>${p}</code>`), `${lang}: _session.${p} not documented`);
+        }
+        for (const scope of ['session', 'tenant', 'global']) assert.ok(get('websocket-plus in').includes(`"${scope}"`), `${lang}: scope ${scope}`);
+        const listener = get('websocket-plus-listener');
+        for (const code of ['4001', '4002', '1001', '1008', '1009', '1013', 'HTTP 401', 'HTTP 403', 'HTTP 429', 'HTTP 503']) {
+          assert.ok(listener.includes(`<td>${code}</td>`), `${lang}: listener help lacks ${code}`);
+        }
+        assert.ok((get('websocket-plus out').match(/<li>/g) || []).length >= 3, `${lang}: out help lists the three scopes`);
+      }
+    });
+  });
+});

@@ -1,0 +1,200 @@
+'use strict';
+// Shared pieces of the hardening suites: a core WebSocketListener on a real HTTP server, raw
+// handshakes over TCP (full control of every header), a watched HTTP server that records any
+// request it gets, tokens with arbitrary (hostile) headers signed with WebCrypto, a seeded PRNG.
+const http = require('http');
+const net = require('net');
+const path = require('path');
+const { webcrypto, createHmac } = require('crypto');
+
+const lib = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
+const { WebSocketListener } = require(path.join(lib, 'listener.js'));
+const { createTokenVerifier } = require(path.join(lib, 'token-verifier.js'));
+
+const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+/** One real HTTP server on 127.0.0.1 that several core listeners can share (one dispatcher). */
+async function startHttpServer(serverOptions = {}) {
+  const server = http.createServer(serverOptions, (req, res) => {
+    res.writeHead(404);
+    res.end();
+  });
+  const sockets = new Set();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    server,
+    port,
+    sockets,
+    base: `ws://127.0.0.1:${port}`,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * Starts a core listener on `http` at `pathname`. `verifier` is either a TokenVerifier or the
+ * options to create one. Records every open and every refusal (with its code).
+ */
+function startListener(http, pathname, { verifier, ...options }) {
+  const v = typeof verifier.verify === 'function' ? verifier : createTokenVerifier(verifier);
+  const listener = new WebSocketListener({
+    server: http.server,
+    path: pathname,
+    verifier: v,
+    tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
+    scope: 'tenant',
+    heartbeatMs: 0,
+    ...options,
+  });
+  const record = { listener, verifier: v, opens: [], refusals: [], enforced: [] };
+  listener.on('open', (s) => record.opens.push(s));
+  listener.on('refused', (err) => record.refusals.push(err));
+  listener.on('enforced', (s, reason) => record.enforced.push(reason));
+  record.url = (query) => `${http.base}${pathname}${query === undefined ? '' : `?${query}`}`;
+  record.path = pathname;
+  listener.start();
+  return record;
+}
+
+/**
+ * A raw WebSocket handshake over TCP. Resolves { status, head, upgraded } from the first response
+ * bytes, or { status: 0, closed: true } when the server closed without a response.
+ */
+function rawHandshake(port, { path: target = '/', method = 'GET', headers = {}, version = 13, timeoutMs = 5000, raw } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let data = '';
+    let done = false;
+    const finish = (result) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => {
+      if (!done) {
+        done = true;
+        socket.destroy();
+        reject(new Error('raw handshake timed out'));
+      }
+    }, timeoutMs);
+    socket.on('connect', () => {
+      if (raw !== undefined) {
+        socket.write(raw);
+        return;
+      }
+      const lines = [
+        `${method} ${target} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64')}`,
+        `Sec-WebSocket-Version: ${version}`,
+      ];
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
+      }
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    });
+    socket.on('data', (chunk) => {
+      data += chunk.toString('latin1');
+      const end = data.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = data.slice(0, end);
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      finish({ status, head, upgraded: status === 101 });
+    });
+    socket.on('error', () => finish({ status: 0, closed: true }));
+    socket.on('close', () => finish({ status: 0, closed: true }));
+  });
+}
+
+/** An HTTP server that must never be asked anything: it records every request it gets. */
+async function startWatchedServer(body = '{"keys":[]}') {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(typeof body === 'function' ? body() : body);
+  });
+  const sockets = new Set();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const SUBTLE_PARAMS = {
+  RS256: { name: 'RSASSA-PKCS1-v1_5' },
+  PS256: { name: 'RSA-PSS', saltLength: 32 },
+  ES256: { name: 'ECDSA', hash: 'SHA-256' },
+};
+
+/**
+ * Signs any header and payload (objects or raw strings) with a key from tokens.makeKey: lets a
+ * test put headers on a correctly signed token that jose's SignJWT would refuse to produce.
+ */
+async function signRaw(key, header, payload) {
+  const input = `${b64url(header)}.${b64url(payload)}`;
+  const sig = await webcrypto.subtle.sign(SUBTLE_PARAMS[key.alg], key.privateKey, Buffer.from(input));
+  return `${input}.${Buffer.from(sig).toString('base64url')}`;
+}
+
+/** HS256 over any header and payload with any secret (algorithm-confusion tokens). */
+async function signRawHS256(secret, header, payload) {
+  const input = `${b64url(header)}.${b64url(payload)}`;
+  // node:crypto rather than WebCrypto: it also signs with an empty secret.
+  return `${input}.${createHmac('sha256', Buffer.from(secret)).update(input).digest('base64url')}`;
+}
+
+/** mulberry32: a small seeded PRNG, so a failing fuzz case can be replayed. */
+function prng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  next.int = (n) => Math.floor(next() * n);
+  next.pick = (list) => list[Math.floor(next() * list.length)];
+  return next;
+}
+
+/** Polls `check` until it is true or `ms` passes (then rejects with `what`). */
+async function waitFor(check, ms = 3000, what = 'condition') {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Counts of process resources by type (Timeout, TCPSocketWrap, ...). */
+function resourceCounts() {
+  const counts = {};
+  for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] || 0) + 1;
+  return counts;
+}
+
+module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, b64url };

@@ -1,0 +1,128 @@
+'use strict';
+// A real redis-server on a free loopback port, without persistence, that tests can stop and start
+// again on the same port (Redis outage and recovery).
+const { spawn } = require('child_process');
+const net = require('net');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const READY_TIMEOUT_MS = 10000;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function redisBinary() {
+  for (const candidate of [process.env.REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
+    if (candidate && fs.existsSync(candidate)) return candidate;
+  }
+  return 'redis-server';
+}
+
+/** Sends PING over a raw socket; resolves true on +PONG. */
+function ping(port, ms = 500) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => done(false), ms);
+    let buf = '';
+    function done(ok) {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    }
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      buf += d;
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+class RedisServer {
+  constructor(port) {
+    this.port = port;
+    this.proc = undefined;
+    this.output = '';
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-redis-'));
+  }
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running() {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Starts redis-server and resolves when it answers PING. */
+  async start() {
+    if (this.running) return;
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'];
+    const proc = spawn(redisBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.stdout.on('data', (d) => (this.output = (this.output + d).slice(-4000)));
+    proc.stderr.on('data', (d) => (this.output = (this.output + d).slice(-4000)));
+    proc.once('error', (err) => (this.output += `\nspawn error: ${err.message}`));
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let exitedEarly = false;
+    exited.then(() => (exitedEarly = true));
+    while (Date.now() < deadline) {
+      if (exitedEarly) break;
+      if (await ping(this.port)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.stop();
+    throw new Error(`redis-server did not start on port ${this.port}: ${this.output.trim()}`);
+  }
+
+  /** Stops the server (SIGTERM, then SIGKILL) and resolves when the process is gone. */
+  async stop() {
+    const proc = this.proc;
+    this.proc = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Stops the server and removes its working directory. */
+  async close() {
+    await this.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts a redis-server on a free port (retries once if the port was taken meanwhile). */
+async function startRedis() {
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const server = new RedisServer(await freePort());
+    try {
+      await server.start();
+      return server;
+    } catch (err) {
+      lastError = err;
+      await server.close();
+    }
+  }
+  throw lastError;
+}
+
+module.exports = { startRedis, RedisServer, freePort, ping };
