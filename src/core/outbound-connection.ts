@@ -250,6 +250,9 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
       this.lastToken = token;
       address = appendToken(address, token);
     }
+    // No redirects: the token must only ever go to the configured host. No compression: zlib per
+    // message costs memory and CPU per socket, and compressing secrets next to attacker-chosen data
+    // is how CRIME-style leaks work.
     const clientOptions: ClientOptions = { followRedirects: false, perMessageDeflate: false };
     if (this.options.maxPayload) clientOptions.maxPayload = this.options.maxPayload;
     const headers = this.options.headers?.();
