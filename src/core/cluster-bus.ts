@@ -231,7 +231,12 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
           this.subscribed = subscriber.status === 'ready';
           this.updateState();
         },
-        (err: Error) => this.emit('connectionError', err),
+        (err: Error) => {
+          // e.g. an ACL that forbids the channels: not ready, and said so.
+          this.settled = true;
+          this.updateState();
+          if (!this.closePromise) this.emit('connectionError', err);
+        },
       );
     });
     for (const event of ['close', 'end', 'reconnecting'] as const) {
@@ -283,7 +288,14 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
       this.stats.skipped++;
       return false;
     }
-    const envelope = encodeEnvelope(this.instanceId, kind, key, frame, binary);
+    let envelope: Buffer;
+    try {
+      envelope = encodeEnvelope(this.instanceId, kind, key, frame, binary);
+    } catch {
+      // A routing key no instance could own (e.g. a session id of 64 KiB from a flow): not sent.
+      this.stats.skipped++;
+      return false;
+    }
     publisher.publish(this.channels[kind], envelope).catch((err: Error) => {
       if (!this.closePromise) this.emit('connectionError', err);
     });

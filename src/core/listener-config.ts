@@ -8,6 +8,7 @@ import type { TenantPolicy } from './tenant';
 import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from './token-verifier';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
 import { normalisePath } from './upgrade-dispatcher';
+import { normaliseOrigin } from './origin';
 import { clusterPrefixProblem, redisUrlProblem } from './cluster-bus';
 
 export interface ListenerProperties {
@@ -133,6 +134,10 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
   const origins = text(props.origins)
     .split(/[\s,]+/)
     .filter((o) => o !== '');
+  // An entry that is not an origin would silently refuse every browser: say so instead.
+  for (const o of origins) {
+    if (normaliseOrigin(o) === undefined) throw new ConfigError('OPTION_INVALID', `origins: "${o}" is not an origin like https://app.example`);
+  }
 
   return {
     path,

@@ -177,11 +177,23 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     if (this.closing) throw new HandshakeError('LISTENER_CLOSING');
     if (!isOriginAllowed(origin, this.options.origins)) throw new HandshakeError('ORIGIN_NOT_ALLOWED');
     const rawToken = readToken(req.url);
-    const token = await this.withDeadline(this.options.verifier.verify(rawToken, req));
+    // One deadline for the whole handshake: verification and taking the tenant slot together.
+    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const until = ms > 0 ? Date.now() + ms : Number.POSITIVE_INFINITY;
+    const token = await this.withDeadline(this.options.verifier.verify(rawToken, req), until);
     const tenantId = resolveTenant(this.options.tenant, token.authStatus === 'verified' ? token.claims : null);
     if (this.closing) throw new HandshakeError('LISTENER_CLOSING');
     if (this.limiter) {
-      if (!(await this.limiter.acquire(tenantId))) throw new HandshakeError('TENANT_CONNECTION_LIMIT');
+      const acquiring = Promise.resolve(this.limiter.acquire(tenantId));
+      let granted: boolean;
+      try {
+        granted = await this.withDeadline(acquiring, until);
+      } catch (err) {
+        // A slot granted after the deadline belongs to nobody: give it back.
+        acquiring.then((late) => late && this.limiter?.release(tenantId), () => undefined);
+        throw err;
+      }
+      if (!granted) throw new HandshakeError('TENANT_CONNECTION_LIMIT');
       // The slot belongs to this socket until a session takes it over; any earlier end frees it.
       const socket = req.socket;
       const releaseSlot = (): void => this.limiter?.release(tenantId);
@@ -195,12 +207,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return { token, tenantId };
   }
 
-  private withDeadline<T>(promise: Promise<T>): Promise<T> {
-    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    if (!(ms > 0)) return promise;
+  /** `promise`, or a 503 refusal at the epoch-ms time `until`. */
+  private withDeadline<T>(promise: Promise<T>, until: number): Promise<T> {
+    if (until === Number.POSITIVE_INFINITY) return promise;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HandshakeError('VERIFY_TIMEOUT')), ms);
+      timer = setTimeout(() => reject(new HandshakeError('VERIFY_TIMEOUT')), Math.max(0, until - Date.now()));
       timer.unref();
     });
     return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));

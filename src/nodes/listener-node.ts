@@ -50,6 +50,8 @@ export function registerListener(RED: NodeAPI): void {
     const node = this;
     const attached = new AttachedNodes(RED.util.cloneMessage);
     const refusalLog = new LogThrottle((line) => node.log(line));
+    // Reconnect attempts repeat every 2 s while Redis is away: one line, then a count per minute.
+    const clusterLog = new LogThrottle((line) => node.log(line), 60_000);
     let config: ListenerConfig | undefined;
     let failure: string | undefined;
     let cluster: ClusterBus | undefined;
@@ -144,8 +146,8 @@ export function registerListener(RED: NodeAPI): void {
         }
         attached.setStatus(connectedStatus());
       });
-      cluster.on('connectionError', (err) => refusalLog.note(`cluster: ${scrub(err.message)}`));
-      cluster.on('deliveryError', (err) => refusalLog.note(`cluster: ${scrub(err.message)}`));
+      cluster.on('connectionError', (err) => clusterLog.note(`cluster: ${scrub(err.message)}`));
+      cluster.on('deliveryError', (err) => clusterLog.note(`cluster: ${scrub(err.message)}`));
     }
 
     node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
@@ -173,6 +175,7 @@ export function registerListener(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       attached.clear();
       refusalLog.close();
+      clusterLog.close();
       if (!listener) {
         done();
         return;

@@ -65,16 +65,13 @@ describe('cluster: two Node-RED instances through Redis', function () {
 
   before(async function () {
     redis = await startRedis();
+    // info level: each listener logs "cluster connected" once Redis has confirmed its SUBSCRIBE
+    const env = { NR_LOG_LEVEL: 'info' };
     [one, two] = await Promise.all([
-      spawnInstance({ flows: flow(), credentials: credentials(redis.url) }),
-      spawnInstance({ flows: flow(), credentials: credentials(redis.url) }),
+      spawnInstance({ flows: flow(), credentials: credentials(redis.url), env }),
+      spawnInstance({ flows: flow(), credentials: credentials(redis.url), env }),
     ]);
-    // both instances' buses are connected once every out node shows the green (not degraded) status
-    for (const inst of [one, two]) {
-      for (const id of Object.keys(LISTENERS)) await inst.waitForStatus(`out-${id}`, (s) => s.fill === 'green');
-    }
-    // a listener's bus reports ready after its SUBSCRIBE is confirmed; give the last one a moment
-    await delay(100);
+    for (const inst of [one, two]) await inst.waitForLines(/cluster connected/, Object.keys(LISTENERS).length);
   });
 
   after(async function () {

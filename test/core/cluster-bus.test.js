@@ -186,6 +186,24 @@ describe('core/cluster-bus (real Redis)', function () {
     });
   });
 
+  describe('Redis refusing the bus', function () {
+    it('reports degraded (not ready) when the ACL forbids its channels', async function () {
+      await admin.call('ACL', 'SETUSER', 'nochan', 'on', '>pw-0123456789', '~wsplus:*', '&other:*', '+@pubsub', '+@connection', '+info');
+      try {
+        const bus = new ClusterBus({ url: redis.url.replace('redis://', 'redis://nochan:pw-0123456789@'), prefix: 'wsplus:/ws/acl', maxReconnectDelayMs: 200 });
+        buses.push(bus);
+        const errors = [];
+        bus.on('connectionError', (e) => errors.push(e.message));
+        bus.attach(recorder());
+        await until(() => bus.state === 'degraded', 5000, 'degraded');
+        await until(() => errors.some((m) => /NOPERM/.test(m)), 5000, 'NOPERM reported');
+        assert.ok(!errors.join(' ').includes('pw-0123456789'));
+      } finally {
+        await admin.call('ACL', 'DELUSER', 'nochan');
+      }
+    });
+  });
+
   describe('close', function () {
     async function clientNames() {
       await until(() => admin.status === 'ready', 8000, 'admin connection');
@@ -300,6 +318,9 @@ describe('core/cluster-bus (real Redis)', function () {
       // an id nobody owns is dropped everywhere
       a.listener.deliver('00000000-0000-4000-8000-000000000000', 'nobody');
       await expectNoMessage(b1, 300);
+      // an absurd id from a flow is neither sent nor a crash
+      const huge = a.listener.deliver('x'.repeat(70000), 'huge');
+      assert.deepStrictEqual([huge.delivered, huge.miss, huge.published], [0, 'unknown-session', false]);
     });
 
     it('tenant scope: the owner resolves an unknown session\'s tenant and fans it out', async function () {

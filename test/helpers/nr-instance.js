@@ -81,6 +81,7 @@ async function spawnInstance({ flows, credentials = {}, env = {} }) {
   const events = new EventEmitter();
   const statuses = new Map();
   let output = '';
+  const lines = [];
   let port;
   let buffered = '';
   proc.stdout.on('data', (chunk) => {
@@ -98,6 +99,8 @@ async function spawnInstance({ flows, credentials = {}, env = {} }) {
         events.emit('status', id, status);
       } else {
         output = (output + line + '\n').slice(-8000);
+        if (lines.length < 5000) lines.push(line);
+        events.emit('line', line);
       }
     }
   });
@@ -147,6 +150,24 @@ async function spawnInstance({ flows, credentials = {}, env = {} }) {
           resolve(status);
         }
         events.on('status', check);
+      });
+    },
+    /** Resolves once `count` lines of the runtime's log have matched `regex`. */
+    waitForLines(regex, count = 1, ms = 10000) {
+      return new Promise((resolve, reject) => {
+        const matched = () => lines.filter((l) => regex.test(l)).length;
+        if (matched() >= count) return resolve();
+        const timer = setTimeout(() => {
+          events.off('line', check);
+          reject(new Error(`log never had ${count} × ${regex} (had ${matched()}):\n${output}`));
+        }, ms);
+        function check() {
+          if (matched() < count) return;
+          clearTimeout(timer);
+          events.off('line', check);
+          resolve();
+        }
+        events.on('line', check);
       });
     },
     /** SIGTERM (flows stop, sockets close with 1001), SIGKILL if it takes too long. */

@@ -1,0 +1,105 @@
+'use strict';
+// The listener's Cluster option in a real Node-RED runtime (node-red-node-test-helper): its
+// configuration errors, the degraded status when Redis cannot be reached, and that ioredis is not
+// loaded at all unless a listener uses the cluster.
+const assert = require('assert');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { helper, load, wsUrl, listenerNode } = require('../helpers/red');
+const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
+const { freePort } = require('../helpers/redis-server');
+const { signHS256 } = require('../helpers/tokens');
+
+const SECRET = 'cluster-node-secret-0123456789abcdef-xyz';
+const REDIS_PASSWORD = 'redis-pass-Zq81xT';
+
+function echoFlow(props) {
+  return [
+    listenerNode('l1', { path: '/ws/cl', authMode: 'hs256', scope: 'session', ...props }),
+    { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['out1']] },
+    { id: 'out1', type: 'websocket-plus out', server: 'l1', client: '' },
+  ];
+}
+
+/** Resolves with the first status of `node` (past or future) that matches `predicate`. */
+async function waitForStatus(node, predicate, ms = 8000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    // the helper records every Node.status call (a sinon spy on the prototype)
+    const calls = node.status.getCalls().filter((c) => c.thisValue === node);
+    const hit = calls.map((c) => c.args[0]).find((s) => s && predicate(s));
+    if (hit) return hit;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('status never matched');
+}
+
+describe('nodes/listener cluster option (real Node-RED runtime)', function () {
+  const sockets = [];
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(async () => {
+    closeAll(sockets.splice(0));
+    await helper.unload();
+  });
+
+  it('cluster "redis" without a Redis URL is a clear node error, and nothing is served', async function () {
+    await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET } });
+    const l1 = helper.getNode('l1');
+    assert.strictEqual(l1.listener, undefined);
+    const errors = helper.log().args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1').map((a) => String(a[0].msg));
+    assert.ok(errors.some((m) => /Redis URL missing/.test(m)), errors.join('\n'));
+    const result = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`), { ws: { handshakeTimeout: 1000 } }).catch((err) => ({ error: err }));
+    if (result.ws) sockets.push(result.ws);
+    assert.notStrictEqual(result.opened, true);
+  });
+
+  it('refuses a Redis URL that is not redis:// or rediss:// without logging it', async function () {
+    await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET, redisUrl: `http://user:${REDIS_PASSWORD}@127.0.0.1:1` } });
+    assert.strictEqual(helper.getNode('l1').listener, undefined);
+    const logged = JSON.stringify(helper.log().args);
+    assert.match(logged, /redis:\/\/ or rediss:\/\//);
+    assert.ok(!logged.includes(REDIS_PASSWORD));
+  });
+
+  it('unreachable Redis: status "cluster degraded", local delivery works, the password is never logged', async function () {
+    const deadPort = await freePort();
+    await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0` } });
+    const out1 = helper.getNode('out1');
+    const l1 = helper.getNode('l1');
+    assert.ok(l1.listener, 'the listener serves without Redis');
+    const degraded = await waitForStatus(out1, (s) => s.fill === 'yellow');
+    assert.match(degraded.text, /degraded/);
+    const token = await signHS256(SECRET, { tenant_id: 'a' });
+    const { ws } = await connect(wsUrl('/ws/cl', `token=${token}`));
+    sockets.push(ws);
+    ws.send('still here');
+    assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+    // a few reconnect attempts have been logged by now
+    await new Promise((r) => setTimeout(r, 700));
+    const logged = JSON.stringify(helper.log().args);
+    assert.match(logged, /ECONNREFUSED/);
+    assert.ok(!logged.includes(REDIS_PASSWORD), 'the Redis password never reaches the log');
+    const started = Date.now();
+    await helper.unload();
+    assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
+  });
+
+  it('does not load ioredis unless a listener uses the cluster', function () {
+    const lib = path.join(__dirname, '..', '..', 'nodes');
+    const script = `
+      const http = require('http');
+      require(${JSON.stringify(path.join(lib, 'websocket-plus.js'))});
+      const { parseListenerConfig } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'listener-config.js'))});
+      const { WebSocketListener } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'listener.js'))});
+      const { createTokenVerifier } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'token-verifier.js'))});
+      const config = parseListenerConfig({ path: '/x', authMode: 'none', cluster: 'off' }, {});
+      const server = http.createServer();
+      const listener = new WebSocketListener({ server, path: '/x', verifier: createTokenVerifier(config.verifier), tenant: config.tenant, scope: config.scope });
+      listener.start();
+      const loaded = Object.keys(require.cache).some((k) => /[\\\\/]ioredis[\\\\/]/.test(k));
+      listener.close().then(() => process.stdout.write(String(loaded)));
+    `;
+    assert.strictEqual(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 }), 'false');
+  });
+});
