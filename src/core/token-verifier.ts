@@ -208,6 +208,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw new Error('public key invalid');
     }
     if (keyObject.type !== 'public') throw new Error('public key invalid');
+    // jose would refuse every token of a short RSA key at verification; say so at configuration.
+    if ((keyObject.asymmetricKeyDetails?.modulusLength ?? 2048) < 2048) throw new Error('RSA public key shorter than 2048 bits');
     algorithms = algorithmsForPublicKey(keyObject);
     if (algorithms.length === 0) throw new Error('public key type not supported');
     key = keyObject;

@@ -7,7 +7,7 @@ const assert = require('assert');
 const { helper, wsUrl } = require('../helpers/red');
 const { connect, waitForMessages, waitForClose, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
-const { waitFor, resourceCounts } = require('../helpers/hardening');
+const { waitFor, resourceCounts, trackTimers } = require('../helpers/hardening');
 
 const SECRET = 'churn-secret-0123456789abcdef-0123456789abcd';
 const creds = { l1: { secret: SECRET }, l2: { secret: SECRET } };
@@ -51,7 +51,13 @@ describe('hardening: redeploy churn', function () {
     server = helper._server;
     tokens = await Promise.all(['a', 'a', 'b', 'c'].map((t, i) => signHS256(SECRET, { tenant_id: t, sub: `u${i}` }, { expiresIn: 3600 })));
   });
-  after(() => helper.stopServer());
+  let timers;
+  after(async () => {
+    if (timers) timers.stop();
+    // after a failure mid-churn the flows are still running: stop them (a second unload is harmless)
+    await Promise.resolve().then(() => helper.unload()).catch(() => undefined);
+    await helper.stopServer();
+  });
 
   async function echoWorks(ws, text) {
     const before = ws.messages.length;
@@ -83,6 +89,7 @@ describe('hardening: redeploy churn', function () {
     await waitFor(async () => (await socketCount()) === 0, 5000, 'warm-up sockets to close');
     await delay(100);
     const resourcesBaseline = resourceCounts();
+    timers = trackTimers({ stacks: true });
     assert.strictEqual(server.listenerCount('upgrade'), upgradeBaseline);
 
     await new Promise((resolve, reject) => helper.load(require('../helpers/red').plusNodes, flow(), creds, (e) => (e ? reject(e) : resolve())));
@@ -155,6 +162,11 @@ describe('hardening: redeploy churn', function () {
     assert.strictEqual(server.listenerCount('upgrade'), upgradeBaseline, 'upgrade handlers back to baseline');
     await waitFor(async () => (await socketCount()) === 0, 5000, 'sockets back to baseline');
     await delay(100);
+    // Every timer made during the churn (unref'd ones included) has fired or been cleared; the
+    // listeners' log throttles and status coalescing need at most ~1 s to run out.
+    const leftover = () => timers.where().filter((stack) => !stack.includes('at waitFor ('));
+    await waitFor(() => leftover().length === 0, 3000, 'timers to run out').catch(() => undefined);
+    assert.deepStrictEqual(leftover(), [], 'timers still live');
     const end = resourceCounts();
     for (const type of ['Timeout', 'TCPSocketWrap', 'TCPServerWrap']) {
       assert.ok((end[type] || 0) <= (resourcesBaseline[type] || 0), `${type}: ${end[type]} after, ${resourcesBaseline[type]} at baseline`);

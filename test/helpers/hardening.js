@@ -6,6 +6,7 @@ const http = require('http');
 const net = require('net');
 const path = require('path');
 const { webcrypto, createHmac } = require('crypto');
+const { createHook } = require('async_hooks');
 
 const lib = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
 const { WebSocketListener } = require(path.join(lib, 'listener.js'));
@@ -197,4 +198,33 @@ function resourceCounts() {
   return counts;
 }
 
-module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, b64url };
+/**
+ * Counts live timers, unref'd ones included (process.getActiveResourcesInfo() does not list those):
+ * every Timeout created while tracking and not yet fired or cleared. `stacks` records where each
+ * was created, for a failure message.
+ */
+function trackTimers({ stacks = false } = {}) {
+  const live = new Map();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout') live.set(id, stacks ? new Error('created here').stack : true);
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  });
+  hook.enable();
+  return {
+    get count() {
+      return live.size;
+    },
+    where() {
+      return [...live.values()].filter((v) => typeof v === 'string');
+    },
+    stop() {
+      hook.disable();
+    },
+  };
+}
+
+module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, trackTimers, b64url };
