@@ -3,6 +3,7 @@
  * for paths nobody registered here are left alone for the server's other `upgrade` listeners
  * (Node-RED's editor comms uses the same server). The handler is removed when the last path is.
  */
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ConfigError } from './errors';
@@ -74,4 +75,23 @@ export function dispatcherFor(server: Server): UpgradeDispatcher {
     dispatchers.set(server, dispatcher);
   }
   return dispatcher;
+}
+
+/**
+ * Answers every upgrade on `path` with `status` and closes the socket: used for a listener whose
+ * configuration failed, so its clients learn at once instead of waiting for a timeout. Does
+ * nothing when the path is taken (its owner keeps serving). Returns the undo.
+ */
+export function refuseUpgrades(server: Server, path: string, status = 503): () => void {
+  const response = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+  const handler: UpgradeHandler = (_req, socket) => {
+    socket.once('finish', () => socket.destroy());
+    socket.end(response);
+  };
+  try {
+    dispatcherFor(server).register(path, handler);
+  } catch {
+    return () => undefined;
+  }
+  return () => dispatcherFor(server).unregister(path, handler);
 }

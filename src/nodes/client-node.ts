@@ -9,6 +9,7 @@ import { LogThrottle } from '../core/log-throttle';
 import type { ProxySettings } from '../core/proxy';
 import { AttachedNodes, Endpoint, InputOptions } from './endpoint';
 import { describeConfigError } from './listener-node';
+import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
 /** One upgrade header as core's websocket-client stores it in the flow. */
@@ -56,12 +57,6 @@ type EvaluateProperty = (value: string, type: string, node: Node) => unknown;
 
 export interface ClientNode extends Node, Endpoint {
   connection?: OutboundConnection;
-}
-
-/** Text of a status key, or `fallback` when the catalogue lacks it. */
-function text(RED: NodeAPI, key: string, fallback: string, substitutions?: Record<string, unknown>): string {
-  const translated = RED._(key, substitutions);
-  return translated && translated !== key ? translated : fallback;
 }
 
 export function registerClient(RED: NodeAPI): void {

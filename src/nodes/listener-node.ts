@@ -3,16 +3,17 @@
  * Node-RED's own HTTP(S) server and connects it to the ws.in+ / ws.out+ nodes that use it.
  */
 import { ConfigError } from '../core/errors';
-import { parseListenerConfig, ListenerConfig, ListenerProperties } from '../core/listener-config';
+import { parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/listener-config';
 import { WebSocketListener, ListenerSession } from '../core/listener';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
 import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/token-verifier';
-import { joinNodeRoot } from '../core/upgrade-dispatcher';
+import { joinNodeRoot, refuseUpgrades } from '../core/upgrade-dispatcher';
 import { LogThrottle } from '../core/log-throttle';
 import { createProxyFetch, ProxySettings } from '../core/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
 import { RedisTenantLimiter } from '../core/redis-tenant-limiter';
 import { AttachedNodes, Endpoint, InputOptions } from './endpoint';
+import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
 /** i18n key of a configuration problem (catalogue `websocket-plus.errors.*`). */
@@ -28,16 +29,30 @@ const CONFIG_ERROR_KEYS: Partial<Record<ConfigError['code'], string>> = {
   OPTION_INVALID: 'option-invalid',
   URL_INVALID: 'invalid-url',
   SERVER_MISSING: 'server-missing',
+  TOKEN_MISSING: 'token-missing',
 };
 
 export function describeConfigError(RED: NodeAPI, err: unknown): string {
   if (err instanceof ConfigError) {
     const key = `websocket-plus.errors.${CONFIG_ERROR_KEYS[err.code] ?? 'option-invalid'}`;
-    const translated = RED._(key);
-    // Fall back to the English text when the catalogue lacks the key.
-    return translated && translated !== key ? `${translated} (${err.message})` : err.message;
+    const translated = text(RED, key, '');
+    return translated ? `${translated} (${err.message})` : err.message;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+function fullPath(RED: NodeAPI, path: string): string {
+  return joinNodeRoot(typeof RED.settings.httpNodeRoot === 'string' ? RED.settings.httpNodeRoot : '/', path);
+}
+
+/** A listener that cannot start answers its path with 503 (fail closed, and fast) until redeployed. */
+function refuseWhileMisconfigured(RED: NodeAPI, path: unknown): (() => void) | undefined {
+  if (!RED.server) return undefined;
+  try {
+    return refuseUpgrades(RED.server, fullPath(RED, validateListenerPath(path)), 503);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface ListenerNode extends Node, Endpoint {
@@ -56,26 +71,25 @@ export function registerListener(RED: NodeAPI): void {
     let failure: string | undefined;
     let cluster: ClusterBus | undefined;
     let clusterLimiter: RedisTenantLimiter | undefined;
+    let stopRefusing: (() => void) | undefined;
 
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
       config = parseListenerConfig(def as ListenerProperties, { secret: node.credentials?.secret, verifyToken: settings.verifyToken, redisUrl: node.credentials?.redisUrl });
       if (config.verifier.mode === 'hs256' && Buffer.byteLength(config.verifier.secret ?? '') < MIN_HS256_SECRET_BYTES) {
         // RFC 8725 §3.5: a short or memorable HS256 secret can be brute-forced offline from one token.
-        const key = 'websocket-plus.warnings.short-secret';
-        const translated = RED._(key, { bytes: MIN_HS256_SECRET_BYTES });
-        node.warn(translated && translated !== key ? translated : `shared secret is shorter than ${MIN_HS256_SECRET_BYTES} bytes: use a long random secret`);
+        node.warn(text(RED, 'websocket-plus.warnings.short-secret', `shared secret is shorter than ${MIN_HS256_SECRET_BYTES} bytes: use a long random secret`, { bytes: MIN_HS256_SECRET_BYTES }));
       }
       if (!RED.server) throw new ConfigError('SERVER_MISSING');
-      const fullPath = joinNodeRoot(typeof RED.settings.httpNodeRoot === 'string' ? RED.settings.httpNodeRoot : '/', config.path);
+      const listenerPath = fullPath(RED, config.path);
       if (config.cluster.mode === 'redis') {
         // ioredis is loaded here, only for listeners that use the cluster.
-        cluster = new ClusterBus({ url: config.cluster.redisUrl, prefix: config.cluster.prefix || defaultClusterPrefix(fullPath) });
+        cluster = new ClusterBus({ url: config.cluster.redisUrl, prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath) });
         if (config.maxConnectionsPerTenant > 0) clusterLimiter = new RedisTenantLimiter(cluster, { maxPerTenant: config.maxConnectionsPerTenant });
       }
       const listener = new WebSocketListener({
         server: RED.server,
-        path: fullPath,
+        path: listenerPath,
         cluster,
         tenantLimiter: clusterLimiter,
         // The JWKS is fetched through the same proxy rules as the client (settings, then environment).
@@ -100,15 +114,14 @@ export function registerListener(RED: NodeAPI): void {
       void cluster?.close();
       cluster = undefined;
       clusterLimiter = undefined;
+      stopRefusing = refuseWhileMisconfigured(RED, def.path);
     }
 
     const connectedStatus = (): NodeStatus => {
       const count = node.listener?.connectionCount ?? 0;
       if (cluster?.state === 'degraded') {
         // Redis is away: local connections are still served, other instances are not reached.
-        const key = 'websocket-plus.status.degraded';
-        const translated = RED._(key, { count });
-        return { fill: 'yellow', shape: count > 0 ? 'dot' : 'ring', text: translated && translated !== key ? translated : `connected ${count} (cluster degraded)` };
+        return { fill: 'yellow', shape: count > 0 ? 'dot' : 'ring', text: text(RED, 'websocket-plus.status.degraded', `connected ${count} (cluster degraded)`, { count }) };
       }
       return { fill: 'green', shape: count > 0 ? 'dot' : 'ring', text: RED._('websocket-plus.status.connected', { count }) };
     };
@@ -138,9 +151,7 @@ export function registerListener(RED: NodeAPI): void {
       cluster.on('state', (state) => {
         if (state === 'closed') return;
         if (state === 'degraded') {
-          const key = 'websocket-plus.errors.cluster-unavailable';
-          const translated = RED._(key);
-          node.warn(translated && translated !== key ? translated : 'Redis cluster unavailable: delivering locally only');
+          node.warn(text(RED, 'websocket-plus.errors.cluster-unavailable', 'Redis cluster unavailable: delivering locally only'));
         } else if (state === 'ready') {
           node.log('cluster connected');
         }
@@ -176,6 +187,7 @@ export function registerListener(RED: NodeAPI): void {
       attached.clear();
       refusalLog.close();
       clusterLog.close();
+      stopRefusing?.();
       if (!listener) {
         done();
         return;

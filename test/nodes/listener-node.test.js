@@ -106,6 +106,18 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       assert.strictEqual(got.length, 1);
     });
 
+    it('a listener whose configuration failed answers 503 at once and frees the path on redeploy', async function () {
+      await load(echoFlow({ path: '/ws/broken', authMode: 'hs256' }));
+      assert.strictEqual(helper.getNode('l1').listener, undefined);
+      const result = await open('', '/ws/broken');
+      assert.strictEqual(result.status, 503);
+      await helper.unload();
+      await load(echoFlow({ path: '/ws/broken', authMode: 'none', scope: 'session' }));
+      const { ws } = await open('', '/ws/broken');
+      ws.send('fixed');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['fixed']);
+    });
+
     it('refuses a path containing /debug/ws', async function () {
       await load(echoFlow({ path: '/x/debug/ws' }), creds);
       assert.strictEqual(helper.getNode('l1').listener, undefined);
