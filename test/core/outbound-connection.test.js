@@ -15,7 +15,7 @@ const PROXY_VARS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+const { trackTimers } = require('../helpers/timers');
 const FAST = { initialDelayMs: 20, maxDelayMs: 200, stableAfterMs: 60_000 };
 
 /** Records every event of a connection, in order. */
@@ -478,7 +478,9 @@ describe('core/outbound-connection', function () {
       const hole = await startBlackHole();
       try {
         await sleep(20);
-        const baseline = timeouts();
+        const timers = trackTimers({ stacks: true });
+        const timeouts = () => timers.settled();
+        const baseline = 0;
         const closeCodes = [];
         server.wss.on('connection', (ws) => ws.on('close', (code) => closeCodes.push(code)));
 
@@ -487,9 +489,9 @@ describe('core/outbound-connection', function () {
         const openEvents = record(open);
         open.start();
         await waitFor(() => open.connected, 'open');
-        assert.ok(timeouts() > baseline, 'the heartbeat is a timer (so this check can see timers)');
+        assert.ok((await timeouts()) > baseline, 'the heartbeat is a timer (so this check can see timers)');
         await open.close();
-        assert.strictEqual(timeouts(), baseline, 'no timer left after closing an open connection');
+        assert.strictEqual(await timeouts(), baseline, `no timer left after closing an open connection: ${timers.where().join('\n')}`);
         assert.strictEqual(open.connected, false);
         assert.strictEqual(open.send('late'), false);
 
@@ -500,9 +502,9 @@ describe('core/outbound-connection', function () {
         const waitingEvents = record(waiting);
         waiting.start();
         await waitFor(() => waitingEvents.of('reconnecting').length, 'retry scheduled');
-        assert.ok(timeouts() > baseline, 'the retry is a timer');
+        assert.ok((await timeouts()) > baseline, 'the retry is a timer');
         await waiting.close();
-        assert.strictEqual(timeouts(), baseline, 'no timer left after closing while waiting to retry');
+        assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while waiting to retry');
 
         // 3. connecting to a server that never answers the upgrade
         const hole2 = await startBlackHole();
@@ -511,13 +513,13 @@ describe('core/outbound-connection', function () {
         connecting.start();
         await waitFor(() => hole2.accepted(), 'TCP accepted');
         await connecting.close();
-        assert.strictEqual(timeouts(), baseline, 'no timer left after closing while connecting');
+        assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while connecting');
         await hole2.close();
 
         const connectionsAfterClose = server.connections;
         await sleep(400); // longer than any backoff configured above
         assert.strictEqual(server.connections, connectionsAfterClose, 'no reconnect after close()');
-        assert.strictEqual(timeouts(), baseline, 'no timer left behind');
+        assert.strictEqual(await timeouts(), baseline, 'no timer left behind');
         assert.deepStrictEqual(closeCodes, [1000]);
         assert.strictEqual(openEvents.of('connecting').length, 1);
         assert.strictEqual(waitingEvents.of('connecting').length, 1);
@@ -528,6 +530,7 @@ describe('core/outbound-connection', function () {
         open.start();
         await sleep(50);
         assert.strictEqual(server.connections, connectionsAfterClose);
+        timers.stop();
       } finally {
         await server.close();
       }

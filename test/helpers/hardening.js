@@ -6,7 +6,6 @@ const http = require('http');
 const net = require('net');
 const path = require('path');
 const { webcrypto, createHmac } = require('crypto');
-const { createHook } = require('async_hooks');
 
 const lib = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
 const { WebSocketListener } = require(path.join(lib, 'listener.js'));
@@ -203,28 +202,7 @@ function resourceCounts() {
  * every Timeout created while tracking and not yet fired or cleared. `stacks` records where each
  * was created, for a failure message.
  */
-function trackTimers({ stacks = false } = {}) {
-  const live = new Map();
-  const hook = createHook({
-    init(id, type) {
-      if (type === 'Timeout') live.set(id, stacks ? new Error('created here').stack : true);
-    },
-    destroy(id) {
-      live.delete(id);
-    },
-  });
-  hook.enable();
-  return {
-    get count() {
-      return live.size;
-    },
-    where() {
-      return [...live.values()].filter((v) => typeof v === 'string');
-    },
-    stop() {
-      hook.disable();
-    },
-  };
-}
+
+const { trackTimers } = require('./timers');
 
 module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, trackTimers, b64url };
