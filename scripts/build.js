@@ -14,10 +14,8 @@ function copyDir(from, to) {
   fs.cpSync(from, to, { recursive: true });
 }
 
-// Compiled files are overwritten in place (never a window without nodes/ while tests run);
-// CI builds into a fresh clone.
-fs.rmSync(path.join(out, 'locales'), { recursive: true, force: true });
-fs.rmSync(path.join(out, 'icons'), { recursive: true, force: true });
+// Files are overwritten in place, never deleted first: a test running meanwhile never sees a
+// half-built nodes/. (A clean build is a fresh clone, as in CI.)
 const tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
 

@@ -4,9 +4,10 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { makeUserDir, removeDir, writeSettings, linkPackage, startNodeRed, problemLines, PACKAGE_NAME, RUNTIMES } = require('../helpers/node-red-process');
+const { makeUserDir, removeDir, writeSettings, startNodeRed, problemLines, PACKAGE_NAME, RUNTIMES } = require('../helpers/node-red-process');
 const { connect, waitForMessages, waitForClose, expectNoMessage, closeAll } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
+const { installPackedCopy } = require('../helpers/package-tarball');
 
 const SECRET = 'e2e-process-secret-0123456789abcdef';
 const OTHER_SECRET = 'not-the-secret-0123456789abcdef0123';
@@ -59,7 +60,7 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
   before(async function () {
     userDir = makeUserDir();
     writeSettings(userDir);
-    linkPackage(userDir);
+    await installPackedCopy(userDir); // the packed package, as published
     red = await startNodeRed({ runtime: 'node-red-4', userDir });
   });
 

@@ -16,6 +16,7 @@ describe('e2e: npm start (scripts/start.js)', function () {
   let output = '';
   let port;
   let exited;
+  let killGroup;
 
   before(async function () {
     userDir = makeUserDir('wsplus-start-');
@@ -27,6 +28,15 @@ describe('e2e: npm start (scripts/start.js)', function () {
       detached: true, // its own process group, so node-red (its child) is stopped with it
     });
     exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // an interrupted run must not leave the demo Node-RED behind: kill the whole group on exit
+    killGroup = () => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', killGroup);
     child.stdout.on('data', (c) => (output += c));
     child.stderr.on('data', (c) => (output += c));
     const deadline = Date.now() + 45000;
@@ -53,6 +63,11 @@ describe('e2e: npm start (scripts/start.js)', function () {
       }, 5000);
       await exited;
       clearTimeout(timer);
+    }
+    // once node-red (the group's other member) is gone too, there is nothing left to kill on exit
+    if (killGroup && child.exitCode !== null) {
+      const stillUp = await connect(`ws://127.0.0.1:${port}/ws/echo`).then((r) => (closeAll([r.ws]), true), () => false);
+      if (!stillUp) process.removeListener('exit', killGroup);
     }
     removeDir(userDir);
   });

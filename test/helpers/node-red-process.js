@@ -85,6 +85,18 @@ function linkPackage(userDir) {
   );
 }
 
+// Node-RED processes still running when the test process exits (an interrupted run) are killed.
+const live = new Set();
+process.once('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 class NodeRedProcess {
   constructor(runtime, userDir, child, port) {
     this.runtime = runtime;
@@ -101,8 +113,10 @@ class NodeRedProcess {
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    live.add(child);
     this.exitPromise = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
+        live.delete(child);
         this.exited = { code, signal };
         resolve(this.exited);
       });

@@ -84,4 +84,20 @@ function seedDependencies(userDir) {
   return dirs.length;
 }
 
-module.exports = { packOnce, runtimeDependencyDirs, seedDependencies, run };
+/**
+ * Installs the packed package into `userDir` without npm: its runtime dependencies (copied as
+ * above) and the extracted tarball as node_modules/<name>, listed in the user dir's package.json.
+ * The copy is a snapshot: later rebuilds of nodes/ in the working tree do not affect it.
+ */
+async function installPackedCopy(userDir) {
+  const pack = await packOnce();
+  seedDependencies(userDir);
+  fs.cpSync(pack.extractedDir, path.join(userDir, 'node_modules', pack.name), { recursive: true });
+  fs.writeFileSync(
+    path.join(userDir, 'package.json'),
+    JSON.stringify({ name: 'node-red-project', version: '0.0.1', private: true, dependencies: { [pack.name]: pack.version } }, null, 2),
+  );
+  return pack;
+}
+
+module.exports = { packOnce, runtimeDependencyDirs, seedDependencies, installPackedCopy, run };

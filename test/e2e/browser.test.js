@@ -1,0 +1,274 @@
+'use strict';
+// The editor as a user sees it: headless Debian Chromium (/usr/bin/chromium) driven by
+// playwright-core opens the editor of a real Node-RED 4 with the package installed, finds ws.in+
+// and ws.out+ in the palette, drags a ws.in+ into the flow, creates a listener in its config
+// dialog (the JWT mode shows and hides the right fields), deploys, and checks that neither the
+// export nor the admin API ever gives the secret back. Saves docs/images/palette.png and
+// docs/images/listener-dialog.png for the README.
+const assert = require('assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { ROOT, makeUserDir, removeDir, writeSettings, startNodeRed } = require('../helpers/node-red-process');
+const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
+const { signHS256 } = require('../helpers/tokens');
+const { installPackedCopy } = require('../helpers/package-tarball');
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-quic',
+];
+const IMAGES = path.join(ROOT, 'docs', 'images');
+const SECRET = 'browser-typed-secret-7f3a9c2e5b8d1f4a6c0e';
+const LISTENER_PATH = '/ws/from-the-editor';
+
+/** The workspace element (SVG group) of the one node of `type` in the flow. */
+async function flowNode(page, type) {
+  const id = await page.evaluate((t) => RED.nodes.filterNodes({ type: t })[0].id, type);
+  return page.locator(`#red-ui-workspace-chart g.red-ui-flow-node-group[id="${id}"]`);
+}
+
+describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
+  this.timeout(60000);
+  let userDir;
+  let browserDir;
+  let red;
+  let context;
+  let page;
+  const blocked = [];
+  const pageErrors = [];
+  const sockets = [];
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
+    const { chromium } = require('playwright-core');
+    userDir = makeUserDir('wsplus-browser-');
+    writeSettings(userDir);
+    await installPackedCopy(userDir); // the packed package, as published
+    red = await startNodeRed({ runtime: 'node-red-4', userDir });
+
+    browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
+    context = await chromium.launchPersistentContext(browserDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1280, height: 960 },
+      deviceScaleFactor: 2, // crisp screenshots for the README
+      locale: 'en-US',
+      timeout: 30000,
+    });
+    // Only the Node-RED under test may be reached (the editor also asks the flow library's
+    // catalogue for the palette manager: refused here).
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1' && url.port === String(red.port)) return route.continue();
+      blocked.push(url.origin);
+      return route.abort();
+    });
+    page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(15000);
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(red.url, { waitUntil: 'domcontentloaded' });
+    await page.waitForFunction(() => window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('websocket-plus in'), null, { timeout: 30000 });
+    fs.mkdirSync(IMAGES, { recursive: true });
+  });
+
+  after(async function () {
+    closeAll(sockets);
+    if (context) await context.close().catch(() => {});
+    if (red) await red.stop();
+    removeDir(userDir);
+    removeDir(browserDir);
+  });
+
+  it('the palette shows ws.in+ and ws.out+ in the network category', async function () {
+    const plusIn = page.locator('.red-ui-palette-node[data-palette-type="websocket-plus in"]');
+    const plusOut = page.locator('.red-ui-palette-node[data-palette-type="websocket-plus out"]');
+    await plusIn.scrollIntoViewIfNeeded();
+    assert.strictEqual((await plusIn.innerText()).trim(), 'ws.in+');
+    assert.strictEqual((await plusOut.innerText()).trim(), 'ws.out+');
+    assert.ok(await plusIn.isVisible());
+    for (const node of [plusIn, plusOut]) {
+      const category = await node.evaluate((el) => el.closest('.red-ui-palette-category').id);
+      assert.strictEqual(category, 'red-ui-palette-container-network');
+    }
+    // our own icons are served (not the default placeholder)
+    const icon = await plusIn.locator('.red-ui-palette-icon').evaluate((el) => getComputedStyle(el).backgroundImage);
+    assert.match(icon, /websocket-plus-in\.svg/);
+    const res = await red.api('GET', '/icons/node-red-contrib-websocket-plus/websocket-plus-in.svg');
+    assert.strictEqual(res.status, 200);
+
+    // screenshot: the palette filtered to the websocket nodes, core and plus side by side
+    const search = page.locator('#red-ui-palette-search input');
+    await search.click();
+    await search.pressSequentially('websocket', { delay: 20 });
+    await page.waitForFunction(() => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length > 0);
+    assert.ok(await plusIn.isVisible(), 'ws.in+ matches the filter "websocket"');
+    await page.waitForTimeout(300);
+    const palette = page.locator('#red-ui-palette-container-network');
+    await palette.screenshot({ path: path.join(IMAGES, 'palette.png') });
+    await search.fill('');
+    await search.press('Backspace');
+    await page.waitForFunction(() => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length === 0);
+  });
+
+  it('a ws.in+ dragged from the palette lands in the workspace', async function () {
+    const source = page.locator('.red-ui-palette-node[data-palette-type="websocket-plus in"]');
+    await source.scrollIntoViewIfNeeded();
+    const from = await source.boundingBox();
+    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(chart.x + 250, chart.y + 150, { steps: 12 });
+    await page.mouse.move(chart.x + 260, chart.y + 160, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1);
+    const node = await page.evaluate(() => {
+      const n = RED.nodes.filterNodes({ type: 'websocket-plus in' })[0];
+      return { z: n.z, active: RED.workspaces.active(), x: n.x, y: n.y };
+    });
+    assert.strictEqual(node.z, node.active);
+  });
+
+  it('the listener dialog shows the secret only for HS256 and the JWKS URI only for JWKS', async function () {
+    // open ws.in+ (double-click it in the flow), then "add new listener" with the + button
+    // (Node-RED 4.1; older editors had a single pencil "lookup" button)
+    await (await flowNode(page, 'websocket-plus in')).dblclick();
+    await page.locator('#node-input-mode').waitFor({ state: 'visible' });
+    assert.strictEqual(await page.locator('#node-input-mode').inputValue(), 'server');
+    await page.locator('#node-input-btn-server-add, #node-input-lookup-server').first().click();
+    const authMode = page.locator('#node-config-input-authMode');
+    await authMode.waitFor({ state: 'visible' });
+
+    const visible = async () => ({
+      secret: await page.locator('#node-config-input-secret').isVisible(),
+      jwksUri: await page.locator('#node-config-input-jwksUri').isVisible(),
+      noneWarning: await page.locator('#wsp-warning-none').isVisible(),
+    });
+    assert.strictEqual(await authMode.inputValue(), 'hs256', 'a new listener defaults to HS256');
+    assert.deepStrictEqual(await visible(), { secret: true, jwksUri: false, noneWarning: false });
+    await authMode.selectOption('jwks');
+    assert.deepStrictEqual(await visible(), { secret: false, jwksUri: true, noneWarning: false });
+    await authMode.selectOption('none');
+    assert.deepStrictEqual(await visible(), { secret: false, jwksUri: false, noneWarning: true });
+    await authMode.selectOption('hs256');
+    assert.deepStrictEqual(await visible(), { secret: true, jwksUri: false, noneWarning: false });
+
+    // tenant: claim name for "Token claim", tenant id for "Static"
+    const tenantFrom = page.locator('#node-config-input-tenantFrom');
+    assert.strictEqual(await tenantFrom.inputValue(), 'claim');
+    assert.ok(await page.locator('#node-config-input-tenantClaim').isVisible());
+    assert.ok(!(await page.locator('#node-config-input-tenantId').isVisible()));
+    await tenantFrom.selectOption('static');
+    assert.ok(!(await page.locator('#node-config-input-tenantClaim').isVisible()));
+    assert.ok(await page.locator('#node-config-input-tenantId').isVisible());
+    await tenantFrom.selectOption('claim');
+
+    // a forbidden path is flagged by the validator
+    await page.locator('#node-config-input-path').fill('/debug/ws');
+    await page.locator('#node-config-input-path').blur();
+    await page.waitForFunction(() => $('#node-config-input-path').hasClass('input-error'));
+
+    await page.locator('#node-config-input-path').fill(LISTENER_PATH);
+    await page.locator('#node-config-input-path').blur();
+    await page.waitForFunction(() => !$('#node-config-input-path').hasClass('input-error'));
+    await page.locator('#node-config-input-secret').fill(SECRET);
+    assert.strictEqual(await page.locator('#node-config-input-secret').getAttribute('type'), 'password');
+    await page.waitForTimeout(300);
+    const tray = page.locator('.red-ui-tray').last();
+    await tray.screenshot({ path: path.join(IMAGES, 'listener-dialog.png') });
+
+    await page.locator('#node-config-dialog-ok').click();
+    await page.locator('#node-config-input-authMode').waitFor({ state: 'detached' });
+    await page.locator('#node-dialog-ok').click();
+    await page.locator('#node-input-mode').waitFor({ state: 'detached' });
+    const configured = await page.evaluate(() => {
+      const n = RED.nodes.filterNodes({ type: 'websocket-plus in' })[0];
+      const l = RED.nodes.node(n.server);
+      return { server: !!l, type: l && l.type, path: l && l.path, valid: n.valid && l.valid };
+    });
+    assert.deepStrictEqual(configured, { server: true, type: 'websocket-plus-listener', path: LISTENER_PATH, valid: true });
+  });
+
+  it('deploys from the editor, and the listener works with the secret typed in the dialog', async function () {
+    const mark = red.output.length;
+    await page.locator('#red-ui-header-button-deploy').click();
+    await page.waitForFunction(() => !RED.nodes.dirty());
+    await red.waitForLog((out) => /Started (modified )?flows/.test(out.slice(mark)));
+    const token = await signHS256(SECRET, { tenant_id: 'acme', sub: 'from-browser-test' });
+    const r = await connect(`ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${token}`);
+    sockets.push(r.ws);
+    assert.strictEqual(r.opened, true, `handshake refused: HTTP ${r.status}`);
+    const bad = await connect(`ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${await signHS256('some-other-secret-0123456789abcdef', { tenant_id: 'acme' })}`);
+    sockets.push(bad.ws);
+    assert.strictEqual(bad.status, 401);
+    // ws.in+ counts the connection in its status, which the editor shows
+    await page.waitForFunction(() => {
+      const n = RED.nodes.filterNodes({ type: 'websocket-plus in' })[0];
+      return n.status && /1/.test(n.status.text || '');
+    });
+    r.ws.send('nothing is wired, nothing comes back');
+    await assert.rejects(waitForMessages(r.ws, 1, 300));
+  });
+
+  it('the secret is never exported nor sent back to the browser', async function () {
+    // Export dialog (Ctrl+E / menu Export), all flows, as the user copies it
+    await page.evaluate(() => RED.actions.invoke('core:show-export-dialog'));
+    await page.locator('#red-ui-clipboard-dialog-export-rng-full').click();
+    await page.locator('#red-ui-clipboard-dialog-export-tab-clipboard-tabs a[href="#red-ui-clipboard-dialog-export-tab-clipboard-json"]').click();
+    const exportText = page.locator('#red-ui-clipboard-dialog-export-text');
+    await exportText.waitFor({ state: 'visible' });
+    await page.waitForFunction(() => /websocket-plus-listener/.test($('#red-ui-clipboard-dialog-export-text').val()));
+    const exported = await exportText.inputValue();
+    await page.keyboard.press('Escape');
+    const flow = JSON.parse(exported);
+    const listener = flow.find((n) => n.type === 'websocket-plus-listener');
+    assert.ok(listener && listener.path === LISTENER_PATH);
+    assert.ok(!exported.includes(SECRET), 'the export contains the secret');
+    assert.strictEqual(listener.credentials, undefined);
+
+    // the admin API: flows without credentials, and only "has_secret" for the dialog
+    const flows = await red.api('GET', '/flows');
+    assert.ok(!flows.text.includes(SECRET));
+    const creds = await red.api('GET', `/credentials/websocket-plus-listener/${listener.id}`);
+    assert.strictEqual(creds.status, 200);
+    assert.strictEqual(creds.json.has_secret, true);
+    assert.ok(!creds.text.includes(SECRET));
+
+    // a fresh editor session: the dialog shows a placeholder, not the secret
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.waitForFunction(() => window.RED && RED.nodes && RED.nodes.filterNodes && RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1, null, { timeout: 30000 });
+    await (await flowNode(page, 'websocket-plus in')).dblclick();
+    await page.locator('#node-input-btn-server-edit, #node-input-lookup-server').first().click();
+    await page.locator('#node-config-input-secret').waitFor({ state: 'visible' });
+    const shown = await page.locator('#node-config-input-secret').inputValue();
+    assert.notStrictEqual(shown, SECRET);
+    assert.strictEqual(shown, '__PWRD__');
+    const html = await page.content();
+    assert.ok(!html.includes(SECRET), 'the secret reached the browser');
+    await page.locator('#node-config-dialog-cancel').click();
+    await page.locator('#node-config-input-secret').waitFor({ state: 'detached' });
+    await page.locator('#node-dialog-cancel').click();
+  });
+
+  it('the editor raised no page errors and reached nothing but this Node-RED', function () {
+    assert.deepStrictEqual(pageErrors, []);
+    assert.deepStrictEqual([...new Set(blocked)].filter((o) => o !== 'https://catalogue.nodered.org'), []);
+  });
+
+  it('saved the screenshots for the README', function () {
+    for (const f of ['palette.png', 'listener-dialog.png']) {
+      const p = path.join(IMAGES, f);
+      const png = fs.readFileSync(p);
+      assert.strictEqual(png.subarray(1, 4).toString(), 'PNG');
+      assert.ok(png.length > 2000 && png.length < 600 * 1024, `${f}: ${png.length} bytes`);
+    }
+  });
+});
