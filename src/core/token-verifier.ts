@@ -4,7 +4,7 @@
  * asymmetric algorithms only, none verifies nothing but still refuses an expired token.
  * `jku`, `x5u` and `jwk` headers are never followed: keys come only from the configuration.
  */
-import { createPublicKey, KeyObject } from 'node:crypto';
+import { createPublicKey, KeyObject, webcrypto } from 'node:crypto';
 import * as jose from 'jose';
 import { HandshakeError } from './errors';
 
@@ -157,10 +157,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   if (options.audience) claimChecks.audience = options.audience;
 
   let key: Parameters<typeof jose.jwtVerify>[1] | undefined;
+  let hmacKeyReady: Promise<void> | undefined;
   let algorithms: string[] = [];
   if (mode === 'hs256') {
     if (!options.secret) throw new Error('hs256 mode needs a secret');
-    key = new TextEncoder().encode(options.secret);
+    // Imported once: jose would otherwise import raw secret bytes on every verify (about half the
+    // cost of an HS256 handshake). Until the import settles, verify waits for it.
+    const secretBytes = new TextEncoder().encode(options.secret);
+    hmacKeyReady = webcrypto.subtle
+      .importKey('raw', secretBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+      .then((imported) => {
+        key = imported;
+      });
     algorithms = ['HS256'];
   } else if (mode === 'jwks') {
     const url = new URL(String(options.jwksUri));
@@ -248,6 +256,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       return verifiedResult(claims, 'verified');
     }
     try {
+      if (key === undefined && hmacKeyReady) await hmacKeyReady;
       const { payload } = await jose.jwtVerify(token, key as Parameters<typeof jose.jwtVerify>[1] & jose.JWTVerifyGetKey, claimChecks);
       // jose checks exp and nbf; an iat in the future is refused here too.
       checkTimes(payload as Record<string, unknown>, tolerance, nowSeconds);
