@@ -235,6 +235,7 @@ const handlers = {
     const lat = [];
     let sent = 0;
     const pad = 'l'.repeat(size);
+    const pings0 = state.pings;
     const r = await until(deadlineMs, (done) => {
       for (const c of conns) {
         c.onmsg = (data) => {
@@ -258,7 +259,7 @@ const handlers = {
     });
     for (const c of conns) c.onmsg = null;
     lat.sort((a, b) => a - b);
-    return { samples: lat.length, expected: total, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], timedOut: r.timedOut };
+    return { samples: lat.length, expected: total, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], timedOut: r.timedOut, pings: state.pings - pings0 };
   },
 
   /**

@@ -11,8 +11,10 @@
  * each of BENCH_REPEATS (default 3) rounds; a round starts a fresh server process per contender.
  *
  * Environment: BENCH_REPEATS (3), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
- * of contender ids), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
- * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip).
+ * of contender ids), BENCH_FIGURES (comma list: rss, broadcast, handshake, echo, latency, tenant,
+ * jwksStorm), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
+ * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip),
+ * BENCH_PIN (0: do not pin the server and the load generator to CPUs).
  */
 const fs = require('fs');
 const os = require('os');
@@ -31,6 +33,21 @@ const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 3));
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 const NODE_RED = process.env.BENCH_NODE_RED || 'node-red';
 const ISSUER = 'https://issuer.bench.invalid/';
+/**
+ * The server on CPU 1 and the load generator on CPU 0 (taskset, 2+ CPUs), so the two never share
+ * a CPU and are never migrated: on a 2-core machine this cuts the round-to-round spread of the
+ * CPU-per-unit figures from about ±25 % to a few %. BENCH_PIN=0 leaves scheduling to the OS.
+ */
+const PIN = process.env.BENCH_PIN !== '0' && os.cpus().length >= 2 && hasTaskset();
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const AUDIENCE = 'websocket-plus-bench';
 
 const sc = (n, min = 1) => Math.max(min, Math.round(n * SCALE));
@@ -40,8 +57,8 @@ const COUNTS = {
   echoConnections: 50,
   echoInFlight: 10,
   messageBytes: 64,
-  echoMessages: sc(30000, 1000),
-  latencyRate: 1000,
+  echoMessages: sc(40000, 1000),
+  latencyRate: 2000,
   latencyMs: sc(3000, 500),
   broadcastClients: sc(2000, 50),
   broadcasts: sc(40, 5),
@@ -49,7 +66,7 @@ const COUNTS = {
   tenantConnections: 10,
   tenantTotalSmall: 100,
   tenantTotalLarge: sc(10000, 200),
-  tenantBroadcasts: sc(600, 50),
+  tenantBroadcasts: sc(1000, 50),
   jwksStormHandshakes: sc(200, 20),
   warmupHandshakes: 200,
   warmupMessages: 3000,
@@ -62,9 +79,23 @@ const log = (...args) => console.log(`[bench ${new Date().toISOString().slice(11
 // Contenders
 // ---------------------------------------------------------------------------------------------
 const ALL_FIGURES = ['rss', 'broadcast', 'handshake', 'echo', 'latency'];
+const WS_VERSION = require(require.resolve('ws/package.json', { paths: [ROOT] })).version;
+/** The ws copy Node-RED core uses (Node-RED 4 bundles ws 7), when it is a different copy. */
+const WS7 = (() => {
+  try {
+    const nodesDir = path.dirname(require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(require.resolve(`${process.env.BENCH_NODE_RED || 'node-red'}/package.json`, { paths: [ROOT] }))] }));
+    const dir = path.dirname(require.resolve('ws/package.json', { paths: [nodesDir] }));
+    const version = require(path.join(dir, 'package.json')).version;
+    return dir === path.dirname(require.resolve('ws/package.json', { paths: [ROOT] })) ? undefined : { dir, version };
+  } catch {
+    return undefined;
+  }
+})();
 const CONTENDERS = [
-  { id: 'raw', label: 'raw ws (echo server)', kind: 'raw', auth: 'none', token: 'none', figures: ALL_FIGURES },
+  { id: 'raw', label: `raw ws ${WS_VERSION} (echo server)`, kind: 'raw', auth: 'none', token: 'none', figures: ALL_FIGURES },
   { id: 'raw-jwt', label: 'raw ws + jose HS256 verifyClient', kind: 'raw', auth: 'hs256', token: 'hs', figures: ALL_FIGURES },
+  // The ws copy Node-RED core bundles (7.5): shows what the ws major version alone costs per frame.
+  { id: 'raw-ws7', label: `raw ws ${WS7 ? WS7.version : '7'} (the copy Node-RED core bundles)`, kind: 'raw', auth: 'none', token: 'none', wsModule: WS7 && WS7.dir, figures: ['handshake', 'echo', 'broadcast'] },
   { id: 'core', label: 'Node-RED core websocket in/out', kind: 'node-red', token: 'none', figures: ALL_FIGURES },
   { id: 'plus-none', label: 'websocket-plus, auth none', kind: 'node-red', plus: true, authMode: 'none', token: 'none', figures: ALL_FIGURES },
   { id: 'plus-hs256', label: 'websocket-plus, HS256', kind: 'node-red', plus: true, authMode: 'hs256', token: 'hs', figures: [...ALL_FIGURES, 'tenant'] },
@@ -156,6 +187,8 @@ function plusFlow(c, ctx) {
     onExpiry: 'disconnect',
     rateLimit: '',
     maxConnections: '',
+    // Experiments only: override listener properties (JSON), e.g. {"heartbeat":"0"}.
+    ...JSON.parse(process.env.BENCH_PLUS_PROPS || '{}'),
   });
   const pair = (name, listenerId, y) => [
     { id: `in${name}`, type: 'websocket-plus in', z: 'tab', name: '', server: listenerId, client: '', x: 100, y, wires: [[`out${name}`]] },
@@ -183,16 +216,16 @@ async function startServer(c, rep, ctx) {
   // otherwise the semi-spaces grow with the allocation rate and that growth lands in the RSS
   // figure of whichever contender had not yet grown them.
   const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
-  if (process.env.BENCH_PROFILE === c.id) {
+  if ((process.env.BENCH_PROFILE || '').split(',').includes(c.id)) {
     fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(TMP, 'prof')}`, `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`);
   }
   let child;
   let userDir;
   if (c.kind === 'raw') {
-    child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), { name: c.id, execArgv, logFile, env: { BENCH_AUTH: c.auth, BENCH_HS_SECRET: ctx.keys.hsSecret } });
+    child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), { name: c.id, execArgv, logFile, cpu: PIN ? 1 : undefined, env: { BENCH_AUTH: c.auth, BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_WS_MODULE: c.wsModule || process.env.BENCH_WS_MODULE || '' } });
   } else if (c.kind === 'listener') {
-    child = new Child(path.join(__dirname, 'servers', 'listener.js'), { name: c.id, execArgv, logFile, env: { BENCH_AUTH: 'hs256', BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_NODES_DIR: ctx.pkgDir } });
+    child = new Child(path.join(__dirname, 'servers', 'listener.js'), { name: c.id, execArgv, logFile, cpu: PIN ? 1 : undefined, env: { BENCH_AUTH: 'hs256', BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_NODES_DIR: ctx.pkgDir, BENCH_LISTENER_OPTIONS: process.env.BENCH_LISTENER_OPTIONS || '{}' } });
   } else {
     userDir = fs.mkdtempSync(path.join(ctx.runDir, `userdir-${c.id}-`));
     const { flow, creds } = c.plus ? plusFlow(c, ctx) : { flow: coreFlow(), creds: {} };
@@ -202,6 +235,7 @@ async function startServer(c, rep, ctx) {
       name: c.id,
       execArgv,
       logFile,
+      cpu: PIN ? 1 : undefined,
       env: {
         BENCH_USERDIR: userDir,
         BENCH_NODE_RED: NODE_RED,
@@ -317,23 +351,42 @@ async function runContender(c, rep, ctx) {
     }
 
     if (c.figures.includes('rss') || c.figures.includes('broadcast')) {
-      // RSS per idle connection: forced GC before both readings; the pool then serves the broadcast.
+      // RSS per idle connection, forced GC before every reading. A fresh process has free heap and
+      // malloc space left from start-up (Node-RED much more than a bare ws server) that absorbs the
+      // first connections without any RSS growth, so the figure is the slope over a second batch:
+      // (RSS with 2N idle connections - RSS with N) / N. The first batch then serves the broadcast.
+      const n = COUNTS.broadcastClients;
       const m0 = await server.child.call('mark', { memory: true });
-      const pool = await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: COUNTS.broadcastClients, concurrency: 50, kind: c.token });
+      const pool = await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
       handshakesOk += pool.opened;
       if (pool.failed) warn(`idle pool: ${pool.failed} connections failed ${JSON.stringify(pool.reasons)}`);
-      await sleep(500);
+      await sleep(300);
       const m1 = await server.child.call('mark', { memory: true });
-      fig.rss = {
-        connections: pool.opened,
-        rssPerConnKB: (m1.rss - m0.rss) / 1024 / pool.opened,
-        heapPerConnKB: (m1.heapUsed + m1.external - m0.heapUsed - m0.external) / 1024 / pool.opened,
-        rssBeforeMB: m0.rss / 1048576,
-        rssAfterMB: m1.rss / 1048576,
-        newSpaceDeltaKB: (m1.spaces.new_space.size - m0.spaces.new_space.size) / 1024,
-        oldSpaceCommittedDeltaKB: (m1.spaces.old_space.size - m0.spaces.old_space.size) / 1024,
-        oldSpaceUsedDeltaKB: (m1.spaces.old_space.used - m0.spaces.old_space.used) / 1024,
-      };
+      if (c.figures.includes('rss')) {
+        const second = await lg.call('openPool', { name: 'idle2', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
+        handshakesOk += second.opened;
+        if (second.failed) warn(`idle pool 2: ${second.failed} connections failed ${JSON.stringify(second.reasons)}`);
+        await sleep(300);
+        const m2 = await server.child.call('mark', { memory: true });
+        if (process.env.BENCH_HEAP_SNAPSHOTS) {
+          // Diagnostics: heap snapshots with N and 2N idle connections, to diff offline.
+          fs.mkdirSync(path.join(TMP, 'heap'), { recursive: true });
+          await lg.call('closePool', { name: 'idle2' });
+          await server.child.call('heapSnapshot', { file: path.join(TMP, 'heap', `${c.id}-r${rep}-n.heapsnapshot`) }, 300000);
+          await lg.call('openPool', { name: 'idle2', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
+          await server.child.call('heapSnapshot', { file: path.join(TMP, 'heap', `${c.id}-r${rep}-2n.heapsnapshot`) }, 300000);
+        }
+        const heap = (m) => m.heapUsed + m.external;
+        fig.rss = {
+          connections: second.opened,
+          rssPerConnKB: (m2.rss - m1.rss) / 1024 / second.opened,
+          heapPerConnKB: (heap(m2) - heap(m1)) / 1024 / second.opened,
+          firstBatchRssPerConnKB: (m1.rss - m0.rss) / 1024 / pool.opened,
+          firstBatchHeapPerConnKB: (heap(m1) - heap(m0)) / 1024 / pool.opened,
+          rssMB: [m0.rss, m1.rss, m2.rss].map((x) => +(x / 1048576).toFixed(1)),
+        };
+        await lg.call('closePool', { name: 'idle2' });
+      }
       if (c.figures.includes('broadcast')) {
         await lg.call('fanoutRun', { pool: 'idle', count: 3, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes });
         const r = await measured(server, () => lg.call('fanoutRun', { pool: 'idle', count: COUNTS.broadcasts, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes }));
@@ -374,7 +427,7 @@ async function runContender(c, rep, ctx) {
       if (c.figures.includes('latency')) {
         const r = await lg.call('latencyRun', { pool: 'echo', rate: COUNTS.latencyRate, durationMs: COUNTS.latencyMs, size: COUNTS.messageBytes });
         if (r.timedOut) warn(`latency run timed out: ${r.samples}/${r.expected}`);
-        fig.latency = { rate: COUNTS.latencyRate, samples: r.samples, p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max };
+        fig.latency = { rate: COUNTS.latencyRate, samples: r.samples, p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max, pings: r.pings };
       }
       await lg.call('closePool', { name: 'echo' });
     }
@@ -437,7 +490,7 @@ async function runContender(c, rep, ctx) {
       };
     }
   } finally {
-    for (const name of ['probe', 'warm', 'idle', 'echo', 'tenant']) await lg.call('closePool', { name }, 300000).catch(() => {});
+    for (const name of ['probe', 'warm', 'idle', 'idle2', 'echo', 'tenant']) await lg.call('closePool', { name }, 300000).catch(() => {});
     await server.stop();
   }
   return fig;
@@ -503,6 +556,17 @@ async function main() {
 
   const limit = fdLimit();
   const needFds = COUNTS.tenantTotalLarge + 500;
+  if (Number.isFinite(limit) && limit < needFds && !process.env.BENCH_ULIMIT_TRIED) {
+    // Node already raises its soft limit to the hard one; try to raise the hard limit too (root
+    // with CAP_SYS_RESOURCE) by re-running under a shell's ulimit. Failing that, scale down below.
+    const { spawnSync } = require('child_process');
+    const r = spawnSync('/bin/sh', ['-c', `ulimit -n ${needFds} 2>/dev/null; exec "$0" "$@"`, process.execPath, ...process.execArgv, __filename, ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_ULIMIT_TRIED: '1' },
+    });
+    fs.rmSync(runDir, { recursive: true, force: true });
+    process.exit(r.status === null ? 1 : r.status);
+  }
   if (Number.isFinite(limit) && limit < needFds) {
     const scaled = Math.max(COUNTS.tenantTotalSmall * 2, Math.floor((limit - 500) / 100) * 100);
     ctx.notes.push(`ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} connections (raise ulimit -n for the full figure).`);
@@ -510,22 +574,29 @@ async function main() {
   }
   if (SCALE !== 1) ctx.notes.push(`BENCH_SCALE=${SCALE}: counts scaled.`);
 
-  const snap = snapshotPackage(runDir);
+  // BENCH_PKG_DIR: a prepared package folder (nodes/, package.json, node_modules) instead of a
+  // snapshot of this repo's build (for A/B experiments on the built code).
+  const snap = process.env.BENCH_PKG_DIR ? { ok: true, pkgDir: path.resolve(process.env.BENCH_PKG_DIR) } : snapshotPackage(runDir);
   let contenders = CONTENDERS;
   if (!snap.ok) {
     ctx.notes.push(`websocket-plus contenders skipped: ${snap.reason}.`);
     contenders = contenders.filter((c) => !c.plus);
   }
   ctx.pkgDir = snap.pkgDir;
+  contenders = contenders.filter((c) => !c.id.startsWith('raw-ws7') || WS7);
   if (process.env.BENCH_ONLY) {
     const only = new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim()));
     contenders = contenders.filter((c) => only.has(c.id));
+  }
+  if (process.env.BENCH_FIGURES) {
+    const figures = new Set(process.env.BENCH_FIGURES.split(',').map((s) => s.trim()));
+    contenders = contenders.map((c) => ({ ...c, figures: c.figures.filter((f) => figures.has(f)) })).filter((c) => c.figures.length > 0);
   }
 
   const keys = await makeKeys(jose);
   ctx.keys = keys;
   ctx.jwks = await startJwksServer(keys.jwks);
-  ctx.loadgen = new Child(path.join(__dirname, 'loadgen.js'), { name: 'loadgen', logFile: path.join(runDir, 'loadgen.log') });
+  ctx.loadgen = new Child(path.join(__dirname, 'loadgen.js'), { name: 'loadgen', logFile: path.join(runDir, 'loadgen.log'), cpu: PIN ? 0 : undefined });
   await ctx.loadgen.ready;
   await ctx.loadgen.call('init', { keys: keys.loadgen, issuer: ISSUER, audience: AUDIENCE });
 
@@ -557,17 +628,20 @@ async function main() {
   const result = stats.summarise({
     date: new Date().toISOString(),
     durationS: Math.round((Date.now() - started) / 1000),
+    pinned: PIN,
     machine: { ...machine, nodeRed: ctx.nodeRedVersion || require(path.join(ROOT, 'node_modules', NODE_RED, 'package.json')).version, nodeRedModule: NODE_RED, fdLimit: limit },
     repeats: REPEATS,
     counts: COUNTS,
     notes: ctx.notes,
     failures,
     contenders: contenders.map((c) => ({ id: c.id, label: c.label })),
+    ws7: WS7 && WS7.version,
     runs,
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   const md = renderMarkdown(result);
-  if (!process.env.BENCH_ONLY) {
+  const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_FIGURES);
+  if (!partial) {
     fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
     fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);
   } else {
@@ -576,8 +650,8 @@ async function main() {
   }
   console.log(`\n${md}`);
   fs.rmSync(runDir, { recursive: true, force: true });
-  if (!process.env.BENCH_ONLY && !process.env.BENCH_NO_README) require('./update-readme').update();
-  log(`done in ${result.durationS} s${process.env.BENCH_ONLY ? ' (BENCH_ONLY: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`);
+  if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
+  log(`done in ${result.durationS} s${partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`);
   if (failures.length) process.exitCode = 1;
 }
 

@@ -19,6 +19,14 @@ class Child {
       stdio: ['ignore', out, out, 'ipc'],
     });
     if (typeof out === 'number') fs.closeSync(out);
+    if (options.cpu !== undefined) {
+      // Pin every thread of the child to one CPU (threads it starts later inherit it).
+      try {
+        require('child_process').execFileSync('taskset', ['-a', '-p', '-c', String(options.cpu), String(this.proc.pid)], { stdio: 'ignore' });
+      } catch {
+        /* taskset missing: leave scheduling to the OS */
+      }
+    }
     this.nextId = 1;
     this.pending = new Map();
     this.exited = new Promise((resolve) => {
@@ -117,6 +125,11 @@ function serve(handlers) {
  */
 function markHandlers() {
   return {
+    /** Diagnostics: writes a heap snapshot (after a full GC) to `file`. */
+    heapSnapshot({ file }) {
+      global.gc();
+      return { file: require('v8').writeHeapSnapshot(file) };
+    },
     mark({ gcFirst = false, memory = false } = {}) {
       if (gcFirst) global.gc();
       const cpu = process.cpuUsage();

@@ -17,29 +17,31 @@ function renderMarkdown(r) {
   const label = Object.fromEntries(r.contenders.map((c) => [c.id, c.label]));
   const ids = r.contenders.map((c) => c.id);
   const lines = [];
+  lines.push('Reproduce with `npm run bench` (bench/README.md explains the method).');
+  lines.push('');
   lines.push(`Measured ${r.date.slice(0, 10)} on ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`) ${m.cpuModel}, ${m.memGB} GB, ${m.platform}; Node ${m.node}, Node-RED ${m.nodeRed}, ws ${m.ws}, jose ${m.jose}. ` +
-    `${r.repeats} rounds (each starts a fresh server process per contender); cells show the median ±half the min–max spread. Total run ${r.durationS} s.`);
+    `${r.repeats} rounds (each starts a fresh server process per contender)${r.pinned ? '; server pinned to CPU 1, load generator to CPU 0' : ''}; cells show the median ±half the min–max spread. Total run ${r.durationS} s.`);
   lines.push('');
   lines.push('Server CPU is the server process\'s own `process.cpuUsage()` over each window divided by the work done in it (lower is better). ' +
     'The load generator is a separate process on the same machine, so rates are often bounded by it; compare CPU per unit first.' +
     (r.background ? ` Other processes on the machine used a median ${fmt(r.background.median * 100, 0)} % (max ${fmt(r.background.max * 100, 0)} %) of its CPU during the measurement windows.` : ''));
   lines.push('');
   const main = ids.filter((id) => s[id].hsCpu || s[id].echoCpu || s[id].bcastCpu);
-  lines.push('| contender | handshake CPU µs | handshakes/s | echo CPU µs/msg | echo msgs/s | echo p50 / p99 ms | broadcast CPU µs/delivery | deliveries/s | RSS KB per idle conn |');
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| contender | handshake CPU µs | handshakes/s | echo CPU µs/msg | echo msgs/s | echo p50 / p99 ms | broadcast CPU µs/delivery | deliveries/s | RSS KB per idle conn | heap+external KB per idle conn |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const id of main) {
     const x = s[id];
-    lines.push(`| ${label[id]} | ${cell(x.hsCpu, 0)} | ${cell(x.hsRate, 0)} | ${cell(x.echoCpu, 2)} | ${cell(x.echoRate, 0)} | ${x.p50 ? fmt(x.p50.median, 2) : '–'} / ${cell(x.p99, 2)} | ${cell(x.bcastCpu, 2)} | ${cell(x.bcastRate, 0)} | ${cell(x.rssKB, 1)} |`);
+    lines.push(`| ${label[id]} | ${cell(x.hsCpu, 0)} | ${cell(x.hsRate, 0)} | ${cell(x.echoCpu, 2)} | ${cell(x.echoRate, 0)} | ${x.p50 ? fmt(x.p50.median, 2) : '–'} / ${cell(x.p99, 2)} | ${cell(x.bcastCpu, 2)} | ${cell(x.bcastRate, 0)} | ${cell(x.rssKB, 1)} | ${cell(x.heapKB, 2)} |`);
   }
   lines.push('');
-  lines.push('Ratios of medians (server CPU per unit; p99 latency; RSS): contender ÷ raw ws / raw ws + JWT / Node-RED core.');
+  lines.push('Ratios (server CPU per unit; p99 latency; RSS): contender ÷ raw ws / raw ws + JWT / Node-RED core, each paired within a round, median over the rounds.');
   lines.push('');
   lines.push('| contender | handshake | echo | p99 latency | broadcast | RSS per conn |');
   lines.push('|---|---|---|---|---|---|');
   const ratioCell = (id, metric) => {
     const q = r.ratios[id] && r.ratios[id][metric];
     if (!q) return '–';
-    return ['raw', 'raw-jwt', 'core'].map((ref) => (q[ref] === undefined ? '–' : fmt(q[ref], 2))).join(' / ');
+    return ['raw', 'raw-jwt', 'core'].map((ref) => (q[ref] === undefined ? '–' : fmt(q[ref].median, 2))).join(' / ');
   };
   for (const id of main) lines.push(`| ${label[id]} | ${ratioCell(id, 'hsCpu')} | ${ratioCell(id, 'echoCpu')} | ${ratioCell(id, 'p99')} | ${ratioCell(id, 'bcastCpu')} | ${ratioCell(id, 'rssKB')} |`);
   const tenant = ids.filter((id) => s[id].tenantRatio);
@@ -65,15 +67,23 @@ function renderMarkdown(r) {
     }
   }
   lines.push('');
-  lines.push('Targets (issue 7), judged on the medians above:');
+  lines.push('Targets (issue 7): the median over rounds of the per-round ratio (min–max in brackets).');
   lines.push('');
   lines.push('| target | contender | measured | limit | result |');
   lines.push('|---|---|---:|---:|---|');
   for (const t of r.targets) {
-    const measured = t.value === undefined ? (t.detail || '–') : `${fmt(t.value, 2)}${t.unit ? ` ${t.unit}` : ''}`;
+    const range = t.min !== undefined && t.max !== undefined && t.min !== t.max ? ` (${fmt(t.min, 2)}–${fmt(t.max, 2)})` : '';
+    const measured = t.value === undefined ? (t.detail || '–') : `${fmt(t.value, 2)}${range}${t.unit ? ` ${t.unit}` : ''}`;
     const aim = t.aim !== undefined ? ` (aim ${t.aim}: ${t.aimMet ? 'met' : 'not met'})` : '';
     const extra = t.storm !== undefined ? `; random kids: ${t.storm} refetch` : '';
     lines.push(`| ${t.target} | ${label[t.contender] || t.contender} | ${measured}${extra} | ${t.limit === undefined ? '–' : `≤ ${t.limit}`} | **${t.result}**${aim} |`);
+  }
+  const notes = explainMisses(r);
+  if (notes.length) {
+    lines.push('');
+    lines.push('Where a target is missed, this run shows why:');
+    lines.push('');
+    for (const n of notes) lines.push(`- ${n}`);
   }
   const c = r.counts;
   lines.push('');
@@ -81,10 +91,50 @@ function renderMarkdown(r) {
     `echo: ${c.echoConnections} connections × ${c.echoInFlight} in flight, ${c.messageBytes}-byte text messages, ${fmt(c.echoMessages, 0)} messages; ` +
     `latency: ${fmt(c.latencyRate, 0)} msgs/s for ${fmt(c.latencyMs / 1000, 1)} s over the same connections; ` +
     `broadcast: ${fmt(c.broadcasts, 0)} messages to ${fmt(c.broadcastClients, 0)} clients (${c.broadcastWindow} in flight); ` +
-    `RSS: ${fmt(c.broadcastClients, 0)} idle connections, forced GC before each reading. Warm-up before every window; a full GC before each window starts.`);
+    `RSS: the growth from ${fmt(c.broadcastClients, 0)} to ${fmt(2 * c.broadcastClients, 0)} idle connections (the first ${fmt(c.broadcastClients, 0)} fill the free space a fresh process has), forced GC before each reading; ` +
+    `tenant fan-out: ${fmt(c.tenantBroadcasts, 0)} tenant broadcasts. Warm-up before every window; a full GC before each window starts. All servers run with --expose-gc and 16 MB young-generation semi-spaces.`);
   for (const n of r.notes || []) lines.push(`\nNote: ${n}`);
   for (const f of r.failures || []) lines.push(`\nFailed: ${f.contender} round ${f.round}: ${f.error.split('\n')[0]}`);
   return lines.join('\n') + '\n';
+}
+
+/** Data-driven notes for missed targets: the comparisons in this run that explain them. */
+function explainMisses(r) {
+  const out = [];
+  const s = r.stats;
+  const med = (id, m) => s[id] && s[id][m] && s[id][m].median;
+  const ratio = (id, m, ref) => r.ratios[id] && r.ratios[id][m] && r.ratios[id][m][ref] && r.ratios[id][m][ref].median;
+  const missed = (prefix) => r.targets.some((t) => t.result === 'MISS' && t.target.startsWith(prefix));
+  const ws8 = r.machine.ws;
+  if (missed('hs256 handshake')) {
+    const jwtCore = ratio('raw-jwt', 'hsCpu', 'core');
+    const plusJwt = ratio('plus-hs256', 'hsCpu', 'raw-jwt');
+    const jwtRaw = ratio('raw-jwt', 'hsCpu', 'raw');
+    if (jwtCore !== undefined) {
+      out.push(`Handshake: raw ws + jose verifying the same HS256 tokens already spends ${fmt(jwtCore, 2)} × core's unauthenticated handshake here ` +
+        `(${fmt(jwtRaw, 2)} × raw ws without verification), so ≤ 0.8 × core is out of reach for a jose-based server on this machine; websocket-plus HS256 spends ${fmt(plusJwt, 2)} × raw ws + jose, ` +
+        `and without a token (auth none) ${fmt(ratio('plus-none', 'hsCpu', 'core'), 2)} × core. jose 6 verifies HS256 through WebCrypto: one asynchronous job on libuv's thread pool per token.`);
+    }
+  }
+  if ((missed('echo server') || missed('global broadcast')) && r.ws7 && med('raw-ws7', 'echoCpu') !== undefined) {
+    out.push(`Echo and broadcast: the CPU per frame is mostly ws's send path (one writev system call per frame). websocket-plus depends on ws ${ws8}, while Node-RED core uses the ws ${r.ws7} it bundles; ` +
+      `in this run raw ws ${ws8} spends ${fmt(med('raw', 'echoCpu') / med('raw-ws7', 'echoCpu'), 2)} × (echo) and ${fmt(med('raw', 'bcastCpu') / med('raw-ws7', 'bcastCpu'), 2)} × (broadcast) the server CPU of raw ws ${r.ws7}. ` +
+      `websocket-plus HS256 spends ${fmt(ratio('plus-hs256', 'echoCpu', 'raw'), 2)} × (echo) and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}.`);
+  }
+  if (missed('echo p99')) {
+    const p = (id) => (s[id] && s[id].p99 ? s[id].p99.values.map((v) => fmt(v, 2)).join(', ') : '–');
+    const overlap = ['plus-none', 'plus-hs256', 'plus-rs256', 'plus-es256'].every((id) => !s[id] || !s[id].p99 || !s.core || !s.core.p99 || s[id].p99.min <= s.core.p99.max);
+    out.push(`p99 latency (${fmt(r.counts.latencyRate, 0)} msgs/s for ${fmt(r.counts.latencyMs / 1000, 1)} s per round), per round: core ${p('core')} ms; websocket-plus none ${p('plus-none')}; HS256 ${p('plus-hs256')}; ` +
+      `RS256 ${p('plus-rs256')}; ES256 ${p('plus-es256')}; raw ws ${p('raw')} ms` +
+      (overlap ? ' — every websocket-plus mode has a round at or below core\'s worst round: the rounds vary more than the contenders differ.' : '.'));
+  }
+  if (missed('RSS')) {
+    const h = ['plus-none', 'plus-hs256', 'plus-rs256', 'plus-es256'].map((id) => ratio(id, 'heapKB', 'core')).filter((v) => v !== undefined);
+    if (h.length) {
+      out.push(`RSS: the V8 heap (+external) per idle connection of the websocket-plus modes is ${fmt(Math.min(...h), 2)}–${fmt(Math.max(...h), 2)} × core's; the rest of the RSS growth is native memory outside the V8 heap.`);
+    }
+  }
+  return out;
 }
 
 module.exports = { renderMarkdown };

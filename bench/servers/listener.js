@@ -26,6 +26,8 @@ async function main() {
       verifier,
       tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
       scope,
+      // Experiments only (A/B of listener options); the bench itself sets nothing here.
+      ...JSON.parse(process.env.BENCH_LISTENER_OPTIONS || '{}'),
     });
     listener.on('message', (session, data) => listener.deliver(session.id, data));
     listener.start();

@@ -3,7 +3,10 @@
 // every message to every client on /bcast. With BENCH_AUTH=hs256 the handshake verifies an HS256
 // JWT from the `token` query parameter with jose in an async verifyClient (401 on failure).
 const http = require('http');
-const { WebSocketServer } = require('ws');
+const crypto = require('crypto');
+// Experiments only: BENCH_WS_MODULE picks another copy of ws (e.g. the ws 7 Node-RED bundles).
+const ws = require(process.env.BENCH_WS_MODULE || 'ws');
+const WebSocketServer = ws.WebSocketServer || ws.Server;
 const { serve, markHandlers } = require('../lib/ipc');
 
 async function main() {
@@ -11,7 +14,8 @@ async function main() {
   let verifyClient;
   if (auth === 'hs256') {
     const jose = require('jose');
-    const key = new TextEncoder().encode(process.env.BENCH_HS_SECRET);
+    // Imported once, as a careful hand-written server would (jose would import raw bytes per token).
+    const key = await crypto.webcrypto.subtle.importKey('raw', new TextEncoder().encode(process.env.BENCH_HS_SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
     verifyClient = (info, callback) => {
       const token = new URL(info.req.url, 'http://localhost').searchParams.get('token');
       if (!token) return callback(false, 401);
