@@ -8,13 +8,17 @@
  * another process; everything listens on 127.0.0.1 with ephemeral ports. The main figure is the
  * server's own CPU time (process.cpuUsage(), read over IPC at the start and end of each window)
  * divided by the work done in the window; rates are shown beside it. Every figure is measured in
- * each of BENCH_REPEATS (default 3) rounds; a round starts a fresh server process per contender.
+ * each of BENCH_REPEATS (default 5) rounds; a round starts a fresh server process per contender.
  *
- * Environment: BENCH_REPEATS (3), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
+ * Environment: BENCH_REPEATS (5), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
  * of contender ids), BENCH_FIGURES (comma list: rss, broadcast, handshake, echo, latency, tenant,
  * jwksStorm), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
  * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip),
  * BENCH_PIN (0: do not pin the server and the load generator to CPUs).
+ * Experiments (the run then writes only bench/results/tmp/partial.*): BENCH_PKG_DIR (benchmark a
+ * prepared package folder), BENCH_PLUS_PROPS / BENCH_LISTENER_OPTIONS (JSON overrides of the plus
+ * listener's flow properties / the bare listener's options), BENCH_WS_MODULE (another ws for the raw
+ * contenders), BENCH_HEAP_SNAPSHOTS=1 (heap snapshots with N and 2N idle connections).
  */
 const fs = require('fs');
 const os = require('os');
@@ -29,10 +33,11 @@ const { renderMarkdown } = require('./lib/report');
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(__dirname, 'results');
 const TMP = path.join(RESULTS, 'tmp');
-const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 3));
+const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 5));
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 const NODE_RED = process.env.BENCH_NODE_RED || 'node-red';
 const ISSUER = 'https://issuer.bench.invalid/';
+const AUDIENCE = 'websocket-plus-bench';
 /**
  * The server on CPU 1 and the load generator on CPU 0 (taskset, 2+ CPUs), so the two never share
  * a CPU and are never migrated: on a 2-core machine this cuts the round-to-round spread of the
@@ -48,7 +53,6 @@ function hasTaskset() {
     return false;
   }
 }
-const AUDIENCE = 'websocket-plus-bench';
 
 const sc = (n, min = 1) => Math.max(min, Math.round(n * SCALE));
 const COUNTS = {
@@ -57,16 +61,16 @@ const COUNTS = {
   echoConnections: 50,
   echoInFlight: 10,
   messageBytes: 64,
-  echoMessages: sc(40000, 1000),
+  echoMessages: sc(20000, 1000),
   latencyRate: 2000,
-  latencyMs: sc(3000, 500),
+  latencyMs: sc(2000, 500),
   broadcastClients: sc(2000, 50),
-  broadcasts: sc(40, 5),
+  broadcasts: sc(30, 5),
   broadcastWindow: 4,
   tenantConnections: 10,
   tenantTotalSmall: 100,
   tenantTotalLarge: sc(10000, 200),
-  tenantBroadcasts: sc(1000, 50),
+  tenantBroadcasts: sc(600, 50),
   jwksStormHandshakes: sc(200, 20),
   warmupHandshakes: 200,
   warmupMessages: 3000,
@@ -95,12 +99,14 @@ const CONTENDERS = [
   { id: 'raw', label: `raw ws ${WS_VERSION} (echo server)`, kind: 'raw', auth: 'none', token: 'none', figures: ALL_FIGURES },
   { id: 'raw-jwt', label: 'raw ws + jose HS256 verifyClient', kind: 'raw', auth: 'hs256', token: 'hs', figures: ALL_FIGURES },
   // The ws copy Node-RED core bundles (7.5): shows what the ws major version alone costs per frame.
-  { id: 'raw-ws7', label: `raw ws ${WS7 ? WS7.version : '7'} (the copy Node-RED core bundles)`, kind: 'raw', auth: 'none', token: 'none', wsModule: WS7 && WS7.dir, figures: ['handshake', 'echo', 'broadcast'] },
+  { id: 'raw-ws7', label: `raw ws ${WS7 ? WS7.version : '7'} (the copy Node-RED core bundles)`, kind: 'raw', auth: 'none', token: 'none', wsModule: WS7 && WS7.dir, figures: ['echo', 'broadcast'] },
   { id: 'core', label: 'Node-RED core websocket in/out', kind: 'node-red', token: 'none', figures: ALL_FIGURES },
   { id: 'plus-none', label: 'websocket-plus, auth none', kind: 'node-red', plus: true, authMode: 'none', token: 'none', figures: ALL_FIGURES },
   { id: 'plus-hs256', label: 'websocket-plus, HS256', kind: 'node-red', plus: true, authMode: 'hs256', token: 'hs', figures: [...ALL_FIGURES, 'tenant'] },
-  { id: 'plus-rs256', label: 'websocket-plus, JWKS RS256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'rsa', token: 'rs', figures: [...ALL_FIGURES, 'jwksStorm'] },
-  { id: 'plus-es256', label: 'websocket-plus, JWKS ES256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'ec', token: 'es', figures: [...ALL_FIGURES, 'jwksStorm'] },
+  // After the handshake every mode runs the same code, so the JWKS modes skip echo, latency and
+  // broadcast (measured for none and HS256) and keep what the key type changes: handshakes, RSS.
+  { id: 'plus-rs256', label: 'websocket-plus, JWKS RS256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'rsa', token: 'rs', figures: ['rss', 'handshake', 'jwksStorm'] },
+  { id: 'plus-es256', label: 'websocket-plus, JWKS ES256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'ec', token: 'es', figures: ['rss', 'handshake', 'jwksStorm'] },
   { id: 'listener', label: 'websocket-plus core listener alone (HS256, no Node-RED)', kind: 'listener', plus: true, token: 'hs', figures: ['handshake', 'echo', 'tenant'] },
 ];
 
@@ -325,8 +331,15 @@ function tenantsFor(total, perTenant, offset = 0) {
 // One contender, one round
 // ---------------------------------------------------------------------------------------------
 async function runContender(c, rep, ctx) {
-  const lg = ctx.loadgen;
-  const server = await startServer(c, rep, ctx);
+  const lg = await ctx.startLoadgen(`${c.id}-r${rep}`);
+  ctx.loadgen = lg;
+  let server;
+  try {
+    server = await startServer(c, rep, ctx);
+  } catch (err) {
+    await lg.stop();
+    throw err;
+  }
   const fig = {};
   const warn = (text) => {
     fig.warnings = fig.warnings || [];
@@ -401,6 +414,7 @@ async function runContender(c, rep, ctx) {
           cpuMs: r.cpuUs / 1000,
           attempts: r.attempts,
           otherCpuShare: r.otherCpuShare,
+          loadgenCpuUsPerDelivery: r.loadgenCpuUs / r.deliveries,
         };
       }
       await lg.call('closePool', { name: 'idle' });
@@ -411,7 +425,7 @@ async function runContender(c, rep, ctx) {
       const r = await measured(server, () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }), { retryOnPing: false });
       handshakesOk += r.ok;
       if (r.failed) warn(`handshakes: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
-      fig.handshake = { handshakes: r.ok, failed: r.failed, perSecond: r.ok / (r.ms / 1000), cpuUsPerHandshake: r.cpuUs / r.ok, ms: r.ms, cpuMs: r.cpuUs / 1000, otherCpuShare: r.otherCpuShare };
+      fig.handshake = { handshakes: r.ok, failed: r.failed, perSecond: r.ok / (r.ms / 1000), cpuUsPerHandshake: r.cpuUs / r.ok, ms: r.ms, cpuMs: r.cpuUs / 1000, otherCpuShare: r.otherCpuShare, loadgenCpuUsPerHandshake: r.loadgenCpuUs / r.ok };
     }
 
     if (c.figures.includes('echo') || c.figures.includes('latency')) {
@@ -422,7 +436,7 @@ async function runContender(c, rep, ctx) {
         await lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.warmupMessages });
         const r = await measured(server, () => lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.echoMessages }));
         if (r.timedOut) warn(`echo timed out: ${r.messages}/${COUNTS.echoMessages}`);
-        fig.echo = { messages: r.messages, perSecond: r.messages / (r.ms / 1000), cpuUsPerMessage: r.cpuUs / r.messages, ms: r.ms, cpuMs: r.cpuUs / 1000, attempts: r.attempts, otherCpuShare: r.otherCpuShare };
+        fig.echo = { messages: r.messages, perSecond: r.messages / (r.ms / 1000), cpuUsPerMessage: r.cpuUs / r.messages, ms: r.ms, cpuMs: r.cpuUs / 1000, attempts: r.attempts, otherCpuShare: r.otherCpuShare, loadgenCpuUsPerMessage: r.loadgenCpuUs / r.messages };
       }
       if (c.figures.includes('latency')) {
         const r = await lg.call('latencyRun', { pool: 'echo', rate: COUNTS.latencyRate, durationMs: COUNTS.latencyMs, size: COUNTS.messageBytes });
@@ -467,7 +481,6 @@ async function runContender(c, rep, ctx) {
       const s = await measure();
       await open(large - small, small);
       const l = await measure();
-      await lg.call('closePool', { name: 'tenant' }, 300000);
       fig.tenant = { perTenant: per, small: { total: small, ...s }, large: { total: large, ...l }, ratio: l.cpuUsPerBroadcast / s.cpuUsPerBroadcast };
     }
 
@@ -490,8 +503,9 @@ async function runContender(c, rep, ctx) {
       };
     }
   } finally {
-    for (const name of ['probe', 'warm', 'idle', 'idle2', 'echo', 'tenant']) await lg.call('closePool', { name }, 300000).catch(() => {});
+    // Both processes end here; the kernel closes whatever connections are left.
     await server.stop();
+    await lg.stop();
   }
   return fig;
 }
@@ -596,9 +610,14 @@ async function main() {
   const keys = await makeKeys(jose);
   ctx.keys = keys;
   ctx.jwks = await startJwksServer(keys.jwks);
-  ctx.loadgen = new Child(path.join(__dirname, 'loadgen.js'), { name: 'loadgen', logFile: path.join(runDir, 'loadgen.log'), cpu: PIN ? 0 : undefined });
-  await ctx.loadgen.ready;
-  await ctx.loadgen.call('init', { keys: keys.loadgen, issuer: ISSUER, audience: AUDIENCE });
+  // A fresh load generator per contender and round: the previous contender's connections (up to
+  // 10,000) and garbage must not change how the next one's load arrives.
+  ctx.startLoadgen = async (name) => {
+    const lg = new Child(path.join(__dirname, 'loadgen.js'), { name: `loadgen ${name}`, logFile: path.join(runDir, `loadgen-${name}.log`), cpu: PIN ? 0 : undefined });
+    await lg.ready;
+    await lg.call('init', { keys: keys.loadgen, issuer: ISSUER, audience: AUDIENCE });
+    return lg;
+  };
 
   const machine = machineInfo();
   log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`);
@@ -621,8 +640,10 @@ async function main() {
       }
     }
   } finally {
-    await ctx.loadgen.stop();
     ctx.jwks.server.close();
+    // Logs (and the package snapshot) are kept only when something failed.
+    if (failures.length === 0) fs.rmSync(runDir, { recursive: true, force: true });
+    else log(`server logs kept in ${path.relative(ROOT, runDir)}`);
   }
 
   const result = stats.summarise({
@@ -640,7 +661,7 @@ async function main() {
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   const md = renderMarkdown(result);
-  const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_FIGURES);
+  const partial = ['BENCH_ONLY', 'BENCH_FIGURES', 'BENCH_PKG_DIR', 'BENCH_PLUS_PROPS', 'BENCH_LISTENER_OPTIONS', 'BENCH_WS_MODULE', 'BENCH_HEAP_SNAPSHOTS', 'BENCH_PROFILE'].some((k) => process.env[k]);
   if (!partial) {
     fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
     fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);
@@ -649,7 +670,6 @@ async function main() {
     fs.writeFileSync(path.join(TMP, 'partial.md'), md);
   }
   console.log(`\n${md}`);
-  fs.rmSync(runDir, { recursive: true, force: true });
   if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
   log(`done in ${result.durationS} s${partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`);
   if (failures.length) process.exitCode = 1;
