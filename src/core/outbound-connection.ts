@@ -13,19 +13,10 @@ import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { WebSocket, ClientOptions, RawData } from 'ws';
 import { ConfigError, SessionClose } from './errors';
-import { proxyAgentFor, ProxySettings, redactUrl } from './proxy';
+import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
 
 export type OutboundAuthMode = 'jwt' | 'none';
 
-/** TLS options for wss:// (a Node-RED tls-config node's addTLSOptions output fits). */
-export interface OutboundTlsOptions {
-  ca?: string | Buffer | Array<string | Buffer>;
-  cert?: string | Buffer | Array<string | Buffer>;
-  key?: string | Buffer | Array<string | Buffer>;
-  passphrase?: string;
-  rejectUnauthorized?: boolean;
-  servername?: string;
-}
 
 export interface BackoffOptions {
   /** First delay after a failure, ms (default 1000). */
@@ -48,7 +39,7 @@ export interface OutboundConnectionOptions {
   /** Extra handshake headers, resolved at each connect (environment variables may change). */
   headers?: () => Record<string, string> | undefined;
   /** Only used for wss://. */
-  tls?: OutboundTlsOptions;
+  tls?: TlsOptions;
   /** `RED.settings.proxyOptions`-shaped settings; the environment is used when they name no proxy. */
   proxy?: ProxySettings | null;
   /** Ping interval in ms; a ping unanswered when the next is due terminates the socket. 0 = off. */

@@ -193,8 +193,8 @@ function proxyAuthorization(proxy: URL): string | undefined {
   return `Basic ${Buffer.from(pair).toString('base64')}`;
 }
 
-/** TLS options for https:// targets reached by the proxied fetch (a private CA, say). */
-export interface FetchTlsOptions {
+/** TLS options for wss:// and https:// targets (a Node-RED tls-config node's addTLSOptions output fits). */
+export interface TlsOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   cert?: string | Buffer | Array<string | Buffer>;
   key?: string | Buffer | Array<string | Buffer>;
@@ -207,11 +207,11 @@ export interface ProxyFetchOptions {
   /** Used unchanged for URLs that need no proxy (when no `tls` is given); the global fetch by default. */
   baseFetch?: typeof fetch;
   /** When set, every https:// request (proxied or not) is made by node:https with these options. */
-  tls?: FetchTlsOptions;
+  tls?: TlsOptions;
 }
 
 /** One request/response, through `proxy` when given, without following redirects. */
-function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: FetchTlsOptions | undefined): Promise<Response> {
+function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions | undefined): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     const { signal } = req;
     if (signal?.aborted) {

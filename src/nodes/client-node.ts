@@ -3,11 +3,11 @@
  * connects it to the ws.in+ / ws.out+ nodes that use it. A client has one socket at a time, so
  * routing is trivial: ws.out+ sends on it, ws.in+ messages carry that socket's id.
  */
-import { OutboundConnection, OutboundTlsOptions } from '../core/outbound-connection';
+import { OutboundConnection } from '../core/outbound-connection';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
 import { LogThrottle } from '../core/log-throttle';
-import type { ProxySettings } from '../core/proxy';
-import { AttachedNodes, Endpoint, InputOptions } from './endpoint';
+import type { ProxySettings, TlsOptions } from '../core/proxy';
+import { AttachedNodes, Endpoint, exposeEndpoint } from './endpoint';
 import { describeConfigError } from './listener-node';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
@@ -73,7 +73,7 @@ export function registerClient(RED: NodeAPI): void {
     const readEnv = (name: string): unknown => (evaluate ? evaluate(name, 'env', node) : process.env[name]);
 
     try {
-      const tls: OutboundTlsOptions = {};
+      const tls: TlsOptions = {};
       const tlsNode = typeof def.tls === 'string' && def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : null;
       if (tlsNode && typeof tlsNode.addTLSOptions === 'function') tlsNode.addTLSOptions(tls as Record<string, unknown>);
       node.connection = new OutboundConnection({
@@ -125,17 +125,13 @@ export function registerClient(RED: NodeAPI): void {
       connection.start();
     }
 
-    node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
-    node.deregisterInput = (input: Node) => attached.removeInput(input);
-    node.registerOutput = (output: Node) => attached.addOutput(output);
-    node.deregisterOutput = (output: Node) => attached.removeOutput(output);
-    node.sendFromFlow = (msg: NodeMessage, output: Node) => {
+    exposeEndpoint(node, attached, (msg: NodeMessage, output: Node) => {
       const frame = messageToFrame(msg, wholeMessage);
       if (frame === undefined) return;
       if (!connection?.send(frame)) {
         output.warn(text(RED, 'websocket-plus.errors.not-connected', 'not connected: message not sent'));
       }
-    };
+    });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       attached.clear();

@@ -24,6 +24,15 @@ export function isEndpoint(value: unknown): value is Endpoint {
 
 const STATUS_COALESCE_MS = 100;
 
+/** Makes a config node an Endpoint whose in/out nodes are kept in `attached`. */
+export function exposeEndpoint(node: Node & Endpoint, attached: AttachedNodes, sendFromFlow: Endpoint['sendFromFlow']): void {
+  node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
+  node.deregisterInput = (input: Node) => attached.removeInput(input);
+  node.registerOutput = (output: Node) => attached.addOutput(output);
+  node.deregisterOutput = (output: Node) => attached.removeOutput(output);
+  node.sendFromFlow = sendFromFlow;
+}
+
 /**
  * The in/out nodes attached to one endpoint. Messages go to every input; status updates are
  * coalesced so a burst of connects costs one status update per node, not one per connect.

@@ -2,24 +2,25 @@
  * ws.in+ and ws.out+: they attach to whichever config node is selected (client first, as core
  * does) and leave all the work to it.
  */
-import { isEndpoint } from './endpoint';
+import { Endpoint, isEndpoint } from './endpoint';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red-types';
 
-function endpointOf(RED: NodeAPI, def: NodeDef) {
+/** The node's endpoint, or undefined after reporting that none is configured. */
+function attachToEndpoint(RED: NodeAPI, node: Node, def: NodeDef): Endpoint | undefined {
   const id = (def.client as string | undefined) || (def.server as string | undefined);
   const endpoint = id ? RED.nodes.getNode(id) : undefined;
-  return isEndpoint(endpoint) ? endpoint : undefined;
+  if (isEndpoint(endpoint)) return endpoint;
+  const problem = RED._('websocket-plus.errors.missing-conf');
+  node.error(problem);
+  node.status({ fill: 'red', shape: 'ring', text: problem });
+  return undefined;
 }
 
 export function registerFlowNodes(RED: NodeAPI): void {
   function WebSocketPlusInNode(this: Node, def: NodeDef): void {
     RED.nodes.createNode(this, def);
-    const endpoint = endpointOf(RED, def);
-    if (!endpoint) {
-      this.error(RED._('websocket-plus.errors.missing-conf'));
-      this.status({ fill: 'red', shape: 'ring', text: RED._('websocket-plus.errors.missing-conf') });
-      return;
-    }
+    const endpoint = attachToEndpoint(RED, this, def);
+    if (!endpoint) return;
     endpoint.registerInput(this, { events: def.events === true || def.events === 'true' });
     this.on('close', (_removed: boolean, done: () => void) => {
       endpoint.deregisterInput(this);
@@ -30,12 +31,8 @@ export function registerFlowNodes(RED: NodeAPI): void {
 
   function WebSocketPlusOutNode(this: Node, def: NodeDef): void {
     RED.nodes.createNode(this, def);
-    const endpoint = endpointOf(RED, def);
-    if (!endpoint) {
-      this.error(RED._('websocket-plus.errors.missing-conf'));
-      this.status({ fill: 'red', shape: 'ring', text: RED._('websocket-plus.errors.missing-conf') });
-      return;
-    }
+    const endpoint = attachToEndpoint(RED, this, def);
+    if (!endpoint) return;
     endpoint.registerOutput(this);
     this.on('input', (msg: NodeMessage, _send: unknown, done: (err?: Error) => void) => {
       endpoint.sendFromFlow(msg, this);

@@ -12,7 +12,7 @@ import { LogThrottle } from '../core/log-throttle';
 import { createProxyFetch, ProxySettings } from '../core/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
 import { RedisTenantLimiter } from '../core/redis-tenant-limiter';
-import { AttachedNodes, Endpoint, InputOptions } from './endpoint';
+import { AttachedNodes, Endpoint, exposeEndpoint } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
@@ -161,11 +161,7 @@ export function registerListener(RED: NodeAPI): void {
       cluster.on('deliveryError', (err) => clusterLog.note(`cluster: ${scrub(err.message)}`));
     }
 
-    node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
-    node.deregisterInput = (input: Node) => attached.removeInput(input);
-    node.registerOutput = (output: Node) => attached.addOutput(output);
-    node.deregisterOutput = (output: Node) => attached.removeOutput(output);
-    node.sendFromFlow = (msg: NodeMessage, output: Node) => {
+    exposeEndpoint(node, attached, (msg: NodeMessage, output: Node) => {
       if (!listener) {
         output.warn(RED._('websocket-plus.errors.listener-unavailable'));
         return;
@@ -181,7 +177,7 @@ export function registerListener(RED: NodeAPI): void {
       } else if (result.miss === 'session-closed') {
         output.warn(RED._('websocket-plus.errors.session-closed'));
       }
-    };
+    });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       attached.clear();
