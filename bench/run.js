@@ -8,9 +8,9 @@
  * another process; everything listens on 127.0.0.1 with ephemeral ports. The main figure is the
  * server's own CPU time (process.cpuUsage(), read over IPC at the start and end of each window)
  * divided by the work done in the window; rates are shown beside it. Every figure is measured in
- * each of BENCH_REPEATS (default 5) rounds; a round starts a fresh server process per contender.
+ * each of BENCH_REPEATS (default 3) rounds; a round starts a fresh server process per contender.
  *
- * Environment: BENCH_REPEATS (5), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
+ * Environment: BENCH_REPEATS (3; 5 on a noisy shared machine), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
  * of contender ids), BENCH_FIGURES (comma list: rss, broadcast, handshake, echo, latency, tenant,
  * jwksStorm), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
  * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip),
@@ -33,7 +33,7 @@ const { renderMarkdown } = require('./lib/report');
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(__dirname, 'results');
 const TMP = path.join(RESULTS, 'tmp');
-const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 5));
+const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS || 3));
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 const NODE_RED = process.env.BENCH_NODE_RED || 'node-red';
 const ISSUER = 'https://issuer.bench.invalid/';
