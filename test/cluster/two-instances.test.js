@@ -47,14 +47,7 @@ function credentials(redisUrl) {
   return creds;
 }
 
-async function until(predicate, ms = 10000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await delay(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const { waitFor: until } = require('../helpers/wait');
 
 describe('cluster: two Node-RED instances through Redis', function () {
   this.timeout(60000);

@@ -12,15 +12,7 @@ const { signHS256 } = require('../helpers/tokens');
 
 const SECRET = 'cluster-bus-test-secret-0123456789abcdef';
 
-/** Resolves when `predicate()` holds (polled), or fails after `ms`. */
-async function until(predicate, ms = 8000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await delay(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const { waitFor: until } = require('../helpers/wait');
 
 function recorder() {
   const got = [];

@@ -13,13 +13,7 @@ const { trackTimers } = require('../helpers/timers');
 
 const SECRET = 'listener-expiry-secret-0123456789abcdef';
 
-async function until(check, ms) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await delay(10);
-  }
-}
+const { waitFor: until } = require('../helpers/wait');
 
 describe('core/listener token expiry schedule', function () {
   let server;

@@ -12,14 +12,7 @@ const { RedisTenantLimiter } = require('../../nodes/lib/core/redis-tenant-limite
 
 const LIB = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
 
-async function until(predicate, ms = 8000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await delay(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const { waitFor: until } = require('../helpers/wait');
 
 describe('core/redis-tenant-limiter (real Redis)', function () {
   let redis;

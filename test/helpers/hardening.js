@@ -181,15 +181,6 @@ function prng(seed) {
 }
 
 /** Polls `check` until it is true or `ms` passes (then rejects with `what`). */
-async function waitFor(check, ms = 3000, what = 'condition') {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Counts of process resources by type (Timeout, TCPSocketWrap, ...). */
 function resourceCounts() {
   const counts = {};
@@ -204,5 +195,6 @@ function resourceCounts() {
  */
 
 const { trackTimers } = require('./timers');
+const { waitFor } = require('./wait');
 
 module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, trackTimers, b64url };
