@@ -284,7 +284,9 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
 
   publish(kind: ClusterKind, key: string, frame: Buffer, binary: boolean): boolean {
     const publisher = this.commands;
-    if (!publisher || this.closePromise) {
+    // Only a ready bus publishes: while degraded (either connection down, or one about to notice
+    // it is) delivery is local only, as documented, rather than a write to a dying connection.
+    if (!publisher || this.closePromise || this.currentState !== 'ready') {
       this.stats.skipped++;
       return false;
     }
