@@ -144,7 +144,7 @@ export function registerListener(RED: NodeAPI): void {
         if (attached.hasEventInputs) attached.emit({ event: 'disconnect', code, reason, _session: { ...session.info } }, true);
       });
       listener.on('refused', (err) => refusalLog.note(`handshake refused: ${err.publicReason} (HTTP ${err.status})`));
-      listener.on('enforced', (session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));
+      listener.on('enforced', (_session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));
     }
     if (listener && cluster) {
       const scrub = secretScrubber(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);
