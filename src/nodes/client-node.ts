@@ -7,7 +7,7 @@ import { OutboundConnection } from '../core/outbound-connection';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
 import { LogThrottle } from '../core/log-throttle';
 import type { ProxySettings, TlsOptions } from '../core/proxy';
-import { AttachedNodes, Endpoint, exposeEndpoint } from './endpoint';
+import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { describeConfigError } from './listener-node';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
@@ -136,14 +136,7 @@ export function registerClient(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       attached.clear();
       log.close();
-      if (!connection) {
-        done();
-        return;
-      }
-      connection.close().then(done, (err: unknown) => {
-        node.error(err);
-        done();
-      });
+      finishClose(node, connection?.close(), done);
     });
   }
 

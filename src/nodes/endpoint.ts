@@ -24,6 +24,18 @@ export function isEndpoint(value: unknown): value is Endpoint {
 
 const STATUS_COALESCE_MS = 100;
 
+/** Ends a config node's close handler once `closing` settles; a failure is reported, never thrown. */
+export function finishClose(node: Node, closing: Promise<void> | undefined, done: () => void): void {
+  if (!closing) {
+    done();
+    return;
+  }
+  closing.then(done, (err: unknown) => {
+    node.error(err);
+    done();
+  });
+}
+
 /** Makes a config node an Endpoint whose in/out nodes are kept in `attached`. */
 export function exposeEndpoint(node: Node & Endpoint, attached: AttachedNodes, sendFromFlow: Endpoint['sendFromFlow']): void {
   node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);

@@ -12,7 +12,7 @@ import { LogThrottle } from '../core/log-throttle';
 import { createProxyFetch, ProxySettings } from '../core/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
 import { RedisTenantLimiter } from '../core/redis-tenant-limiter';
-import { AttachedNodes, Endpoint, exposeEndpoint } from './endpoint';
+import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
@@ -184,14 +184,7 @@ export function registerListener(RED: NodeAPI): void {
       refusalLog.close();
       clusterLog.close();
       stopRefusing?.();
-      if (!listener) {
-        done();
-        return;
-      }
-      listener.close().then(done, (err: unknown) => {
-        node.error(err);
-        done();
-      });
+      finishClose(node, listener?.close(), done);
     });
   }
 

@@ -10,6 +10,7 @@ const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer } = require('../helpers/recording-ws-server');
+const { listenOnLoopback } = require('../helpers/loopback');
 const { makeKey, signWithKey } = require('../helpers/tokens');
 
 // Every variable proxy-from-env reads: cleared around each test so the host's setup cannot leak in.
@@ -57,21 +58,8 @@ async function startHttpServer(tls) {
     }
   };
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
-  const sockets = new Set();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return {
-    port,
-    origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { port, close } = await listenOnLoopback(server);
+  return { port, origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, close };
 }
 
 describe('core/proxy', function () {

@@ -19,23 +19,8 @@ async function startHttpServer(serverOptions = {}) {
     res.writeHead(404);
     res.end();
   });
-  const sockets = new Set();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return {
-    server,
-    port,
-    sockets,
-    base: `ws://127.0.0.1:${port}`,
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { port, sockets, close } = await listenOnLoopback(server);
+  return { server, port, sockets, base: `ws://127.0.0.1:${port}`, close };
 }
 
 /**
@@ -125,21 +110,8 @@ async function startWatchedServer(body = '{"keys":[]}') {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(typeof body === 'function' ? body() : body);
   });
-  const sockets = new Set();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { port, close } = await listenOnLoopback(server);
+  return { url: `http://127.0.0.1:${port}`, requests, close };
 }
 
 const SUBTLE_PARAMS = {
@@ -195,6 +167,7 @@ function resourceCounts() {
  */
 
 const { trackTimers } = require('./timers');
+const { listenOnLoopback } = require('./loopback');
 const { waitFor } = require('./wait');
 
 module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, trackTimers, b64url };

@@ -1,9 +1,10 @@
 'use strict';
 // A real JWKS endpoint over HTTP on 127.0.0.1 that counts fetches and can misbehave on request.
 const http = require('http');
+const { listenOnLoopback } = require('./loopback');
 
 async function startJwksServer(keys = []) {
-  const state = { keys: keys.map((k) => k.publicJwk), fetches: 0, mode: 'ok', delayMs: 0, sockets: new Set() };
+  const state = { keys: keys.map((k) => k.publicJwk), fetches: 0, mode: 'ok', delayMs: 0 };
   const server = http.createServer((req, res) => {
     state.fetches++;
     const reply = () => {
@@ -26,12 +27,7 @@ async function startJwksServer(keys = []) {
     if (state.delayMs > 0) setTimeout(reply, state.delayMs);
     else reply();
   });
-  server.on('connection', (s) => {
-    state.sockets.add(s);
-    s.on('close', () => state.sockets.delete(s));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
+  const { port, close } = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
     port,
@@ -42,10 +38,7 @@ async function startJwksServer(keys = []) {
     get fetches() {
       return state.fetches;
     },
-    close() {
-      for (const s of state.sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    close,
   };
 }
 
