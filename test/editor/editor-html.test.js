@@ -364,7 +364,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
           return false;
         }
       };
-      const cases = ['*', ' * ', 'payload', 'payload,topic', ' payload , topic ', '$a,_b,c1', 'payload,', ',payload', 'payload,,topic', 'payload,*',
+      const cases = ['*', ' * ', '', '  ', 'payload', 'payload,topic', ' payload , topic ', '$a,_b,c1', 'payload,', ',payload', 'payload,,topic', 'payload,*',
         'a.b', 'pay load', '1st', 'pay-load', 'päyload', '__proto__', 'payload,_session', '_msgid', 'constructor', 'toString', 'prototype'];
       for (const v of cases) {
         const editor = validate.call({ wholemsg: 'true' }, v);
@@ -373,8 +373,10 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       }
       assert.strictEqual(validate.call({ wholemsg: 'true' }, '__proto__'), 'websocket-plus.errors.peerprops-reserved:__proto__');
       assert.strictEqual(validate.call({ wholemsg: 'true' }, 'a.b'), 'websocket-plus.errors.peerprops-invalid');
-      // The runtime reads an empty value as "*" (flows saved before the property existed); the dialog asks for "*" explicitly.
-      assert.strictEqual(validate.call({ wholemsg: 'true' }, ''), 'websocket-plus.errors.peerprops-invalid');
+      // Nodes saved before the property existed have none: valid, and read as "*" by both.
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, ''), true);
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, undefined), true);
+      assert.match(html, /if \(asText\(field\.val\(\)\) === ""\) \{ field\.val\("\*"\); \}/, 'the dialog shows "*" for a node without the property');
     });
   });
 
