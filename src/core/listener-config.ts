@@ -10,10 +10,12 @@ import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
 import { normalisePath } from './upgrade-dispatcher';
 import { normaliseOrigin } from './origin';
 import { clusterPrefixProblem, redisUrlProblem } from './cluster-bus';
+import { parsePeerProps, PeerProps } from './peer-props';
 
 export interface ListenerProperties {
   path?: unknown;
   wholemsg?: unknown;
+  peerProps?: unknown;
   authMode?: unknown;
   jwksUri?: unknown;
   publicKey?: unknown;
@@ -39,6 +41,8 @@ export interface ListenerConfig {
   /** Path as configured (normalised, before httpNodeRoot is joined). */
   path: string;
   wholeMessage: boolean;
+  /** Properties a peer's entire-message frame may set; null = every one ("*", and always in payload mode). */
+  peerProps: PeerProps;
   verifier: TokenVerifierOptions;
   tenant: TenantPolicy;
   scope: RoutingScope;
@@ -139,9 +143,12 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     if (normaliseOrigin(o) === undefined) throw new ConfigError('OPTION_INVALID', `origins: "${o}" is not an origin like https://app.example`);
   }
 
+  const wholeMessage = props.wholemsg === true || text(props.wholemsg) === 'true';
   return {
     path,
-    wholeMessage: props.wholemsg === true || text(props.wholemsg) === 'true',
+    wholeMessage,
+    // Payload mode puts the frame in msg.payload only: the list is not used there, so not checked either.
+    peerProps: wholeMessage ? parsePeerProps(props.peerProps) : null,
     verifier,
     tenant: { from: tenantFrom, claim: text(props.tenantClaim) || 'tenant_id', staticTenantId },
     scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], 'tenant', 'scope'),

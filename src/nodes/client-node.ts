@@ -5,6 +5,7 @@
  */
 import { OutboundConnection } from '../core/outbound-connection';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
+import { filterPeerProps, parsePeerProps, PeerProps } from '../core/peer-props';
 import { LogThrottle } from '../core/log-throttle';
 import type { ProxySettings, TlsOptions } from '../core/proxy';
 import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
@@ -66,6 +67,7 @@ export function registerClient(RED: NodeAPI): void {
     const attached = new AttachedNodes(RED.util.cloneMessage);
     const log = new LogThrottle((line) => node.log(line));
     const wholeMessage = def.wholemsg === true || def.wholemsg === 'true';
+    let peerProps: PeerProps = null;
     let failure: string | undefined;
 
     const evaluate = (RED.util as unknown as { evaluateNodeProperty?: EvaluateProperty }).evaluateNodeProperty;
@@ -73,6 +75,8 @@ export function registerClient(RED: NodeAPI): void {
     const readEnv = (name: string): unknown => (evaluate ? evaluate(name, 'env', node) : process.env[name]);
 
     try {
+      // Payload mode puts the frame in msg.payload only: the list is not used there, so not checked either.
+      if (wholeMessage) peerProps = parsePeerProps(def.peerProps);
       const tls: TlsOptions = {};
       const tlsNode = typeof def.tls === 'string' && def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : null;
       if (tlsNode && typeof tlsNode.addTLSOptions === 'function') tlsNode.addTLSOptions(tls as Record<string, unknown>);
@@ -105,7 +109,7 @@ export function registerClient(RED: NodeAPI): void {
         if (attached.hasEventInputs) attached.emit({ event: 'connect', _session: sessionOf(id) }, true);
       });
       connection.on('message', (data, _isBinary, id) => {
-        const msg = frameToMessage(data, wholeMessage) as NodeMessage;
+        const msg = filterPeerProps(frameToMessage(data, wholeMessage), peerProps) as NodeMessage;
         msg._session = sessionOf(id);
         attached.emit(msg);
       });

@@ -6,6 +6,7 @@ import { ConfigError } from '../core/errors';
 import { parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/listener-config';
 import { WebSocketListener, ListenerSession } from '../core/listener';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
+import { filterPeerProps } from '../core/peer-props';
 import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/token-verifier';
 import { joinNodeRoot, refuseUpgrades } from '../core/upgrade-dispatcher';
 import { LogThrottle } from '../core/log-throttle';
@@ -128,10 +129,11 @@ export function registerListener(RED: NodeAPI): void {
     attached.setStatus(failure ? { fill: 'red', shape: 'ring', text: failure } : connectedStatus());
 
     const wholeMessage = config?.wholeMessage ?? false;
+    const peerProps = config?.peerProps ?? null;
     const listener = node.listener;
     if (listener) {
       listener.on('message', (session: ListenerSession, data: Buffer | string) => {
-        const msg = frameToMessage(data, wholeMessage) as NodeMessage;
+        const msg = filterPeerProps(frameToMessage(data, wholeMessage), peerProps) as NodeMessage;
         msg._session = { ...session.info };
         attached.emit(msg);
       });

@@ -45,4 +45,20 @@ describe('core/listener-config', function () {
     assert.strictEqual(config.heartbeatMs, 0);
     assert.deepStrictEqual(config.origins, ['https://a.example', 'https://b.example']);
   });
+
+  it('peerProps: "*" by default and when absent, a parsed allowlist in entire-message mode', function () {
+    assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true' }, {}).peerProps, null, 'absent: every property, as before');
+    assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: '*' }, {}).peerProps, null);
+    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: ' payload , topic ' }, {}).peerProps, ['payload', 'topic']);
+    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: true, peerProps: 'payload' }, {}).peerProps, ['payload']);
+  });
+
+  it('peerProps: an invalid list is a configuration error in entire-message mode, unused in payload mode', function () {
+    for (const peerProps of ['payload,', 'a.b', '__proto__', '_session', '_msgid', 'constructor', 'payload,*']) {
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, wholemsg: 'true', peerProps }, {})), 'OPTION_INVALID', peerProps);
+      // Payload mode puts the frame in msg.payload: the hidden field neither matters nor fails the node.
+      assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'false', peerProps }, {}).peerProps, null, peerProps);
+    }
+    assert.strictEqual(parseListenerConfig({ ...base, peerProps: 'payload' }, {}).peerProps, null, 'payload mode is the default');
+  });
 });

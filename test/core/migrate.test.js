@@ -85,9 +85,11 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
             assert.strictEqual(l.heartbeat, '30');
             assert.strictEqual(l.clockTolerance, '5');
             assert.strictEqual(l.cluster, 'off');
+            assert.strictEqual(l.peerProps, '*', 'core forwards every property of an entire-message frame');
           }
           for (const c of result.flow.filter((n) => n.type === 'websocket-plus-client')) {
             assert.strictEqual(c.authMode, 'none', 'core clients sent no token');
+            assert.strictEqual(c.peerProps, '*', 'core forwards every property of an entire-message frame');
           }
           for (const n of result.flow.filter((x) => x.type === 'websocket-plus in')) assert.strictEqual(n.events, false);
         });
@@ -149,7 +151,7 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       const c = flow.find((n) => n.id === '061728394a5b6c7d');
       assert.deepStrictEqual([c.hb, c.subprotocol, c.headers, c.authMode], ['', '', [], 'none']);
       const added = changes.filter((x) => x.id === c.id && x.kind === 'default').map((x) => x.property).sort();
-      assert.deepStrictEqual(added, ['authMode', 'hb', 'headers', 'subprotocol']);
+      assert.deepStrictEqual(added, ['authMode', 'hb', 'headers', 'peerProps', 'subprotocol']);
     });
 
     it('migrates nodes inside subflows, disabled nodes and flow-scoped config nodes', function () {

@@ -61,7 +61,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     it('has the listener properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-listener'].defaults;
       const expected = {
-        path: '', wholemsg: 'false', authMode: 'hs256', jwksUri: '', publicKey: '', issuer: '', audience: '',
+        path: '', wholemsg: 'false', peerProps: '*', authMode: 'hs256', jwksUri: '', publicKey: '', issuer: '', audience: '',
         tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '',
         onExpiry: 'disconnect', rateLimit: '', maxConnections: '', maxPayload: '1048576', origins: '',
         heartbeat: '30', clockTolerance: '5', cluster: 'off', clusterPrefix: '',
@@ -73,8 +73,9 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('has the client properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-client'].defaults;
-      assert.deepStrictEqual(Object.keys(d).sort(), ['authMode', 'hb', 'headers', 'path', 'subprotocol', 'tls', 'wholemsg']);
+      assert.deepStrictEqual(Object.keys(d).sort(), ['authMode', 'hb', 'headers', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
       assert.strictEqual(d.authMode.value, 'jwt');
+      assert.strictEqual(d.peerProps.value, '*');
       assert.strictEqual(d.wholemsg.value, 'false');
       assert.deepStrictEqual(d.headers.value, []);
       assert.strictEqual(d.tls.type, 'tls-config');
@@ -111,12 +112,12 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('validates the fields the issue names (path, URL, JWKS URI, numbers)', function () {
       const l = byType['websocket-plus-listener'].defaults;
-      for (const k of ['path', 'jwksUri', 'publicKey', 'tenantClaim', 'tenantId', 'sessionTimeout', 'rateLimit', 'maxConnections', 'maxPayload', 'origins', 'heartbeat', 'clockTolerance']) {
+      for (const k of ['path', 'peerProps', 'jwksUri', 'publicKey', 'tenantClaim', 'tenantId', 'sessionTimeout', 'rateLimit', 'maxConnections', 'maxPayload', 'origins', 'heartbeat', 'clockTolerance']) {
         assert.ok(l[k].hasValidate, `listener ${k} has no validator`);
         assert.ok(l[k].hasLabel, `listener ${k} has no label (validator messages name the field)`);
       }
       const c = byType['websocket-plus-client'].defaults;
-      for (const k of ['path', 'hb', 'subprotocol']) assert.ok(c[k].hasValidate, `client ${k} has no validator`);
+      for (const k of ['path', 'hb', 'subprotocol', 'peerProps']) assert.ok(c[k].hasValidate, `client ${k} has no validator`);
     });
 
     it('uses its own icons, present in the build as white-on-transparent 40x60 SVGs', function () {
@@ -291,6 +292,91 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       for (const key of used) {
         for (const lang of H.LANGUAGES) assert.ok(typeof H.lookup(catalogues[lang], key) === 'string', `${lang}: ${key} (used in src/) missing`);
       }
+    });
+  });
+
+  describe('peerProps (what a peer may set in entire-message mode)', function () {
+    const CONFIG_TYPES = ['websocket-plus-listener', 'websocket-plus-client'];
+    const body = (type) => H.templates(html).find((t) => t.name === type).body;
+
+    it('is a listener and client property, default "*" (every property, as before), validated and labelled', function () {
+      for (const t of CONFIG_TYPES) {
+        const d = byType[t].defaults.peerProps;
+        assert.ok(d, `${t}: no peerProps property`);
+        assert.strictEqual(d.value, '*', `${t}: default`);
+        assert.ok(d.hasValidate && d.hasLabel, `${t}: peerProps needs a validator and a label`);
+      }
+    });
+
+    it('sits right after Send/Receive, followed by its warning, in both dialogs', function () {
+      for (const t of CONFIG_TYPES) {
+        const b = body(t);
+        const select = b.indexOf('<select id="node-config-input-wholemsg">');
+        const field = b.indexOf('<input type="text" id="node-config-input-peerProps"');
+        const warning = b.indexOf('id="wsp-warning-peerProps"');
+        assert.ok(select !== -1 && field > select && warning > field, `${t}: wholemsg, peerProps, warning in this order`);
+        // Nothing but the end of the Send/Receive row stands between the select and the peerProps row.
+        assert.match(b.slice(select, field), /^<select id="node-config-input-wholemsg">[\s\S]*?<\/select>\s*<\/div>\s*<div class="form-row wsp-row-peerProps">\s*<label for="node-config-input-peerProps">/);
+        assert.match(b, /<div class="form-tips wsp-warning" id="wsp-warning-peerProps">\s*<i class="fa fa-exclamation-triangle"><\/i> <span data-i18n="websocket-plus\.warnings\.peerProps"><\/span>/);
+        assert.match(b, /data-i18n="websocket-plus\.label\.peerProps"/);
+        assert.match(b, /data-i18n="\[html\]websocket-plus\.tip\.peerProps"/);
+      }
+    });
+
+    it('shows the row in entire-message mode only and the warning while the value is "*"', function () {
+      // Both dialogs call the shared refresh, wired to Send/Receive and to the field itself.
+      assert.strictEqual((html.match(/W\.peerPropsPrepare\(\);/g) || []).length, 2);
+      assert.match(html, /var whole = \$\("#node-config-input-wholemsg"\)\.val\(\) === "true";/);
+      assert.match(html, /\$\("\.wsp-row-peerProps"\)\.toggle\(whole\);/);
+      assert.match(html, /\$\("#wsp-warning-peerProps"\)\.toggle\(whole && \(value === "\*" \|\| value === ""\)\);/);
+      assert.match(html, /\$\("#node-config-input-peerProps"\)\.on\("change keyup input", peerPropsRefresh\);/);
+    });
+
+    it('warns in every language, naming the control properties a peer could set', function () {
+      for (const lang of H.LANGUAGES) {
+        const warning = H.lookup(catalogues[lang], 'websocket-plus.warnings.peerProps');
+        for (const p of ['msg.url', 'msg.method', 'msg.headers', 'msg.filename', 'msg.reset', 'msg.delay', 'payload,topic']) {
+          assert.ok(warning.includes(p), `${lang}: warning lacks ${p}`);
+        }
+        const tip = H.lookup(catalogues[lang], 'websocket-plus.tip.peerProps');
+        for (const p of ['_session', '_msgid', '__proto__']) assert.ok(tip.includes(p), `${lang}: tip lacks ${p}`);
+        assert.ok(H.lookup(catalogues[lang], 'websocket-plus.errors.peerprops-reserved').includes('__name__'), lang);
+      }
+    });
+
+    it('the editor validator accepts and refuses exactly what the runtime does', function () {
+      // The validator and the two helpers it uses, taken from the built file and run as they are.
+      const shared = H.scriptBlocks(html).find((b) => b.attrs.type === 'text/javascript' && b.body.includes('function validatePeerProps')).body;
+      const fn = (name) => {
+        const m = new RegExp(`\\n    function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
+        assert.ok(m, `function ${name} not found`);
+        return m[0];
+      };
+      const make = new Function('$', 'i18n', `${fn('asText')}${fn('current')}${fn('validatePeerProps')}; return validatePeerProps;`);
+      const noDialog = () => ({ length: 0 }); // validation of a stored node: no dialog is open
+      const validate = make(noDialog, (key, opts) => (opts ? `${key}:${opts.name}` : key));
+      const { parsePeerProps } = require('../../nodes/lib/core/peer-props');
+      const runtimeAccepts = (v) => {
+        try {
+          parsePeerProps(v);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const cases = ['*', ' * ', '', '  ', 'payload', 'payload,topic', ' payload , topic ', '$a,_b,c1', 'payload,', ',payload', 'payload,,topic', 'payload,*',
+        'a.b', 'pay load', '1st', 'pay-load', 'päyload', '__proto__', 'payload,_session', '_msgid', 'constructor', 'toString', 'prototype'];
+      for (const v of cases) {
+        const editor = validate.call({ wholemsg: 'true' }, v);
+        assert.strictEqual(editor === true, runtimeAccepts(v), `${JSON.stringify(v)}: editor says ${editor}`);
+        assert.strictEqual(validate.call({ wholemsg: 'false' }, v), true, `${JSON.stringify(v)}: payload mode does not use the field`);
+      }
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, '__proto__'), 'websocket-plus.errors.peerprops-reserved:__proto__');
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, 'a.b'), 'websocket-plus.errors.peerprops-invalid');
+      // Nodes saved before the property existed have none: valid, and read as "*" by both.
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, ''), true);
+      assert.strictEqual(validate.call({ wholemsg: 'true' }, undefined), true);
+      assert.match(html, /if \(asText\(field\.val\(\)\) === ""\) \{ field\.val\("\*"\); \}/, 'the dialog shows "*" for a node without the property');
     });
   });
 

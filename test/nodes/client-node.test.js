@@ -287,4 +287,86 @@ describe('nodes/client (real Node-RED runtime)', function () {
       }
     });
   });
+
+  describe('peerProps: what the remote server may set in entire-message mode', function () {
+    const HOSTILE = {
+      payload: 'x',
+      topic: 't',
+      url: 'http://169.254.169.254/latest/meta-data/',
+      method: 'DELETE',
+      headers: { authorization: 'Bearer stolen' },
+      filename: '/etc/passwd',
+      reset: true,
+      delay: 86400000,
+      _msgid: 'forged',
+      _session: { id: 'forged' },
+    };
+    const keysOf = (msg) => Object.keys(msg).filter((k) => k !== '_msgid').sort();
+
+    /** The server side of the client's connection to `pathname`. */
+    function peerFor(pathname) {
+      return new Promise((resolve) => {
+        const onConnection = (ws, req) => {
+          if (req.url !== pathname) return;
+          server.wss.off('connection', onConnection);
+          resolve(ws);
+        };
+        server.wss.on('connection', onConnection);
+      });
+    }
+
+    it('with "payload,topic" the server\'s url, method, headers and other properties never reach the flow', async function () {
+      const peer = peerFor('/peer-props-list');
+      await load(clientFlow({ path: `${server.url}/peer-props-list`, authMode: 'none', wholemsg: 'true', peerProps: 'payload,topic' }));
+      const got = collect('h1');
+      (await peer).send(JSON.stringify(HOSTILE));
+      (await peer).send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"payload":2}');
+      await waitFor(() => got.length >= 2, 'two messages at the helper');
+      assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload', 'topic']);
+      assert.strictEqual(got[0].payload, 'x');
+      assert.strictEqual(got[0].topic, 't');
+      assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id);
+      assert.notStrictEqual(got[0]._msgid, 'forged');
+      assert.deepStrictEqual(keysOf(got[1]), ['_session', 'payload']);
+      assert.strictEqual(Object.getPrototypeOf(got[1]), Object.prototype);
+      assert.strictEqual({}.polluted, undefined);
+    });
+
+    it('with "*" (the default) every property the server sends reaches the flow, as before', async function () {
+      for (const peerProps of ['*', undefined]) {
+        const pathname = `/peer-props-all-${peerProps ? 'star' : 'absent'}`;
+        const peer = peerFor(pathname);
+        const flow = clientFlow({ path: `${server.url}${pathname}`, authMode: 'none', wholemsg: 'true', peerProps });
+        if (peerProps === undefined) delete flow[0].peerProps; // a flow saved before the property existed
+        await load(flow);
+        const got = collect('h1');
+        (await peer).send(JSON.stringify(HOSTILE));
+        await waitFor(() => got.length >= 1, 'a message at the helper');
+        assert.deepStrictEqual(keysOf(got[0]), ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'], String(peerProps));
+        assert.strictEqual(got[0].url, HOSTILE.url);
+        assert.deepStrictEqual(got[0].headers, HOSTILE.headers);
+        assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id, 'never the server\'s _session');
+        await helper.unload();
+      }
+    });
+
+    it('payload mode is unaffected: the frame is msg.payload whatever the list says', async function () {
+      const peer = peerFor('/peer-props-payload');
+      await load(clientFlow({ path: `${server.url}/peer-props-payload`, authMode: 'none', wholemsg: 'false', peerProps: 'topic' }));
+      const got = collect('h1');
+      (await peer).send(JSON.stringify(HOSTILE));
+      await waitFor(() => got.length >= 1, 'a message at the helper');
+      assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload']);
+      assert.strictEqual(got[0].payload, JSON.stringify(HOSTILE));
+    });
+
+    it('an invalid list is a configuration error on the node, and no connection is made', async function () {
+      const before = server.connections;
+      await load(clientFlow({ path: `${server.url}/peer-props-bad`, authMode: 'none', wholemsg: 'true', peerProps: 'payload,a.b' }));
+      assert.strictEqual(lastStatus('cin').fill, 'red');
+      assert.match(lastStatus('cin').text, /peerProps: "a\.b" is not a top-level property name/);
+      assert.strictEqual(helper.getNode('c1').connection, undefined);
+      assert.strictEqual(server.connections, before);
+    });
+  });
 });

@@ -7,6 +7,9 @@ const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red')
 const { connect, waitForMessages, waitForClose, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256, makeKey, signWithKey, rawToken, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
+const { listenOnLoopback } = require('../helpers/loopback');
+const { waitFor } = require('../helpers/wait');
+const httpRequestNode = require('@node-red/nodes/core/network/21-httprequest.js');
 
 const SECRET = 'node-test-secret-0123456789abcdef-xyz';
 const tokenFor = (tenant, claims = {}, options = {}) => signHS256(SECRET, { tenant_id: tenant, sub: `user-${tenant}`, ...claims }, options);
@@ -362,6 +365,121 @@ describe('nodes/listener (real Node-RED runtime)', function () {
         assert.strictEqual((await closing).code, 1001);
         assert.strictEqual(server.listenerCount('upgrade'), baseline);
       }
+    });
+  });
+
+  describe('peerProps: what a peer may set in entire-message mode', function () {
+    // Control properties other nodes read from msg, sent by a peer together with payload and topic.
+    const HOSTILE = {
+      payload: 'x',
+      topic: 't',
+      url: 'http://169.254.169.254/latest/meta-data/',
+      method: 'DELETE',
+      headers: { authorization: 'Bearer stolen' },
+      filename: '/etc/passwd',
+      reset: true,
+      delay: 86400000,
+      _msgid: 'forged',
+    };
+    const keysOf = (msg) => Object.keys(msg).filter((k) => k !== '_msgid').sort();
+
+    it('with "payload,topic" a peer\'s url, method, headers and other properties never reach the flow', async function () {
+      await load(echoFlow({ scope: 'session', wholemsg: 'true', peerProps: 'payload, topic' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      ws.send(JSON.stringify(HOSTILE));
+      ws.send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"payload":2}');
+      ws.send('[1,2]');
+      await waitFor(() => got.length >= 3, 3000, 'three messages at the helper');
+      assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload', 'topic']);
+      assert.strictEqual(got[0].payload, 'x');
+      assert.strictEqual(got[0].topic, 't');
+      assert.strictEqual(got[0]._session.tenantId, 'a');
+      assert.notStrictEqual(got[0]._msgid, 'forged');
+      assert.deepStrictEqual(keysOf(got[1]), ['_session', 'payload']);
+      assert.strictEqual(Object.getPrototypeOf(got[1]), Object.prototype);
+      assert.strictEqual({}.polluted, undefined);
+      assert.deepStrictEqual(got[2].payload, [1, 2], 'a frame that is not an object is still the payload');
+      // The echo (entire-message mode sends the message back as JSON) carries the filtered message.
+      const echoed = JSON.parse((await waitForMessages(ws, 1))[0]);
+      assert.strictEqual(echoed.url, undefined);
+    });
+
+    it('with "*" (the default) every property a peer sends reaches the flow, as before', async function () {
+      for (const peerProps of ['*', undefined]) {
+        const flow = echoFlow({ scope: 'session', wholemsg: 'true', peerProps });
+        if (peerProps === undefined) delete flow[0].peerProps; // a flow saved before the property existed
+        await load(flow, creds);
+        const got = collect('h1');
+        const { ws } = await open(`token=${await tokenFor('a')}`);
+        ws.send(JSON.stringify(HOSTILE));
+        await waitFor(() => got.length >= 1, 3000, 'a message at the helper');
+        assert.deepStrictEqual(keysOf(got[0]), ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'], String(peerProps));
+        assert.strictEqual(got[0].url, HOSTILE.url);
+        assert.strictEqual(got[0].method, 'DELETE');
+        assert.notStrictEqual(got[0]._msgid, 'forged', 'never a peer\'s _msgid');
+        closeAll(sockets.splice(0));
+        await helper.unload();
+      }
+    });
+
+    it('an http request node without a URL fetches what the peer names under "*", and nothing under "payload,topic"', async function () {
+      // A loopback server stands in for an internal address (cloud metadata, an admin API).
+      const hits = [];
+      const internal = await listenOnLoopback(http.createServer((req, res) => {
+        hits.push({ method: req.method, url: req.url });
+        res.end('secret');
+      }));
+      const flow = (peerProps) => [
+        listenerNode('l1', { path: '/ws/t', authMode: 'hs256', wholemsg: 'true', peerProps }),
+        { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['req']] },
+        { id: 'req', type: 'http request', method: 'use', ret: 'txt', paytoqs: 'ignore', url: '', tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [['h1']] },
+        { id: 'h1', type: 'helper' },
+      ];
+      const frame = JSON.stringify({ payload: 'x', topic: 't', url: `http://127.0.0.1:${internal.port}/latest/meta-data/`, method: 'PUT' });
+      try {
+        await load(flow('*'), creds, [httpRequestNode]);
+        let got = collect('h1');
+        let { ws } = await open(`token=${await tokenFor('a')}`);
+        ws.send(frame);
+        await waitFor(() => got.length >= 1, 5000, 'the response of the internal server');
+        assert.deepStrictEqual(hits, [{ method: 'PUT', url: '/latest/meta-data/' }], 'the peer chose URL and method');
+        assert.strictEqual(got[0].payload, 'secret');
+        closeAll(sockets.splice(0));
+        await helper.unload();
+
+        await load(flow('payload,topic'), creds, [httpRequestNode]);
+        got = collect('h1');
+        ({ ws } = await open(`token=${await tokenFor('a')}`));
+        ws.send(frame);
+        const noUrl = () => helper.log().args.some((a) => a[0].id === 'req' && a[0].level === 20);
+        // Either the node refuses the message for want of a URL, or (unfiltered) it fetches the peer's URL.
+        await waitFor(() => noUrl() || hits.length > 1 || got.length > 0, 5000, 'the http request node to act');
+        assert.deepStrictEqual(hits.slice(1), [], 'no request reached the internal server');
+        assert.ok(noUrl(), 'the http request node had no URL to fetch');
+        assert.strictEqual(got.length, 0);
+      } finally {
+        await internal.close();
+      }
+    });
+
+    it('payload mode is unaffected: the frame is msg.payload whatever the list says', async function () {
+      await load(echoFlow({ scope: 'session', wholemsg: 'false', peerProps: 'topic' }), creds);
+      const got = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      ws.send(JSON.stringify(HOSTILE));
+      await waitFor(() => got.length >= 1, 3000, 'a message at the helper');
+      assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload']);
+      assert.strictEqual(got[0].payload, JSON.stringify(HOSTILE));
+    });
+
+    it('an invalid list is a configuration error: the node says why and the path answers 503', async function () {
+      await load(echoFlow({ wholemsg: 'true', peerProps: 'payload,__proto__' }), creds);
+      const errors = helper.log().args.filter((a) => a[0].id === 'l1' && a[0].level === 20).map((a) => String(a[0].msg));
+      assert.ok(errors.some((m) => m.includes('peerProps: "__proto__" can never be set by a peer')), errors.join('\n'));
+      const result = await open(`token=${await tokenFor('a')}`);
+      assert.strictEqual(result.status, 503);
+      assert.strictEqual(result.opened, false);
     });
   });
 });
