@@ -37,6 +37,15 @@ describe('core/listener-config', function () {
     assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'HS256' }, {})), 'OPTION_INVALID');
   });
 
+  it('refuses a static tenant id that no handshake could use, at deploy', function () {
+    for (const tenantId of ['acme\uD800', '\uDC00x', 'a\u0000b', 'x'.repeat(257)]) {
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+      // Also as the tenant of unverified connections (tenant from claim, mode none).
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'claim', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+    }
+    assert.strictEqual(parseListenerConfig({ ...base, tenantFrom: 'static', tenantId: 'acme-\u{1F600}' }, {}).tenant.staticTenantId, 'acme-\u{1F600}');
+  });
+
   it('reads numbers in the units the editor shows', function () {
     const config = parseListenerConfig({ ...base, sessionTimeout: '2', rateLimit: '10', maxConnections: '3', heartbeat: '0', origins: 'https://a.example, https://b.example' }, {});
     assert.strictEqual(config.sessionTimeoutMs, 2000);

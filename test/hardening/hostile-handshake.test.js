@@ -387,6 +387,22 @@ describe('hardening: hostile handshakes', function () {
         await refused(L.custom, `token=${b64url({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
       }
     });
+    it('tenant ids that are not well-formed UTF-16 (lone surrogates) are refused, signed by jose', async function () {
+      // UTF-8 channels (Redis) would turn each of them into U+FFFD: "acme\uD800" would share the tenant "acme\uFFFD".
+      for (const tenant of ['acme\uD800', 'acme\uDC00', '\uDC00\uD800', '\uD83D']) {
+        await refused(L.jwks, `token=${await good({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
+        await refused(L.custom, `token=${b64url({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
+      }
+      const result = await connect(L.jwks.url(`token=${await good({ tenant_id: 'acme\uD800' })}`));
+      assert.strictEqual(result.body, 'tenant invalid');
+      result.ws.terminate();
+    });
+    it('a tenant with a surrogate pair (well-formed) is accepted as it is (control)', async function () {
+      const ws = await accepted(L.jwks, `token=${await good({ tenant_id: 'acme-\uD83D\uDE00' })}`);
+      assert.strictEqual(L.jwks.opens.at(-1).tenantId, 'acme-\u{1F600}');
+      ws.terminate();
+      await waitFor(() => L.jwks.listener.connectionCount === 0);
+    });
     it('an integer tenant is accepted as its decimal string (control)', async function () {
       const ws = await accepted(L.jwks, `token=${await good({ tenant_id: 42 })}`);
       assert.strictEqual(L.jwks.opens.at(-1).tenantId, '42');
