@@ -619,6 +619,59 @@ describe('hardening: hostile handshakes', function () {
     });
   });
 
+  describe('a listener closing (redeploy) while handshakes are in progress', function () {
+    let own;
+    beforeEach(async () => {
+      own = await startHttpServer();
+    });
+    afterEach(async () => {
+      await own.close();
+    });
+
+    it('handshakes waiting on a JWKS that does not answer get 503 "listener closing", not a hang-up', async function () {
+      const slow = await startJwksServer([rsa]);
+      servers.push(slow);
+      slow.state.mode = 'hang';
+      const rec = startListener(own, '/ws/closing', {
+        verifier: { mode: 'jwks', jwksUri: slow.url, jwksTimeoutMs: 15000 },
+        handshakeTimeoutMs: 15000,
+      });
+      const token = await good();
+      const pending = [connect(rec.url(`token=${token}`)), connect(rec.url(`token=${token}`)), rawHandshake(own.port, { path: `/ws/closing?token=${token}` })];
+      await waitFor(() => slow.fetches >= 1 && own.sockets.size === 3, 5000, 'three handshakes in verification');
+      const closing = rec.listener.close();
+      const [a, b, raw] = await Promise.all(pending);
+      for (const r of [a, b]) {
+        assert.strictEqual(r.status, 503);
+        assert.strictEqual(r.body, 'listener closing');
+        r.ws.terminate();
+      }
+      assert.strictEqual(raw.status, 503);
+      assert.match(raw.head, /\r\nConnection: close\r\n/i);
+      await closing;
+      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING']);
+      assert.strictEqual(rec.opens.length, 0);
+      await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
+    });
+
+    it('an upgrade that arrives while the listener is closing gets 503 "listener closing"', async function () {
+      const rec = startListener(own, '/ws/closing-late', { verifier: { mode: 'none' } });
+      const { ws } = await connect(rec.url());
+      // The client stops reading: it never answers the close frame, so close() waits its grace.
+      ws._socket.pause();
+      const closing = rec.listener.close();
+      const late = await connect(rec.url());
+      assert.strictEqual(late.status, 503);
+      assert.strictEqual(late.body, 'listener closing');
+      late.ws.terminate();
+      await closing;
+      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING']);
+      assert.strictEqual(rec.opens.length, 1);
+      ws.terminate();
+      await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
+    });
+  });
+
   describe('summary', function () {
     it('after all of the above: no session is open on any listener and the JWKS was fetched once', async function () {
       for (const rec of Object.values(L)) assert.strictEqual(rec.listener.connectionCount, 0);
