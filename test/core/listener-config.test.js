@@ -85,6 +85,7 @@ describe('core/listener-config', function () {
     assert.strictEqual(DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeTiming(undefined).handshakeTimeoutMs, 'core agrees with a default runtime');
     assert.deepStrictEqual(handshakeTiming(2000), { inboundTimeoutMs: 2000, handshakeTimeoutMs: 1500, jwksTimeoutMs: 1125 });
     assert.deepStrictEqual(handshakeTiming('8000'), { inboundTimeoutMs: 8000, handshakeTimeoutMs: 7000, jwksTimeoutMs: 6000 });
+    assert.deepStrictEqual(handshakeTiming(10000), { inboundTimeoutMs: 10000, handshakeTimeoutMs: 9000, jwksTimeoutMs: 8000 });
     for (const inbound of [1, 3, 50, 999, 1000, 4999, 5000, 30000, 120000]) {
       const t = handshakeTiming(inbound);
       assert.ok(t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound), JSON.stringify(t));

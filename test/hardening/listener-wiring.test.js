@@ -197,7 +197,7 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
 
   function listener(id, path, props) {
     return [
-      { ...listenerNode(id, { path, scope: 'session', ...props }), z: undefined },
+      listenerNode(id, { path, scope: 'session', ...props }),
       { id: `in-${id}`, type: 'websocket-plus in', z: 'tab1', server: id, client: '', wires: [[`out-${id}`]] },
       { id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] },
     ];
