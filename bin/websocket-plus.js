@@ -10,6 +10,7 @@
  * Exit codes: 0 done (or nothing to migrate), 1 bad input or output problem, 2 usage error.
  */
 'use strict';
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
@@ -23,6 +24,8 @@ const USAGE = [
   '  -o, --output <file>  where to write the migrated flow (default: <name>.websocket-plus.json',
   '                       next to the input; "-" writes the flow to stdout, the report to stderr)',
   '      --in-place       overwrite the input file (stop Node-RED first)',
+  '                       (the written file keeps the mode and owner of the file it replaces;',
+  '                       a target that is a symbolic link is refused: name the real file)',
   '      --force          overwrite an existing output file',
   '      --dry-run        print the report only, write nothing',
   '  -h, --help           show this help',
@@ -73,13 +76,45 @@ function loadMigrate() {
   }
 }
 
-function writeFileAtomic(file, text) {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, text);
+/**
+ * Replaces `file` with `text` through a temp file in the same directory, renamed over it. The temp
+ * file has an unpredictable name and is created exclusively (O_CREAT|O_EXCL never follows a link
+ * planted there), with `like`'s mode set at creation and again exactly (the umask would clear bits),
+ * and `like`'s owner where the process may set it. rename() replaces `file` itself, never a target
+ * it might point to.
+ */
+function writeFileAtomic(file, text, like) {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(12).toString('hex')}.tmp`);
+  const mode = like.mode & 0o7777;
+  const fd = fs.openSync(tmp, 'wx', mode);
   try {
+    try {
+      if (like.keepOwner && (like.uid !== process.getuid?.() || like.gid !== process.getgid?.())) {
+        try {
+          fs.fchownSync(fd, like.uid, like.gid);
+        } catch {
+          // only root may give a file away; the file then belongs to whoever runs the command
+        }
+      }
+      fs.fchmodSync(fd, mode);
+      fs.writeFileSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** lstat of `file`, or undefined when there is nothing there. */
+function lstatOrUndefined(file) {
+  try {
+    return fs.lstatSync(file);
+  } catch (err) {
+    if (err.code === 'ENOENT') return undefined;
     throw err;
   }
 }
@@ -179,12 +214,38 @@ function main(argv, out, errOut) {
     errOut.write('error: the output is the input file; use --in-place to overwrite it\n');
     return EXIT_USAGE;
   }
-  if (!opts.inPlace && !opts.force && fs.existsSync(target)) {
-    errOut.write(`error: ${path.relative(process.cwd(), target) || target} already exists; use --force to overwrite it\n`);
+  const shown = path.relative(process.cwd(), target) || target;
+  let existing;
+  try {
+    existing = lstatOrUndefined(target);
+  } catch (err) {
+    errOut.write(`error: cannot write ${target}: ${err.message}\n`);
+    return EXIT_INPUT;
+  }
+  // A link is never written through (nor silently replaced by a file): name the real file instead.
+  if (existing && existing.isSymbolicLink()) {
+    errOut.write(`error: ${shown} is a symbolic link; refusing to replace it: name the file it points to\n`);
+    return EXIT_INPUT;
+  }
+  if (existing && !existing.isFile()) {
+    errOut.write(`error: ${shown} is not a regular file\n`);
+    return EXIT_INPUT;
+  }
+  if (existing && !opts.inPlace && !opts.force) {
+    errOut.write(`error: ${shown} already exists; use --force to overwrite it\n`);
+    return EXIT_INPUT;
+  }
+  // The flow may hold secrets: the result is never more readable than the file it replaces, or
+  // for a new file, than the input.
+  let like;
+  try {
+    like = existing ? { mode: existing.mode, uid: existing.uid, gid: existing.gid, keepOwner: true } : { mode: fs.statSync(input).mode, keepOwner: false };
+  } catch (err) {
+    errOut.write(`error: cannot read ${opts.input}: ${err.message}\n`);
     return EXIT_INPUT;
   }
   try {
-    writeFileAtomic(target, outText);
+    writeFileAtomic(target, outText, like);
   } catch (err) {
     errOut.write(`error: cannot write ${target}: ${err.message}\n`);
     return EXIT_INPUT;

@@ -4,10 +4,10 @@
  */
 import { ConfigError } from './errors';
 import type { RoutingScope } from './session-registry';
-import type { TenantPolicy } from './tenant';
+import { normaliseTenantId, TenantPolicy } from './tenant';
 import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from './token-verifier';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
-import { normalisePath } from './upgrade-dispatcher';
+import { joinNodeRoot, normalisePath } from './upgrade-dispatcher';
 import { normaliseOrigin } from './origin';
 import { clusterPrefixProblem, redisUrlProblem } from './cluster-bus';
 import { parsePeerProps, PeerProps } from './peer-props';
@@ -59,8 +59,63 @@ export interface ListenerConfig {
 
 export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
 
-/** Node-RED's editor comms lives here; a listener must never shadow it. */
+/** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
 export const RESERVED_PATH_FRAGMENT = '/debug/ws';
+
+/** The runtime settings that decide where Node-RED's own upgrade endpoints live. */
+export interface RuntimeHttpSettings {
+  httpNodeRoot?: unknown;
+  httpAdminRoot?: unknown;
+  inboundWebSocketTimeout?: unknown;
+}
+
+/**
+ * Request paths (normalised) on which Node-RED itself answers upgrades: the editor's comms socket
+ * at `<httpAdminRoot>comms`, built exactly as @node-red/editor-api does. No admin root (false), no
+ * comms. A listener there would answer the editor's own socket as well.
+ */
+export function reservedUpgradePaths(settings: RuntimeHttpSettings): string[] {
+  if (settings.httpAdminRoot === false) return [];
+  let root = typeof settings.httpAdminRoot === 'string' && settings.httpAdminRoot !== '' ? settings.httpAdminRoot : '/';
+  root = (root.startsWith('/') ? '' : '/') + root + (root.endsWith('/') ? '' : '/');
+  return [normalisePath(`${root}comms`)];
+}
+
+/**
+ * The request path a listener serves (httpNodeRoot joined), refused with PATH_FORBIDDEN when it is
+ * one of Node-RED's own upgrade endpoints.
+ */
+export function listenerRequestPath(path: string, settings: RuntimeHttpSettings): string {
+  const full = joinNodeRoot(typeof settings.httpNodeRoot === 'string' ? settings.httpNodeRoot : '/', path);
+  if (full.includes(RESERVED_PATH_FRAGMENT) || reservedUpgradePaths(settings).includes(full)) throw new ConfigError('PATH_FORBIDDEN', full);
+  return full;
+}
+
+/** Node-RED destroys an upgrade that nothing answered within `inboundWebSocketTimeout` ms, 5000 by default. */
+export const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
+
+export interface HandshakeTiming {
+  /** When Node-RED cuts an unanswered upgrade. */
+  inboundTimeoutMs: number;
+  /** The listener's handshake deadline (503), before Node-RED's cut. */
+  handshakeTimeoutMs: number;
+  /** JWKS fetch timeout (401 "keys unavailable"), before the handshake deadline. */
+  jwksTimeoutMs: number;
+}
+
+/**
+ * Handshake deadlines that answer before Node-RED's own cut: a client then always gets an HTTP
+ * status, never a bare hang-up. Each step keeps a margin of 25 % (at most 1 s) for a busy event
+ * loop: with Node-RED's default of 5 s, the deadline is 4 s and the JWKS timeout 3 s.
+ */
+export function handshakeTiming(inboundWebSocketTimeout: unknown): HandshakeTiming {
+  // Node-RED reads the setting as `value || 5000` and hands it to setTimeout (which coerces it).
+  const n = Number(inboundWebSocketTimeout || NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS);
+  const inboundTimeoutMs = Number.isFinite(n) && n >= 1 ? n : NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS;
+  const below = (ms: number): number => Math.max(1, Math.floor(ms - Math.min(1000, ms * 0.25)));
+  const handshakeTimeoutMs = below(inboundTimeoutMs);
+  return { inboundTimeoutMs, handshakeTimeoutMs, jwksTimeoutMs: below(handshakeTimeoutMs) };
+}
 
 function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
@@ -134,6 +189,14 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
   const tenantFrom = oneOf(props.tenantFrom, ['claim', 'static'] as const, 'claim', 'tenantFrom');
   const staticTenantId = text(props.tenantId);
   if (tenantFrom === 'static' && staticTenantId === '') throw new ConfigError('TENANT_MISSING');
+  // Refused here, at deploy, rather than on every handshake.
+  if (staticTenantId !== '') {
+    try {
+      normaliseTenantId(staticTenantId);
+    } catch {
+      throw new ConfigError('OPTION_INVALID', 'tenantId must be printable, well-formed text of at most 256 characters');
+    }
+  }
 
   const origins = text(props.origins)
     .split(/[\s,]+/)

@@ -13,7 +13,7 @@ import { HandshakeError, SessionClose, SessionCloseCode } from './errors';
 import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
 import { resolveTenant, TenantPolicy } from './tenant';
 import { toHandshakeError, TokenVerifier, VerifiedToken } from './token-verifier';
-import { dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
+import { destroySocket, dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
 import { LocalTenantLimiter, TenantConnectionLimiter } from './tenant-limiter';
 import { TokenBucket } from './rate-limiter';
 import { LongTimeout, setTimeoutAt } from './timers';
@@ -95,7 +95,11 @@ export interface ListenerEvents {
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Below Node-RED's default `inboundWebSocketTimeout` (5 s), after which it destroys an upgrade that
+ * nothing answered: the 503 must reach the client first (see handshakeTiming in listener-config).
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 4000;
 const CLOSE_GRACE_MS = 2000;
 
 /** Key under which a verified handshake travels from verifyClient to the connection callback. */
@@ -112,6 +116,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   private readonly states = new WeakMap<ListenerSession, SessionState>();
   private readonly limiter: TenantConnectionLimiter | undefined;
   private readonly pendingSockets = new Set<Duplex>();
+  /** Refuses the handshakes still being verified; called once when the listener closes. */
+  private readonly pendingRefusals = new Set<(err: HandshakeError) => void>();
   private readonly expiries = new ExpirySchedule<ListenerSession>((session) => this.closeSession(session, 'TOKEN_EXPIRED'));
   private readonly upgradeHandler: UpgradeHandler;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -164,10 +170,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.closing) {
-      socket.destroy();
-      return;
-    }
+    // A reset peer must not crash a server that has no 'error' handler of its own (ws adds one
+    // only for the handshake and hands the socket to the session after it).
+    socket.on('error', destroySocket);
+    // While closing, the upgrade still goes through ws: verifyClient refuses it with 503
+    // "listener closing" (Connection: close), and ws ends the socket once the answer is written.
     this.pendingSockets.add(socket);
     const forget = (): void => {
       this.pendingSockets.delete(socket);
@@ -176,6 +183,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     this.wss.handleUpgrade(req, socket, head, (ws, upgradedReq) => {
       // Adopted: the session's own close handling takes over; keep no per-socket leftovers.
       socket.removeListener('close', forget);
+      socket.removeListener('error', destroySocket);
       this.pendingSockets.delete(socket);
       this.adopt(ws, upgradedReq as VerifiedRequest);
     });
@@ -215,15 +223,25 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return { token, tenantId };
   }
 
-  /** `promise`, or a 503 refusal at the epoch-ms time `until`. */
+  /**
+   * `promise`, or a 503 refusal at the epoch-ms time `until` ("verification timed out"), or when
+   * the listener closes first ("listener closing").
+   */
   private withDeadline<T>(promise: Promise<T>, until: number): Promise<T> {
-    if (until === Number.POSITIVE_INFINITY) return promise;
+    if (this.closing) return Promise.reject(new HandshakeError('LISTENER_CLOSING'));
     let timer: NodeJS.Timeout | undefined;
+    let refuse: ((err: HandshakeError) => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
+      refuse = reject;
+      if (until === Number.POSITIVE_INFINITY) return;
       timer = setTimeout(() => reject(new HandshakeError('VERIFY_TIMEOUT')), Math.max(0, until - Date.now()));
       timer.unref();
     });
-    return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+    this.pendingRefusals.add(refuse!);
+    return Promise.race([promise, deadline]).finally(() => {
+      clearTimeout(timer);
+      this.pendingRefusals.delete(refuse!);
+    });
   }
 
   private adopt(socket: WebSocket, req: VerifiedRequest): void {
@@ -390,16 +408,18 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return delivered;
   }
 
-  /** Closes every session with 1001, frees the path and every timer; resolves when all are gone. */
+  /**
+   * Closes every session with 1001, refuses the handshakes in progress (and any arriving meanwhile)
+   * with 503 "listener closing", then frees the path and every timer; resolves when all are gone.
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.started) dispatcherFor(this.options.server).unregister(this.path, this.upgradeHandler);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     this.expiries.clear();
-    for (const socket of this.pendingSockets) socket.destroy();
-    this.pendingSockets.clear();
+    for (const refuse of [...this.pendingRefusals]) refuse(new HandshakeError('LISTENER_CLOSING'));
+    this.pendingRefusals.clear();
     const closed: Promise<void>[] = [];
     for (const session of [...this.registry.all()]) {
       const socket = session.connection;
@@ -408,10 +428,27 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       this.closeSession(session as ListenerSession, 'LISTENER_CLOSED');
     }
     await Promise.all(closed);
+    // Refused handshakes end once their 503 is written; a peer that does not take it is cut off.
+    await this.drainPendingSockets();
+    if (this.started) dispatcherFor(this.options.server).unregister(this.path, this.upgradeHandler);
+    await this.drainPendingSockets();
     await this.options.tenantLimiter?.close?.();
     await this.options.cluster?.close();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.registry.clear();
+  }
+
+  /** Resolves when every socket still in its handshake has closed, destroying those left after the grace. */
+  private async drainPendingSockets(): Promise<void> {
+    if (this.pendingSockets.size === 0) return;
+    const sockets = [...this.pendingSockets];
+    const grace = setTimeout(() => {
+      for (const socket of sockets) socket.destroy();
+    }, CLOSE_GRACE_MS);
+    grace.unref();
+    await Promise.all(sockets.map((socket) => (socket.destroyed ? undefined : new Promise((resolve) => socket.once('close', resolve)))));
+    clearTimeout(grace);
+    for (const socket of sockets) this.pendingSockets.delete(socket);
   }
 }
 

@@ -18,7 +18,19 @@ export interface TenantPolicy {
 export const DEFAULT_TENANT = 'default';
 export const MAX_TENANT_LENGTH = 256;
 
-/** A tenant id must be a short, printable string or a safe integer; anything else is refused. */
+/**
+ * A lone surrogate has no UTF-8 form: Redis and every other UTF-8 channel would turn it into U+FFFD,
+ * so two distinct ids (`acme\uD800`, `acme\uFFFD`) would become one tenant on the bus and in the
+ * cluster limiter.
+ */
+function isWellFormed(id: string): boolean {
+  return (id as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+/**
+ * A tenant id must be a short, printable, well-formed (UTF-16 without lone surrogates) string or a
+ * safe integer; anything else is refused.
+ */
 export function normaliseTenantId(value: unknown): string {
   let id: string;
   if (typeof value === 'string') id = value;
@@ -28,6 +40,7 @@ export function normaliseTenantId(value: unknown): string {
   if (id.length === 0 || id.length > MAX_TENANT_LENGTH || /[\u0000-\u001f\u007f]/.test(id)) {
     throw new HandshakeError('TENANT_INVALID', 'empty, too long or not printable');
   }
+  if (!isWellFormed(id)) throw new HandshakeError('TENANT_INVALID', 'not well-formed Unicode');
   return id;
 }
 

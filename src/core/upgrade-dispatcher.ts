@@ -32,6 +32,15 @@ export function requestPathname(url: string | undefined): string | undefined {
   return normalisePath(raw);
 }
 
+/**
+ * 'error' handler for a raw upgrade socket. After the 'upgrade' event Node's HTTP server no longer
+ * listens for socket errors: a peer's reset while an answer is written would otherwise be an
+ * uncaught exception in a plain http.Server.
+ */
+export function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 export class UpgradeDispatcher {
   private readonly handlers = new Map<string, UpgradeHandler>();
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -85,6 +94,7 @@ export function dispatcherFor(server: Server): UpgradeDispatcher {
 export function refuseUpgrades(server: Server, path: string, status = 503): () => void {
   const response = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
   const handler: UpgradeHandler = (_req, socket) => {
+    socket.on('error', destroySocket);
     socket.once('finish', () => socket.destroy());
     socket.end(response);
   };

@@ -3,12 +3,12 @@
  * Node-RED's own HTTP(S) server and connects it to the ws.in+ / ws.out+ nodes that use it.
  */
 import { ConfigError } from '../core/errors';
-import { parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/listener-config';
+import { handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/listener-config';
 import { WebSocketListener, ListenerSession } from '../core/listener';
 import { frameToMessage, messageToFrame } from '../core/message-codec';
 import { filterPeerProps } from '../core/peer-props';
 import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/token-verifier';
-import { joinNodeRoot, refuseUpgrades } from '../core/upgrade-dispatcher';
+import { refuseUpgrades } from '../core/upgrade-dispatcher';
 import { LogThrottle } from '../core/log-throttle';
 import { createProxyFetch, ProxySettings } from '../core/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
@@ -42,15 +42,14 @@ export function describeConfigError(RED: NodeAPI, err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function fullPath(RED: NodeAPI, path: string): string {
-  return joinNodeRoot(typeof RED.settings.httpNodeRoot === 'string' ? RED.settings.httpNodeRoot : '/', path);
-}
-
-/** A listener that cannot start answers its path with 503 (fail closed, and fast) until redeployed. */
+/**
+ * A listener that cannot start answers its path with 503 (fail closed, and fast) until redeployed;
+ * never a path of Node-RED's own (the editor's comms keeps working).
+ */
 function refuseWhileMisconfigured(RED: NodeAPI, path: unknown): (() => void) | undefined {
   if (!RED.server) return undefined;
   try {
-    return refuseUpgrades(RED.server, fullPath(RED, validateListenerPath(path)), 503);
+    return refuseUpgrades(RED.server, listenerRequestPath(validateListenerPath(path), RED.settings), 503);
   } catch {
     return undefined;
   }
@@ -82,7 +81,9 @@ export function registerListener(RED: NodeAPI): void {
         node.warn(text(RED, 'websocket-plus.warnings.short-secret', `shared secret is shorter than ${MIN_HS256_SECRET_BYTES} bytes: use a long random secret`, { bytes: MIN_HS256_SECRET_BYTES }));
       }
       if (!RED.server) throw new ConfigError('SERVER_MISSING');
-      const listenerPath = fullPath(RED, config.path);
+      const listenerPath = listenerRequestPath(config.path, RED.settings);
+      // Every handshake answer (401/503) must reach the client before Node-RED cuts the upgrade.
+      const timing = handshakeTiming(RED.settings.inboundWebSocketTimeout);
       if (config.cluster.mode === 'redis') {
         // ioredis is loaded here, only for listeners that use the cluster.
         cluster = new ClusterBus({ url: config.cluster.redisUrl, prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath) });
@@ -94,7 +95,12 @@ export function registerListener(RED: NodeAPI): void {
         cluster,
         tenantLimiter: clusterLimiter,
         // The JWKS is fetched through the same proxy rules as the client (settings, then environment).
-        verifier: createTokenVerifier({ ...config.verifier, fetch: config.verifier.fetch ?? createProxyFetch(RED.settings.proxyOptions as ProxySettings | undefined) }),
+        verifier: createTokenVerifier({
+          ...config.verifier,
+          jwksTimeoutMs: timing.jwksTimeoutMs,
+          fetch: config.verifier.fetch ?? createProxyFetch(RED.settings.proxyOptions as ProxySettings | undefined),
+        }),
+        handshakeTimeoutMs: timing.handshakeTimeoutMs,
         tenant: config.tenant,
         scope: config.scope,
         sessionTimeoutMs: config.sessionTimeoutMs,
@@ -183,10 +189,12 @@ export function registerListener(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       attached.clear();
-      refusalLog.close();
       clusterLog.close();
       stopRefusing?.();
-      finishClose(node, listener?.close(), done);
+      // Handshakes refused while the listener closes are still logged; the throttle goes after.
+      const closing = listener?.close().finally(() => refusalLog.close());
+      if (!closing) refusalLog.close();
+      finishClose(node, closing, done);
     });
   }
 

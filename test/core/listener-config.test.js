@@ -1,6 +1,7 @@
 'use strict';
 const assert = require('assert');
-const { parseListenerConfig } = require('../../nodes/lib/core/listener-config');
+const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = require('../../nodes/lib/core/listener-config');
+const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = require('../../nodes/lib/core/listener');
 
 const base = { path: 'ws/x', authMode: 'none' };
 const code = (fn) => {
@@ -37,6 +38,15 @@ describe('core/listener-config', function () {
     assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'HS256' }, {})), 'OPTION_INVALID');
   });
 
+  it('refuses a static tenant id that no handshake could use, at deploy', function () {
+    for (const tenantId of ['acme\uD800', '\uDC00x', 'a\u0000b', 'x'.repeat(257)]) {
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+      // Also as the tenant of unverified connections (tenant from claim, mode none).
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'claim', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+    }
+    assert.strictEqual(parseListenerConfig({ ...base, tenantFrom: 'static', tenantId: 'acme-\u{1F600}' }, {}).tenant.staticTenantId, 'acme-\u{1F600}');
+  });
+
   it('reads numbers in the units the editor shows', function () {
     const config = parseListenerConfig({ ...base, sessionTimeout: '2', rateLimit: '10', maxConnections: '3', heartbeat: '0', origins: 'https://a.example, https://b.example' }, {});
     assert.strictEqual(config.sessionTimeoutMs, 2000);
@@ -60,5 +70,41 @@ describe('core/listener-config', function () {
       assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'false', peerProps }, {}).peerProps, null, peerProps);
     }
     assert.strictEqual(parseListenerConfig({ ...base, peerProps: 'payload' }, {}).peerProps, null, 'payload mode is the default');
+  });
+
+  it("reserves Node-RED's own upgrade endpoints: the editor comms at <httpAdminRoot>comms", function () {
+    assert.deepStrictEqual(reservedUpgradePaths({}), ['/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: '/' }), ['/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: '/admin' }), ['/admin/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: 'admin/' }), ['/admin/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: false }), [], 'no admin API, no comms');
+    const forbidden = (path, settings) => code(() => listenerRequestPath(path, settings));
+    // httpNodeRoot = httpAdminRoot = "/" (the default): /comms, with or without slashes.
+    for (const path of ['/comms', 'comms', '/comms/', 'comms//']) assert.strictEqual(forbidden(path, {}), 'PATH_FORBIDDEN', path);
+    assert.strictEqual(forbidden('comms', { httpNodeRoot: '/red', httpAdminRoot: '/red' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('admin/comms', { httpNodeRoot: '/', httpAdminRoot: '/admin' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('comms', { httpNodeRoot: '/api', httpAdminRoot: '/api/' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('/x/debug/ws', { httpNodeRoot: '/api' }), 'PATH_FORBIDDEN');
+    // Paths that do not collide are served, joined to httpNodeRoot.
+    assert.strictEqual(listenerRequestPath('/comms', { httpNodeRoot: '/api', httpAdminRoot: '/' }), '/api/comms');
+    assert.strictEqual(listenerRequestPath('/comms', { httpAdminRoot: '/admin' }), '/comms');
+    assert.strictEqual(listenerRequestPath('/comms', { httpAdminRoot: false }), '/comms');
+    assert.strictEqual(listenerRequestPath('/comms/x', {}), '/comms/x');
+    assert.strictEqual(listenerRequestPath('ws/x', { httpNodeRoot: '/api/' }), '/api/ws/x');
+  });
+
+  it("answers every handshake before Node-RED's inboundWebSocketTimeout cut", function () {
+    // Node-RED's default (setting absent, 0 or "") is 5000 ms.
+    for (const unset of [undefined, null, 0, '', 'soon']) {
+      assert.deepStrictEqual(handshakeTiming(unset), { inboundTimeoutMs: 5000, handshakeTimeoutMs: 4000, jwksTimeoutMs: 3000 }, String(unset));
+    }
+    assert.strictEqual(DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeTiming(undefined).handshakeTimeoutMs, 'core agrees with a default runtime');
+    assert.deepStrictEqual(handshakeTiming(2000), { inboundTimeoutMs: 2000, handshakeTimeoutMs: 1500, jwksTimeoutMs: 1125 });
+    assert.deepStrictEqual(handshakeTiming('8000'), { inboundTimeoutMs: 8000, handshakeTimeoutMs: 7000, jwksTimeoutMs: 6000 });
+    assert.deepStrictEqual(handshakeTiming(10000), { inboundTimeoutMs: 10000, handshakeTimeoutMs: 9000, jwksTimeoutMs: 8000 });
+    for (const inbound of [1, 3, 50, 999, 1000, 4999, 5000, 30000, 120000]) {
+      const t = handshakeTiming(inbound);
+      assert.ok(t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound), JSON.stringify(t));
+    }
   });
 });

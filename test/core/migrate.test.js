@@ -288,6 +288,73 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
     });
 
+    it('--in-place keeps a 0600 file 0600; a new output gets the input\'s mode', async function () {
+      const input = path.join(dir, 'core-userdir-flows.json');
+      fs.chmodSync(input, 0o600);
+      let r = await runCli(['migrate', input, '--in-place']);
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.ok(!JSON.parse(fs.readFileSync(input, 'utf8')).some((n) => CORE_TYPES.includes(n.type)));
+      assert.strictEqual((fs.statSync(input).mode & 0o777).toString(8), '600');
+      const other = path.join(dir, 'core-client-export.json');
+      fs.chmodSync(other, 0o640);
+      r = await runCli(['migrate', other]);
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.strictEqual((fs.statSync(path.join(dir, 'core-client-export.websocket-plus.json')).mode & 0o777).toString(8), '640');
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    });
+
+    it('--in-place never writes through a link planted where the temp file goes', function () {
+      // The command in this process: its pid is the one a predictable temp name would use.
+      const { main } = require(cli);
+      const input = path.join(dir, 'core-userdir-flows.json');
+      const victim = path.join(dir, 'victim.txt');
+      fs.writeFileSync(victim, 'untouched');
+      const planted = path.join(dir, `.core-userdir-flows.json.${process.pid}.tmp`);
+      fs.symlinkSync(victim, planted);
+      const sink = () => {
+        let text = '';
+        return { write: (chunk) => (text += chunk), get text() { return text; } };
+      };
+      const out = sink();
+      const err = sink();
+      assert.strictEqual(main(['migrate', input, '--in-place'], out, err), 0, err.text);
+      assert.strictEqual(fs.readFileSync(victim, 'utf8'), 'untouched');
+      assert.ok(fs.lstatSync(planted).isSymbolicLink(), 'the planted link is left alone');
+      assert.ok(!fs.lstatSync(input).isSymbolicLink(), 'the flow file is still a file');
+      assert.ok(!JSON.parse(fs.readFileSync(input, 'utf8')).some((n) => CORE_TYPES.includes(n.type)));
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [path.basename(planted)]);
+    });
+
+    it('refuses an in-place or --force target that is a symbolic link, and changes nothing', async function () {
+      const real = path.join(dir, 'core-userdir-flows.json');
+      const link = path.join(dir, 'flows-link.json');
+      fs.symlinkSync(real, link);
+      const before = fs.readFileSync(real, 'utf8');
+      let r = await runCli(['migrate', link, '--in-place']);
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /flows-link\.json is a symbolic link; refusing to replace it/);
+      assert.strictEqual(fs.readFileSync(real, 'utf8'), before);
+      assert.ok(fs.lstatSync(link).isSymbolicLink());
+      // The real file is migrated when named.
+      r = await runCli(['migrate', real, '--in-place']);
+      assert.strictEqual(r.code, 0, r.stderr);
+      // -o onto a link (even a dangling one) with --force: refused, the link's target untouched.
+      const victim = path.join(dir, 'victim.txt');
+      fs.writeFileSync(victim, 'untouched');
+      const outLink = path.join(dir, 'out-link.json');
+      fs.symlinkSync(victim, outLink);
+      r = await runCli(['migrate', path.join(dir, 'core-client-export.json'), '-o', outLink, '--force']);
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /is a symbolic link/);
+      assert.strictEqual(fs.readFileSync(victim, 'utf8'), 'untouched');
+      const dangling = path.join(dir, 'dangling.json');
+      fs.symlinkSync(path.join(dir, 'nowhere.json'), dangling);
+      r = await runCli(['migrate', path.join(dir, 'core-client-export.json'), '-o', dangling]);
+      assert.strictEqual(r.code, 1);
+      assert.ok(!fs.existsSync(path.join(dir, 'nowhere.json')));
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    });
+
     it('with -o - writes the flow to stdout and the report to stderr; --dry-run writes nothing', async function () {
       let r = await runCli(['migrate', 'core-echo-export.json', '-o', '-'], { cwd: dir });
       assert.strictEqual(r.code, 0, r.stderr);

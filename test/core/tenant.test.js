@@ -17,6 +17,17 @@ describe('core/tenant', function () {
     }
   });
 
+  it('refuses tenant ids that are not well-formed UTF-16 (they would collide once encoded as UTF-8)', function () {
+    for (const value of ['acme\uD800', 'acme\uDFFF', '\uDC00\uD800', '\uD800', 'a\uD83Db']) {
+      assert.throws(() => resolveTenant(claimPolicy, { tenant_id: value }), (err) => err.code === 'TENANT_INVALID' && err.publicReason === 'tenant invalid', JSON.stringify(value));
+      assert.throws(() => normaliseTenantId(value), (err) => err.code === 'TENANT_INVALID', JSON.stringify(value));
+    }
+    assert.throws(() => resolveTenant({ from: 'static', claim: 'tenant_id', staticTenantId: 'fixed\uD800' }, null), (err) => err.code === 'TENANT_INVALID');
+    // Well-formed text outside the BMP and U+FFFD itself are ordinary ids.
+    assert.strictEqual(normaliseTenantId('acme-\u{1F600}'), 'acme-\u{1F600}');
+    assert.strictEqual(normaliseTenantId('acme\uFFFD'), 'acme\uFFFD');
+  });
+
   it('trusts no claim without a verified token; static wins when set', function () {
     assert.strictEqual(resolveTenant(claimPolicy, null), 'default');
     assert.strictEqual(resolveTenant({ ...claimPolicy, staticTenantId: 'fixed' }, null), 'fixed');

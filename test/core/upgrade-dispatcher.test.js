@@ -1,7 +1,80 @@
 'use strict';
 const assert = require('assert');
 const http = require('http');
+const net = require('net');
+const path = require('path');
+const { spawn } = require('child_process');
 const { dispatcherFor, joinNodeRoot, requestPathname } = require('../../nodes/lib/core/upgrade-dispatcher');
+
+const LIB = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
+
+/**
+ * A plain http.Server (no Node-RED, no error handler of its own) in a child process: a misconfigured
+ * path answered by refuseUpgrades and a core listener that refuses without a token. Each connection
+ * is held unread for a moment, as on a busy event loop, so a client's reset arrives before the
+ * answer is written: the write then fails with ECONNRESET/EPIPE on the socket.
+ */
+const PLAIN_SERVER = `
+const http = require('http');
+const { refuseUpgrades } = require(${JSON.stringify(path.join(LIB, 'upgrade-dispatcher.js'))});
+const { WebSocketListener } = require(${JSON.stringify(path.join(LIB, 'listener.js'))});
+const { createTokenVerifier } = require(${JSON.stringify(path.join(LIB, 'token-verifier.js'))});
+const server = http.createServer((req, res) => res.end());
+server.on('connection', (socket) => {
+  socket.pause();
+  setTimeout(() => socket.resume(), 40);
+});
+refuseUpgrades(server, '/ws/broken', 503);
+const listener = new WebSocketListener({
+  server, path: '/ws/live', verifier: createTokenVerifier({ mode: 'hs256', secret: 'x'.repeat(40) }),
+  tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' }, scope: 'tenant', heartbeatMs: 0,
+});
+listener.start();
+server.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + server.address().port + '\\n'));
+`;
+
+function upgradeRequest(target) {
+  return [
+    `GET ${target} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** Sends a whole upgrade request and resets the connection at once (RST, not FIN). */
+function upgradeAndReset(port, target) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(upgradeRequest(target));
+      socket.resetAndDestroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', resolve);
+  });
+}
+
+/** The first response line to a whole upgrade request, or '' when the server closed without one. */
+function firstLine(port, target) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(upgradeRequest(target)));
+    let data = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('no answer'));
+    }, 5000);
+    socket.on('data', (chunk) => (data += chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data.split('\r\n')[0]);
+    });
+  });
+}
 
 describe('core/upgrade-dispatcher', function () {
   it('adds one upgrade listener for many paths and removes it with the last', function () {
@@ -38,5 +111,35 @@ describe('core/upgrade-dispatcher', function () {
     assert.strictEqual(joinNodeRoot('/api/', 'ws/a'), '/api/ws/a');
     assert.strictEqual(joinNodeRoot(undefined, 'x'), '/x');
     assert.strictEqual(requestPathname('http://evil/x'), undefined);
+  });
+
+  it('a client that resets while a refusal is written cannot crash a plain http.Server', async function () {
+    this.timeout(30000);
+    const child = spawn(process.execPath, ['-e', PLAIN_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const port = await new Promise((resolve, reject) => {
+        child.stdout.on('data', (chunk) => {
+          const m = /PORT (\d+)/.exec(String(chunk));
+          if (m) resolve(Number(m[1]));
+        });
+        exited.then((code) => reject(new Error(`server exited (${code}): ${stderr}`)));
+      });
+      const ROUNDS = 40;
+      for (let i = 0; i < ROUNDS && child.exitCode === null; i++) {
+        await Promise.all([upgradeAndReset(port, '/ws/broken'), upgradeAndReset(port, '/ws/live'), upgradeAndReset(port, '/ws/broken')]);
+      }
+      assert.strictEqual(child.exitCode, null, `the server crashed:\n${stderr.split('\n').slice(0, 8).join('\n')}`);
+      // Still serving: both paths answer a well-behaved client.
+      assert.strictEqual(await firstLine(port, '/ws/broken'), 'HTTP/1.1 503 Service Unavailable');
+      assert.strictEqual(await firstLine(port, '/ws/live'), 'HTTP/1.1 401 Unauthorized');
+      assert.strictEqual(child.exitCode, null, stderr);
+      assert.strictEqual(stderr, '');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
   });
 });

@@ -387,6 +387,22 @@ describe('hardening: hostile handshakes', function () {
         await refused(L.custom, `token=${b64url({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
       }
     });
+    it('tenant ids that are not well-formed UTF-16 (lone surrogates) are refused, signed by jose', async function () {
+      // UTF-8 channels (Redis) would turn each of them into U+FFFD: "acme\uD800" would share the tenant "acme\uFFFD".
+      for (const tenant of ['acme\uD800', 'acme\uDC00', '\uDC00\uD800', '\uD83D']) {
+        await refused(L.jwks, `token=${await good({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
+        await refused(L.custom, `token=${b64url({ tenant_id: tenant })}`, 401, 'TENANT_INVALID');
+      }
+      const result = await connect(L.jwks.url(`token=${await good({ tenant_id: 'acme\uD800' })}`));
+      assert.strictEqual(result.body, 'tenant invalid');
+      result.ws.terminate();
+    });
+    it('a tenant with a surrogate pair (well-formed) is accepted as it is (control)', async function () {
+      const ws = await accepted(L.jwks, `token=${await good({ tenant_id: 'acme-\uD83D\uDE00' })}`);
+      assert.strictEqual(L.jwks.opens.at(-1).tenantId, 'acme-\u{1F600}');
+      ws.terminate();
+      await waitFor(() => L.jwks.listener.connectionCount === 0);
+    });
     it('an integer tenant is accepted as its decimal string (control)', async function () {
       const ws = await accepted(L.jwks, `token=${await good({ tenant_id: 42 })}`);
       assert.strictEqual(L.jwks.opens.at(-1).tenantId, '42');
@@ -600,6 +616,59 @@ describe('hardening: hostile handshakes', function () {
       assert.ok(r.status === 408 || r.closed, JSON.stringify(r));
       await waitFor(() => tight.sockets.size === 0, 2000, 'socket freed');
       assert.strictEqual(rec.refusals.length + rec.opens.length, 0);
+    });
+  });
+
+  describe('a listener closing (redeploy) while handshakes are in progress', function () {
+    let own;
+    beforeEach(async () => {
+      own = await startHttpServer();
+    });
+    afterEach(async () => {
+      await own.close();
+    });
+
+    it('handshakes waiting on a JWKS that does not answer get 503 "listener closing", not a hang-up', async function () {
+      const slow = await startJwksServer([rsa]);
+      servers.push(slow);
+      slow.state.mode = 'hang';
+      const rec = startListener(own, '/ws/closing', {
+        verifier: { mode: 'jwks', jwksUri: slow.url, jwksTimeoutMs: 15000 },
+        handshakeTimeoutMs: 15000,
+      });
+      const token = await good();
+      const pending = [connect(rec.url(`token=${token}`)), connect(rec.url(`token=${token}`)), rawHandshake(own.port, { path: `/ws/closing?token=${token}` })];
+      await waitFor(() => slow.fetches >= 1 && own.sockets.size === 3, 5000, 'three handshakes in verification');
+      const closing = rec.listener.close();
+      const [a, b, raw] = await Promise.all(pending);
+      for (const r of [a, b]) {
+        assert.strictEqual(r.status, 503);
+        assert.strictEqual(r.body, 'listener closing');
+        r.ws.terminate();
+      }
+      assert.strictEqual(raw.status, 503);
+      assert.match(raw.head, /\r\nConnection: close\r\n/i);
+      await closing;
+      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING']);
+      assert.strictEqual(rec.opens.length, 0);
+      await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
+    });
+
+    it('an upgrade that arrives while the listener is closing gets 503 "listener closing"', async function () {
+      const rec = startListener(own, '/ws/closing-late', { verifier: { mode: 'none' } });
+      const { ws } = await connect(rec.url());
+      // The client stops reading: it never answers the close frame, so close() waits its grace.
+      ws._socket.pause();
+      const closing = rec.listener.close();
+      const late = await connect(rec.url());
+      assert.strictEqual(late.status, 503);
+      assert.strictEqual(late.body, 'listener closing');
+      late.ws.terminate();
+      await closing;
+      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING']);
+      assert.strictEqual(rec.opens.length, 1);
+      ws.terminate();
+      await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
     });
   });
 

@@ -7,6 +7,7 @@ const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red')
 const { connect, waitForMessages, waitForClose, closeAll } = require('../helpers/ws-client');
 const { signHS256, makeKey, signWithKey, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
+const { spawnInstance } = require('../helpers/nr-instance');
 
 const SECRET = 'wiring-secret-0123456789abcdef-0123456789ab';
 
@@ -182,3 +183,104 @@ describe('hardening: listener node wiring', function () {
     assert.deepStrictEqual(warningsOf('l1'), []);
   });
 });
+
+// Node-RED destroys an upgrade that nothing answered within settings.inboundWebSocketTimeout (5 s by
+// default). Real Node-RED processes, each with its own setting: every handshake answer must be an
+// HTTP status that arrives before that cut, never a bare hang-up.
+describe('hardening: handshake answers arrive before Node-RED cuts the upgrade', function () {
+  this.timeout(60000);
+  let jwks;
+  const runtimes = {};
+  const attempts = {};
+  const TOKEN = 'any-token';
+  let jwt;
+
+  function listener(id, path, props) {
+    return [
+      listenerNode(id, { path, scope: 'session', ...props }),
+      { id: `in-${id}`, type: 'websocket-plus in', z: 'tab1', server: id, client: '', wires: [[`out-${id}`]] },
+      { id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] },
+    ];
+  }
+  // A site verifier that never settles: only the listener's handshake deadline can answer.
+  const settingsModule = (extra) => `module.exports = Object.assign(${JSON.stringify(extra)}, { websocketPlusListener: { verifyToken: () => new Promise(() => {}) } });`;
+
+  /** One handshake: its HTTP status and body, or the error a client sees when the socket is cut. */
+  async function attempt(url) {
+    const started = Date.now();
+    try {
+      const r = await connect(url, { ws: { handshakeTimeout: 20000 } });
+      r.ws.terminate();
+      return { status: r.opened ? 101 : r.status, body: r.body, ms: Date.now() - started };
+    } catch (err) {
+      return { error: err.message, ms: Date.now() - started };
+    }
+  }
+
+  before(async function () {
+    const key = await makeKey('RS256', 'deadline-kid');
+    jwt = await signWithKey(key, { tenant_id: 't' });
+    jwks = await startJwksServer([key]);
+    jwks.state.mode = 'hang';
+    const flows = (withComms) => [
+      { id: 'tab1', type: 'tab', label: 'deadline' },
+      ...listener('lj', '/ws/jwks', { authMode: 'jwks', jwksUri: jwks.url }),
+      ...listener('lc', '/ws/custom', { authMode: 'custom' }),
+      ...(withComms ? listener('lcomms', '/comms', { authMode: 'none' }) : []),
+    ];
+    const started = await Promise.all([
+      // Node-RED's defaults: inboundWebSocketTimeout unset (5 s), editor comms at /comms.
+      spawnInstance({ flows: flows(true), settingsModule: settingsModule({ httpAdminRoot: '/', httpNodeRoot: '/' }) }),
+      spawnInstance({ flows: flows(false), settingsModule: settingsModule({ inboundWebSocketTimeout: 2000 }) }),
+    ]);
+    [runtimes.standard, runtimes.short] = started;
+    // READY comes before the flows have started: wait until every listener has shown its status.
+    for (const nr of started) {
+      for (const id of ['in-lj', 'in-lc']) await nr.waitForStatus(id, (s) => s.fill === 'green');
+    }
+    // All handshakes at once: the suite takes as long as the longest deadline, not their sum.
+    attempts.standard = Promise.all([attempt(runtimes.standard.url('/ws/jwks', `token=${jwt}`)), attempt(runtimes.standard.url('/ws/custom', `token=${TOKEN}`))]);
+    attempts.short = Promise.all([attempt(runtimes.short.url('/ws/jwks', `token=${jwt}`)), attempt(runtimes.short.url('/ws/custom', `token=${TOKEN}`))]);
+  });
+
+  after(async function () {
+    await Promise.all(Object.values(runtimes).map((r) => r.stop()));
+    await jwks?.close();
+  });
+
+  it('default setting (5 s): a JWKS that never answers gets 401 "keys unavailable", a hanging verifier 503', async function () {
+    const [keys, deadline] = await attempts.standard;
+    assert.deepStrictEqual({ status: keys.status, body: keys.body }, { status: 401, body: 'keys unavailable' }, JSON.stringify(keys));
+    assert.deepStrictEqual({ status: deadline.status, body: deadline.body }, { status: 503, body: 'verification timed out' }, JSON.stringify(deadline));
+    // The deadlines that answered: JWKS 3 s, handshake 4 s (a timer never fires early).
+    assert.ok(keys.ms >= 2900, `JWKS timeout after ${keys.ms} ms`);
+    assert.ok(deadline.ms >= 3900, `handshake deadline after ${deadline.ms} ms`);
+  });
+
+  it('inboundWebSocketTimeout 2000: the deadline follows it down (503 at 1.5 s, JWKS 401 at 1.1 s)', async function () {
+    const [keys, deadline] = await attempts.short;
+    assert.deepStrictEqual({ status: keys.status, body: keys.body }, { status: 401, body: 'keys unavailable' }, JSON.stringify(keys));
+    assert.deepStrictEqual({ status: deadline.status, body: deadline.body }, { status: 503, body: 'verification timed out' }, JSON.stringify(deadline));
+    assert.ok(deadline.ms >= 1400, `handshake deadline after ${deadline.ms} ms`);
+  });
+
+  it("a listener on the editor's /comms is refused at deploy and the editor's comms keeps working", async function () {
+    const nr = runtimes.standard;
+    const status = await nr.waitForStatus('in-lcomms', (s) => s.fill === 'red');
+    assert.match(status.text, /comms/);
+    // The editor's own socket: Node-RED answers it alone, and replays the retained node statuses.
+    const { ws, opened } = await connect(nr.url('/comms'));
+    try {
+      assert.strictEqual(opened, true);
+      ws.send(JSON.stringify({ subscribe: 'status/#' }));
+      const [first] = await waitForMessages(ws, 1, 5000);
+      const batch = JSON.parse(first);
+      assert.ok(Array.isArray(batch), first);
+      const mine = batch.find((m) => m.topic === 'status/in-lcomms');
+      assert.ok(mine && mine.data.fill === 'red', first);
+    } finally {
+      ws.terminate();
+    }
+  });
+});
+

@@ -39,6 +39,9 @@ function runInstance(userDir) {
     externalModules: { autoInstall: false, palette: { allowInstall: false }, modules: { allowInstall: false } },
     editorTheme: { tours: false },
   };
+  // Settings of a test (may hold functions): <userDir>/extra-settings.js, merged over the defaults.
+  const extra = path.join(userDir, 'extra-settings.js');
+  if (fs.existsSync(extra)) Object.assign(settings, require(extra));
   RED.init(server, settings);
   RED.events.on('node-status', (event) => {
     process.stdout.write(`STATUS ${JSON.stringify({ id: event.id, status: event.status || {} })}\n`);
@@ -70,11 +73,13 @@ function runInstance(userDir) {
 }
 
 /**
- * Starts a Node-RED process with `flows` and `credentials` (plain, credentialSecret false).
+ * Starts a Node-RED process with `flows` and `credentials` (plain, credentialSecret false);
+ * `settingsModule` is the source of a module whose exports override the settings.
  * Resolves { port, url(path, query), statuses, waitForStatus, stop, output }.
  */
-async function spawnInstance({ flows, credentials = {}, env = {} }) {
+async function spawnInstance({ flows, credentials = {}, env = {}, settingsModule }) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-nr-'));
+  if (settingsModule) fs.writeFileSync(path.join(userDir, 'extra-settings.js'), settingsModule);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows, null, 2));
   fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2));
   const proc = spawn(process.execPath, [__filename, userDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });

@@ -129,6 +129,45 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     });
   });
 
+  describe("Node-RED's own upgrade paths", function () {
+    afterEach(() => helper.settings({}));
+    const errors = () => helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
+
+    it('refuses the editor comms path computed from httpAdminRoot and httpNodeRoot, and registers nothing there', async function () {
+      const server = helper._server;
+      const baseline = server.listenerCount('upgrade');
+      const cases = [
+        [{}, '/comms'],
+        [{ httpAdminRoot: '/', httpNodeRoot: '/' }, 'comms/'],
+        [{ httpAdminRoot: '/admin', httpNodeRoot: '/' }, '/admin/comms'],
+        [{ httpAdminRoot: '/red/', httpNodeRoot: '/red' }, '/comms'],
+      ];
+      for (const [settings, path] of cases) {
+        helper.settings(settings);
+        await load(echoFlow({ path }), creds);
+        assert.strictEqual(helper.getNode('l1').listener, undefined, path);
+        assert.ok(errors().some((m) => m.includes('reserved') && m.includes('comms')), errors().join('|'));
+        // Not even the 503 of a misconfigured listener: the path stays Node-RED's.
+        assert.strictEqual(server.listenerCount('upgrade'), baseline, `${path}: an upgrade handler was registered`);
+        await helper.unload();
+      }
+      // "comms" is a listener's path where it does not meet Node-RED's comms.
+      helper.settings({ httpAdminRoot: '/', httpNodeRoot: '/api' });
+      await load(echoFlow({ path: 'comms', authMode: 'none', scope: 'session' }));
+      const { ws } = await open('', '/api/comms');
+      ws.send('mine');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['mine']);
+    });
+
+    it('a static tenant id that is not well-formed UTF-16 is a configuration error', async function () {
+      await load(echoFlow({ tenantFrom: 'static', tenantId: 'acme\uD800' }), creds);
+      assert.strictEqual(helper.getNode('l1').listener, undefined);
+      assert.ok(errors().some((m) => m.includes('tenantId')), errors().join('|'));
+      const refused = await open(`token=${await tokenFor('acme')}`);
+      assert.strictEqual(refused.status, 503, 'a misconfigured listener answers 503');
+    });
+  });
+
   describe('jwks mode', function () {
     let jwks;
     let rsa;
@@ -352,6 +391,25 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       const { ws } = await open(`token=${await tokenFor('a')}`);
       const closed = await waitForClose(ws, 4000);
       assert.strictEqual(closed.code, 4002);
+    });
+
+    it('a client caught mid-handshake by a redeploy gets 503 "listener closing", not a hang-up', async function () {
+      const rsa = await makeKey('RS256', 'rsa-r');
+      const jwks = await startJwksServer([rsa]);
+      jwks.state.mode = 'hang';
+      try {
+        await load(echoFlow({ authMode: 'jwks', jwksUri: jwks.url }));
+        const pending = open(`token=${await signWithKey(rsa, { tenant_id: 't' })}`);
+        const deadline = Date.now() + 2000;
+        while (jwks.fetches === 0 && Date.now() < deadline) await delay(10);
+        assert.strictEqual(jwks.fetches, 1, 'the handshake is waiting on the JWKS');
+        await helper.unload();
+        const result = await pending;
+        assert.strictEqual(result.status, 503);
+        assert.strictEqual(result.body, 'listener closing');
+      } finally {
+        await jwks.close();
+      }
     });
 
     it('closes every socket with 1001 on redeploy, and leaves no upgrade listener behind', async function () {
