@@ -71,8 +71,6 @@ interface SessionState {
   closing: boolean;
   /** A heartbeat ping is out: its pong is ours and costs the peer nothing. */
   awaitingPong: boolean;
-  /** Pongs handed to ws and not yet written to the socket. */
-  pendingPongs: number;
   bucket?: TokenBucket;
   timers: LongTimeout[];
   /** When the session is due to close at its token's exp (key in the listener's expiry schedule). */
@@ -101,11 +99,6 @@ export const DEFAULT_HEARTBEAT_MS = 30_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 2000;
-/**
- * Pongs we answer a peer's pings with that may wait to be written, as ws's own maxPendingAutoPongs
- * (whose default is the same): a peer that pings without reading is a slow consumer.
- */
-const MAX_PENDING_PONGS = 60;
 /** ws errors that mean the listener's own limits cut the session (ws sends the close itself). */
 const WS_LIMIT_ERRORS: Record<string, SessionCloseCode> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 'MESSAGE_TOO_BIG',
@@ -270,7 +263,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       info,
       openedAt: Date.now(),
     };
-    const state: SessionState = { alive: true, closing: false, awaitingPong: false, pendingPongs: 0, timers: [] };
+    const state: SessionState = { alive: true, closing: false, awaitingPong: false, timers: [] };
     if (this.options.rateLimit && this.options.rateLimit > 0) state.bucket = new TokenBucket(this.options.rateLimit);
     this.states.set(session, state);
     this.registry.add(session);
@@ -319,8 +312,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
 
   /**
    * A ping from the peer costs what a message costs: a token of the rate limit, and its pong is
-   * only queued for a peer that reads (the slow-consumer bound and a cap on unwritten pongs).
-   * A flood is closed, never buffered.
+   * only queued for a peer that reads (the slow-consumer bound, as for data frames). A flood is
+   * closed, never buffered. (ws's maxPendingAutoPongs would count pongs not yet written, which a
+   * burst of pings in one TCP read reaches even from a peer that reads.)
    */
   private onPing(session: ListenerSession, state: SessionState, data: Buffer): void {
     if (state.closing) return;
@@ -331,14 +325,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     }
     const socket = session.connection;
     if (socket.readyState !== WebSocket.OPEN) return;
-    if (state.pendingPongs >= MAX_PENDING_PONGS || this.overBuffered(socket)) {
+    if (this.overBuffered(socket)) {
       this.closeSession(session, 'SLOW_CONSUMER');
       return;
     }
-    state.pendingPongs++;
-    socket.pong(data, undefined, () => {
-      state.pendingPongs--;
-    });
+    socket.pong(data);
   }
 
   /** The pong to our own heartbeat ping is free; any other (unsolicited) pong counts like a message. */
