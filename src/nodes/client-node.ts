@@ -102,7 +102,12 @@ export function registerClient(RED: NodeAPI): void {
       connection.on('open', (id) => {
         show({ fill: 'green', shape: 'dot', text: text(RED, 'websocket-plus.status.connected', 'connected', { count: '' }).trim() });
         node.log(`connected to ${connection.displayUrl}`);
-        if (attached.hasEventInputs) attached.emit({ event: 'connect', _session: sessionOf(id) }, true);
+        if (!attached.hasEventInputs) return;
+        try {
+          attached.emit({ event: 'connect', _session: sessionOf(id) }, true);
+        } catch {
+          log.note(`connection to ${connection.displayUrl}: connect event not delivered`);
+        }
       });
       // Runs inside ws's 'message' event: nothing may be thrown from here. A message the flow cannot
       // take closes this socket (the connection then reconnects with its backoff).
