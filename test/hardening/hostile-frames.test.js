@@ -264,6 +264,7 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     });
 
     it('many tiny fragments: 1,000 make one message, 20,000 are closed (1008) without buffering', async function () {
+      const mark = red.output.length;
       for (const key of ['lp', 'lm']) {
         const ok = await sendToListener(key, (ws) => {
           for (let i = 0; i < 999; i++) ws.send(i === 0 ? '"' : 'a', { fin: false });
@@ -276,6 +277,7 @@ describe('hardening: hostile frames after the handshake (a real node-red process
         assert.strictEqual(flood.close.code, 1008, key);
         stats.frames += 21000;
       }
+      await red.waitForLog((out) => /session closed: too many fragments/.test(out.slice(mark)), 5000);
       await assertHealthy('fragments');
     });
 
