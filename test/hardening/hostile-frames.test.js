@@ -423,10 +423,12 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     it('the 40 KB frame of nested arrays: echoed in payload mode, closed 1009 in entire-message mode; the client reconnects', async function () {
       assert.deepStrictEqual((await sendToClient('c-deep-p', (ws) => ws.send(DEEP_40KB))).echoes, [DEEP_40KB]);
       const openedBefore = peer('c-deep-m').opened;
+      const mark = red.output.length;
       const r = await sendToClient('c-deep-m', (ws) => ws.send(DEEP_40KB), { expectClose: true });
       if (r.close.code === 1006) await Promise.race([red.exitPromise, new Promise((resolve) => setTimeout(resolve, 1500))]);
       assertAlive('client: deep arrays');
       assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
+      await red.waitForLog((out) => /closed: message nested too deep/.test(out.slice(mark)), 5000);
       stats.frames += 2;
       await assertHealthy('client: deep arrays');
       assert.strictEqual(peer('c-deep-m').opened, openedBefore + 1, 'one reconnect');
