@@ -215,8 +215,10 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     it('the 40 KB frame of 20,000 nested arrays: echoed as text in payload mode, closed 1009 in entire-message mode', async function () {
       const payload = await sendToListener('lp', (ws) => ws.send(DEEP_40KB));
       assert.strictEqual(payload.echo, DEEP_40KB);
+      const mark = red.output.length;
       const message = await sendToListener('lm', (ws) => ws.send(DEEP_40KB), { expectClose: true });
       assert.deepStrictEqual(message.close, { code: 1009, reason: 'message nested too deep' });
+      await red.waitForLog((out) => /session closed: message too deep/.test(out.slice(mark)), 5000);
       stats.frames += 2;
       await assertHealthy('deep arrays');
     });
