@@ -37,6 +37,12 @@ export const SessionClose = {
   LISTENER_CLOSED: { code: 1001, reason: 'listener closed' },
   RATE_LIMIT: { code: 1008, reason: 'rate limit exceeded' },
   MESSAGE_TOO_BIG: { code: 1009, reason: 'message too big' },
+  /** Entire-message mode: the JSON nests deeper than the flow may carry (see MAX_MESSAGE_DEPTH). */
+  MESSAGE_TOO_DEEP: { code: 1009, reason: 'message nested too deep' },
+  /** More continuation frames or buffered parts than ws allows for one message (ws sends the 1008). */
+  TOO_MANY_FRAGMENTS: { code: 1008, reason: 'too many fragments' },
+  /** Handing the message to the flow threw: the session goes, the runtime and other sessions stay. */
+  DELIVERY_FAILED: { code: 1011, reason: 'delivery failed' },
   SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
   HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
 } as const;

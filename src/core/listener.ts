@@ -69,6 +69,8 @@ export interface ListenerSession extends SessionRecord<WebSocket> {
 interface SessionState {
   alive: boolean;
   closing: boolean;
+  /** A heartbeat ping is out: its pong is ours and costs the peer nothing. */
+  awaitingPong: boolean;
   bucket?: TokenBucket;
   timers: LongTimeout[];
   /** When the session is due to close at its token's exp (key in the listener's expiry schedule). */
@@ -101,6 +103,11 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
  */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 4000;
 const CLOSE_GRACE_MS = 2000;
+/** ws errors that mean the listener's own limits cut the session (ws sends the close itself). */
+const WS_LIMIT_ERRORS: Record<string, SessionCloseCode> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 'MESSAGE_TOO_BIG',
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 'TOO_MANY_FRAGMENTS',
+};
 
 /** Key under which a verified handshake travels from verifyClient to the connection callback. */
 const VERIFIED = Symbol('websocket-plus.verified');
@@ -135,6 +142,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      // Pings are answered by onPing, after the rate limit and the slow-consumer check.
+      autoPong: false,
       verifyClient: (info, callback) => {
         this.verifyHandshake(info.req, info.origin).then(
           (verified) => {
@@ -272,18 +281,18 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       info,
       openedAt: Date.now(),
     };
-    const state: SessionState = { alive: true, closing: false, timers: [] };
+    const state: SessionState = { alive: true, closing: false, awaitingPong: false, timers: [] };
     if (this.options.rateLimit && this.options.rateLimit > 0) state.bucket = new TokenBucket(this.options.rateLimit);
     this.states.set(session, state);
     this.registry.add(session);
 
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(session, state, data, isBinary));
-    socket.on('pong', () => {
-      state.alive = true;
-    });
+    socket.on('ping', (data: Buffer) => this.onPing(session, state, data));
+    socket.on('pong', () => this.onPong(session, state));
     socket.on('error', (err: Error & { code?: string }) => {
-      // ws closes the socket after an error; oversize messages get 1009 from ws itself.
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.emit('enforced', session, 'MESSAGE_TOO_BIG');
+      // ws closes the socket after an error; for its limits (size, fragments) it sends the close code itself.
+      const limit = err.code === undefined ? undefined : WS_LIMIT_ERRORS[err.code];
+      if (limit) this.emit('enforced', session, limit);
     });
     // 'close' is emitted once by ws; a plain listener avoids a once-wrapper per session.
     socket.on('close', (code: number, reason: Buffer) => this.onClose(session, state, code, reason.toString()));
@@ -310,7 +319,46 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       this.closeSession(session, 'RATE_LIMIT');
       return;
     }
-    this.emit('message', session, isBinary ? data : data.toString(), isBinary);
+    try {
+      this.emit('message', session, isBinary ? data : data.toString(), isBinary);
+    } catch {
+      // Whatever a listener of ours throws (a flow that cannot copy or handle the message) must not
+      // escape into ws's event and take the process down: this session goes, the others stay.
+      this.closeSession(session, 'DELIVERY_FAILED');
+    }
+  }
+
+  /**
+   * A ping from the peer costs what a message costs: a token of the rate limit, and its pong is
+   * only queued for a peer that reads (the slow-consumer bound, as for data frames). A flood is
+   * closed, never buffered. (ws's maxPendingAutoPongs would count pongs not yet written, which a
+   * burst of pings in one TCP read reaches even from a peer that reads.)
+   */
+  private onPing(session: ListenerSession, state: SessionState, data: Buffer): void {
+    if (state.closing) return;
+    state.alive = true;
+    if (state.bucket && !state.bucket.take()) {
+      this.closeSession(session, 'RATE_LIMIT');
+      return;
+    }
+    const socket = session.connection;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (this.overBuffered(socket)) {
+      this.closeSession(session, 'SLOW_CONSUMER');
+      return;
+    }
+    socket.pong(data);
+  }
+
+  /** The pong to our own heartbeat ping is free; any other (unsolicited) pong counts like a message. */
+  private onPong(session: ListenerSession, state: SessionState): void {
+    state.alive = true;
+    if (state.awaitingPong) {
+      state.awaitingPong = false;
+      return;
+    }
+    if (state.closing) return;
+    if (state.bucket && !state.bucket.take()) this.closeSession(session, 'RATE_LIMIT');
   }
 
   private onClose(session: ListenerSession, state: SessionState, code: number, reason: string): void {
@@ -351,6 +399,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
         continue;
       }
       state.alive = false;
+      state.awaitingPong = true;
       session.connection.ping();
     }
   }
@@ -393,12 +442,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
 
   private sendFrame(targets: Iterable<SessionRecord<WebSocket>>, frame: Buffer, binary: boolean): number {
     const options = { binary };
-    const maxBuffered = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     let delivered = 0;
     for (const target of targets) {
       const socket = target.connection;
       if (socket.readyState !== WebSocket.OPEN) continue;
-      if (maxBuffered > 0 && socket.bufferedAmount > maxBuffered) {
+      if (this.overBuffered(socket)) {
         this.closeSession(target as ListenerSession, 'SLOW_CONSUMER');
         continue;
       }
@@ -406,6 +454,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       delivered++;
     }
     return delivered;
+  }
+
+  /** More than maxBufferedBytes queued for this peer (data frames and pongs alike). */
+  private overBuffered(socket: WebSocket): boolean {
+    const maxBuffered = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    return maxBuffered > 0 && socket.bufferedAmount > maxBuffered;
   }
 
   /**

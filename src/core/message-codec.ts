@@ -8,8 +8,33 @@ export type OutgoingFrame = Buffer | string;
 /** Properties a peer may never set on a message: routing and Node-RED's own bookkeeping. */
 const RESERVED = ['_session', '_msgid'];
 
-/** A message from an incoming frame (the caller adds `_session`). */
-export function frameToMessage(data: Buffer | string, wholeMessage: boolean): Record<string, unknown> {
+/**
+ * Deepest nesting of objects and arrays a peer's JSON may have in entire-message mode (the value
+ * itself is level 1). Node-RED copies a message for every further wire and recipient with a
+ * recursive clone, and the debug node encodes it recursively: a few kilobytes of `[[[[…` parse
+ * fine (JSON.parse is iterative) and then overflow the stack there. Real messages stay far below.
+ */
+export const MAX_MESSAGE_DEPTH = 64;
+
+/** True when `value` nests objects/arrays deeper than `max` levels; iterative, so any depth is safe. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const stack: Array<[object, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [object, number];
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/**
+ * A message from an incoming frame (the caller adds `_session`), or undefined when the frame is
+ * JSON nested deeper than `maxDepth` (entire-message mode; the caller closes the session).
+ */
+export function frameToMessage(data: Buffer | string, wholeMessage: boolean, maxDepth = MAX_MESSAGE_DEPTH): Record<string, unknown> | undefined {
   if (!wholeMessage || typeof data !== 'string') return { payload: data };
   let parsed: unknown;
   try {
@@ -17,6 +42,7 @@ export function frameToMessage(data: Buffer | string, wholeMessage: boolean): Re
   } catch {
     return { payload: data };
   }
+  if (nestsDeeperThan(parsed, maxDepth)) return undefined;
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { payload: parsed };
   const msg = parsed as Record<string, unknown>;
   for (const key of RESERVED) delete msg[key];

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { WebSocket, ClientOptions, RawData } from 'ws';
-import { ConfigError, SessionClose } from './errors';
+import { ConfigError, SessionClose, SessionCloseCode } from './errors';
 import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
 
 export type OutboundAuthMode = 'jwt' | 'none';
@@ -188,6 +188,19 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     const binary = Buffer.isBuffer(data);
     ws.send(binary ? data : String(data), { binary });
     return true;
+  }
+
+  /**
+   * Closes the current socket for a reason of ours (e.g. a message the flow cannot take) with that
+   * reason's close code; unlike close(), the connection reconnects with its backoff.
+   */
+  closeSocket(reason: SessionCloseCode): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.close(SessionClose[reason].code, SessionClose[reason].reason);
+    const grace = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    grace.unref();
+    ws.once('close', () => clearTimeout(grace));
   }
 
   /**

@@ -106,16 +106,39 @@ export function registerClient(RED: NodeAPI): void {
       connection.on('open', (id) => {
         show({ fill: 'green', shape: 'dot', text: text(RED, 'websocket-plus.status.connected', 'connected', { count: '' }).trim() });
         node.log(`connected to ${connection.displayUrl}`);
-        if (attached.hasEventInputs) attached.emit({ event: 'connect', _session: sessionOf(id) }, true);
+        if (!attached.hasEventInputs) return;
+        try {
+          attached.emit({ event: 'connect', _session: sessionOf(id) }, true);
+        } catch {
+          log.note(`connection to ${connection.displayUrl}: connect event not delivered`);
+        }
       });
+      // Runs inside ws's 'message' event: nothing may be thrown from here. A message the flow cannot
+      // take closes this socket (the connection then reconnects with its backoff).
       connection.on('message', (data, _isBinary, id) => {
-        const msg = filterPeerProps(frameToMessage(data, wholeMessage), peerProps) as NodeMessage;
+        const parsed = frameToMessage(data, wholeMessage);
+        if (!parsed) {
+          log.note(`connection to ${connection.displayUrl} closed: message nested too deep`);
+          connection.closeSocket('MESSAGE_TOO_DEEP');
+          return;
+        }
+        const msg = filterPeerProps(parsed, peerProps) as NodeMessage;
         msg._session = sessionOf(id);
-        attached.emit(msg);
+        try {
+          attached.emit(msg);
+        } catch {
+          log.note(`connection to ${connection.displayUrl} closed: delivery failed`);
+          connection.closeSocket('DELIVERY_FAILED');
+        }
       });
       connection.on('close', (code, reason, id) => {
         show({ fill: 'red', shape: 'ring', text: text(RED, 'websocket-plus.status.disconnected-code', `disconnected ${code}`, { code }) });
-        if (attached.hasEventInputs) attached.emit({ event: 'disconnect', code, reason, _session: sessionOf(id) }, true);
+        if (!attached.hasEventInputs) return;
+        try {
+          attached.emit({ event: 'disconnect', code, reason, _session: sessionOf(id) }, true);
+        } catch {
+          log.note(`connection to ${connection.displayUrl}: disconnect event not delivered`);
+        }
       });
       connection.on('refused', (status) => {
         show({ fill: 'red', shape: 'ring', text: text(RED, 'websocket-plus.status.refused', `refused ${status}`, { status }) });

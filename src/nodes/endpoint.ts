@@ -80,14 +80,15 @@ export class AttachedNodes {
     return false;
   }
 
-  /** Sends to every input (events only to inputs that asked for them); later inputs get a copy. */
+  /**
+   * Sends to every input (events only to inputs that asked for them); later inputs get a copy. The
+   * copies are made before anything is sent: a message that cannot be copied reaches no node.
+   */
   emit(msg: NodeMessage, isEvent = false): void {
-    let first = true;
-    for (const [node, options] of this.inputs) {
-      if (isEvent && !options.events) continue;
-      node.send(first ? msg : this.clone(msg));
-      first = false;
-    }
+    const targets: Node[] = [];
+    for (const [node, options] of this.inputs) if (!isEvent || options.events) targets.push(node);
+    const messages = targets.map((_, i) => (i === 0 ? msg : this.clone(msg)));
+    targets.forEach((node, i) => node.send(messages[i]));
   }
 
   /** Shows `status` on every attached node now. */

@@ -137,19 +137,33 @@ export function registerListener(RED: NodeAPI): void {
     const wholeMessage = config?.wholeMessage ?? false;
     const peerProps = config?.peerProps ?? null;
     const listener = node.listener;
+    /** connect/disconnect events run inside ws's events too: a flow that throws is logged, never rethrown. */
+    const emitEvent = (msg: NodeMessage): void => {
+      try {
+        attached.emit(msg, true);
+      } catch {
+        refusalLog.note(`session event not delivered: ${String(msg.event)}`);
+      }
+    };
     if (listener) {
+      // A throw from here is contained by the listener: the session is closed with 1011 (delivery failed).
       listener.on('message', (session: ListenerSession, data: Buffer | string) => {
-        const msg = filterPeerProps(frameToMessage(data, wholeMessage), peerProps) as NodeMessage;
+        const parsed = frameToMessage(data, wholeMessage);
+        if (!parsed) {
+          listener.closeSession(session, 'MESSAGE_TOO_DEEP');
+          return;
+        }
+        const msg = filterPeerProps(parsed, peerProps) as NodeMessage;
         msg._session = { ...session.info };
         attached.emit(msg);
       });
       listener.on('open', (session: ListenerSession) => {
         attached.setStatusSoon(connectedStatus);
-        if (attached.hasEventInputs) attached.emit({ event: 'connect', _session: { ...session.info } }, true);
+        if (attached.hasEventInputs) emitEvent({ event: 'connect', _session: { ...session.info } });
       });
       listener.on('close', (session: ListenerSession, code: number, reason: string) => {
         attached.setStatusSoon(connectedStatus);
-        if (attached.hasEventInputs) attached.emit({ event: 'disconnect', code, reason, _session: { ...session.info } }, true);
+        if (attached.hasEventInputs) emitEvent({ event: 'disconnect', code, reason, _session: { ...session.info } });
       });
       listener.on('refused', (err) => refusalLog.note(`handshake refused: ${err.publicReason} (HTTP ${err.status})`));
       listener.on('enforced', (_session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));

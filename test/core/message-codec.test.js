@@ -1,6 +1,6 @@
 'use strict';
 const assert = require('assert');
-const { frameToMessage, messageToFrame } = require('../../nodes/lib/core/message-codec');
+const { frameToMessage, messageToFrame, nestsDeeperThan, MAX_MESSAGE_DEPTH } = require('../../nodes/lib/core/message-codec');
 
 describe('core/message-codec', function () {
   it('payload mode keeps text as string and binary as Buffer', function () {
@@ -31,4 +31,33 @@ describe('core/message-codec', function () {
     assert.strictEqual(messageToFrame({ topic: 't' }, false), undefined);
     assert.strictEqual(messageToFrame({ payload: 1, _session: { id: 's' }, topic: 't' }, true), '{"payload":1,"topic":"t"}');
   });
+
+  it('entire-message mode refuses JSON nested deeper than MAX_MESSAGE_DEPTH (64), arrays and objects alike', function () {
+    assert.strictEqual(MAX_MESSAGE_DEPTH, 64);
+    const arrays = (n) => '['.repeat(n) + ']'.repeat(n);
+    const objects = (n) => '{"a":'.repeat(n - 1) + '{}' + '}'.repeat(n - 1);
+    // the value itself is level 1: `{"payload":[[…]]}` with 64 levels in all is accepted
+    assert.deepStrictEqual(frameToMessage(`{"payload":${arrays(63)}}`, true).payload.length, 1);
+    assert.strictEqual(frameToMessage(`{"payload":${arrays(64)}}`, true), undefined);
+    assert.ok(frameToMessage(objects(64), true));
+    assert.strictEqual(frameToMessage(objects(65), true), undefined);
+    assert.ok(frameToMessage(arrays(64), true));
+    assert.strictEqual(frameToMessage(arrays(65), true), undefined);
+    // the frame that overflowed Node-RED's recursive clone: 40 KB, 20,000 levels
+    assert.strictEqual(frameToMessage(`{"a":${arrays(20000)}}`, true), undefined);
+    // far deeper than any stack: still answered (iterative), and payload mode never parses
+    assert.strictEqual(nestsDeeperThan(JSON.parse(arrays(500000)), 64), true);
+    assert.strictEqual(frameToMessage(arrays(20000), false).payload.length, 40000);
+  });
+
+  it('wide JSON is not deep: a 100,000-element array and a 10,000-key object are delivered', function () {
+    const wide = frameToMessage(`{"payload":[${Array.from({ length: 100000 }, (_, i) => i).join(',')}]}`, true);
+    assert.strictEqual(wide.payload.length, 100000);
+    const keys = frameToMessage(JSON.stringify(Object.fromEntries(Array.from({ length: 10000 }, (_, i) => [`k${i}`, { v: [i] }]))), true);
+    assert.strictEqual(Object.keys(keys).length, 10000);
+    assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 4), false);
+    assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 3), true);
+    assert.strictEqual(nestsDeeperThan('[[[', 1), false);
+  });
 });
+

@@ -262,5 +262,80 @@ describe('hardening: limits', function () {
         await rec.listener.close();
       }
     });
+
+    it('ping flood from a client that does not read: closed as a slow consumer, the queued pongs stay bounded', async function () {
+      const BOUND = 256 * 1024;
+      const rec = startListener(srv, '/ws/ping-flood', { verifier: { mode: 'hs256', secret: SECRET }, maxBufferedBytes: BOUND });
+      try {
+        const { ws } = await connect(rec.url(`token=${await tokenFor('p', 'flooder')}`));
+        const session = [...rec.listener.registry.forTenant('p')][0];
+        // a burst from a client that reads is answered in full: only what stays queued counts
+        let pongs = 0;
+        ws.on('pong', () => pongs++);
+        for (let i = 0; i < 512; i++) ws.ping();
+        await waitFor(() => pongs === 512, 5000, 'every pong of a burst');
+        assert.deepStrictEqual(rec.enforced, []);
+        let queuedAtCut = -1;
+        rec.listener.on('enforced', (s) => (queuedAtCut = s.connection.bufferedAmount));
+        ws._socket.pause(); // reads nothing: every pong the server queues stays queued
+        const PING = Buffer.alloc(125, 1);
+        const CAP = 64 * 1024 * 1024; // bytes of pings; unbounded queuing would need far less to show
+        let sent = 0;
+        let maxQueued = 0;
+        while (sent < CAP && !rec.enforced.includes('SLOW_CONSUMER') && session.connection.readyState === 1) {
+          for (let i = 0; i < 512; i++) ws.ping(PING);
+          sent += 512 * PING.length;
+          // let the server read them; keep the client's own send buffer small
+          await waitFor(() => ws.bufferedAmount < 1024 * 1024 || session.connection.readyState !== 1, 10000, 'the server to read the pings');
+          maxQueued = Math.max(maxQueued, session.connection.bufferedAmount);
+        }
+        maxQueued = Math.max(maxQueued, queuedAtCut);
+        if (process.env.HARDENING_VERBOSE) console.log(`      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`);
+        assert.deepStrictEqual(rec.enforced, ['SLOW_CONSUMER'], `after ${sent} bytes of pings`);
+        assert.ok(maxQueued <= BOUND + 64 * 1024, `server queued ${maxQueued} bytes, bound ${BOUND}`);
+        // cut off after the close grace period even though the client never reads the close
+        await waitFor(() => rec.listener.connectionCount === 0, 5000, 'the flooder to be dropped');
+        ws.terminate();
+      } finally {
+        await rec.listener.close();
+      }
+    });
+
+    it('a ping burst over the rate limit closes with 1008, as does a burst of unsolicited pongs', async function () {
+      const rec = startListener(srv, '/ws/ping-rate', { verifier: { mode: 'hs256', secret: SECRET }, rateLimit: 5 });
+      try {
+        for (const kind of ['ping', 'pong']) {
+          const { ws } = await connect(rec.url(`token=${await tokenFor('r', kind)}`));
+          let pongs = 0;
+          ws.on('pong', () => pongs++);
+          const closed = waitForClose(ws);
+          for (let i = 0; i < 40; i++) ws[kind](Buffer.from(`${kind}${i}`));
+          assert.deepStrictEqual(await closed, { code: 1008, reason: 'rate limit exceeded' }, kind);
+          assert.ok(pongs <= 6, `${pongs} pongs answered`);
+        }
+        assert.deepStrictEqual(rec.enforced, ['RATE_LIMIT', 'RATE_LIMIT']);
+      } finally {
+        await rec.listener.close();
+      }
+    });
+
+    it('the pong to the heartbeat is free: a quiet client at rate limit 1/s stays connected', async function () {
+      const rec = startListener(srv, '/ws/hb-rate', { verifier: { mode: 'hs256', secret: SECRET }, rateLimit: 1, heartbeatMs: 100 });
+      try {
+        const { ws } = await connect(rec.url(`token=${await tokenFor('h')}`));
+        let pings = 0;
+        ws.on('ping', () => pings++);
+        await delay(800);
+        ws.send('one message');
+        await delay(200);
+        assert.ok(pings >= 3, `${pings} heartbeat pings`);
+        assert.strictEqual(ws.readyState, 1);
+        assert.deepStrictEqual(rec.enforced, []);
+        ws.terminate();
+      } finally {
+        await rec.listener.close();
+      }
+    });
   });
 });
+
