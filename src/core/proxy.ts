@@ -150,9 +150,20 @@ export function redactUrl(value: string | URL): string {
  * request, not here: https-proxy-agent passes the request's options to the TLS handshake it runs
  * inside the tunnel.
  */
-export function proxyAgentFor(target: string | URL, settings?: ProxySettings | null): http.Agent | undefined {
+export function proxyAgentFor(target: string | URL, settings?: ProxySettings | null, signal?: AbortSignal): http.Agent | undefined {
   const proxy = proxyUrlFor(target, settings);
-  return proxy ? new HttpsProxyAgent(proxy) : undefined;
+  return proxy ? tunnelAgent(proxy, signal) : undefined;
+}
+
+/**
+ * An https-proxy-agent whose sockets to the proxy end when `signal` aborts. https-proxy-agent waits
+ * for the CONNECT reply with no timeout, and a request destroyed before it has a socket never hears
+ * of the socket opened for it: a proxy that accepts TCP and never answers would keep that socket (and
+ * whoever awaits the request) forever. The signal goes to net/tls.connect, which destroy the socket
+ * on abort at any stage: before the reply, inside the tunnel, or after it was handed to the request.
+ */
+function tunnelAgent(proxy: string | URL, signal: AbortSignal | undefined): HttpsProxyAgent<string> {
+  return new HttpsProxyAgent(typeof proxy === 'string' ? proxy : proxy.href, signal ? { signal } : undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,10 +232,12 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
     const headers: Record<string, string> = {};
     req.headers.forEach((value, name) => { headers[name] = value; });
     if (req.body) headers['content-length'] = String(req.body.length);
+    // Ends the socket to the proxy (see tunnelAgent) when the request ends in any way but a read body.
+    const tunnel = new AbortController();
     let outgoing: http.ClientRequest;
     if (req.url.protocol === 'https:') {
       // Through the proxy: a CONNECT tunnel, and TLS to the target inside it with these options.
-      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? new HttpsProxyAgent(proxy) : false });
+      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? tunnelAgent(proxy, tunnel.signal) : false });
     } else if (!proxy) {
       outgoing = http.request(req.url, { method: req.method, headers, agent: false });
     } else {
@@ -244,11 +257,18 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
         agent: false,
       });
     }
-    const onAbort = (): void => { outgoing.destroy(signal ? abortReason(signal) as Error : undefined); };
+    const onAbort = (): void => {
+      // Settles now: a request still waiting for its socket (a CONNECT the proxy never answers) emits
+      // nothing when destroyed, so waiting for its 'error' could mean waiting forever.
+      reject(abortReason(signal!));
+      tunnel.abort();
+      outgoing.destroy(abortReason(signal!) as Error);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const done = (): void => signal?.removeEventListener('abort', onAbort);
     outgoing.on('error', (err) => {
       done();
+      tunnel.abort();
       reject(signal?.aborted ? abortReason(signal) : new TypeError('fetch failed', { cause: err }));
     });
     outgoing.on('response', (res) => {
@@ -262,12 +282,16 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
         body = Readable.toWeb(res) as unknown as ReadableStream;
       }
       // The abort listener stays until the body has been read, so an abort also ends the body.
-      res.on('close', done);
+      res.on('close', () => {
+        done();
+        tunnel.abort();
+      });
       let response: Response;
       try {
         response = new Response(body, { status, statusText: res.statusMessage, headers: responseHeaders });
       } catch (err) {
         res.destroy();
+        tunnel.abort();
         reject(new TypeError('fetch failed', { cause: err }));
         return;
       }
