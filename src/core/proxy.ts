@@ -215,7 +215,11 @@ export interface TlsOptions {
 }
 
 export interface ProxyFetchOptions {
-  /** Used unchanged for URLs that need no proxy (when no `tls` is given); the global fetch by default. */
+  /**
+   * When given, used unchanged for URLs that need no proxy (when no `tls` is given). By default every
+   * request is made with node:http(s), which ends its socket as soon as the request is aborted (the
+   * global fetch keeps an aborted request's socket open for seconds).
+   */
   baseFetch?: typeof fetch;
   /** When set, every https:// request (proxied or not) is made by node:https with these options. */
   tls?: TlsOptions;
@@ -304,10 +308,10 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
 
 /** Follows redirects the way fetch does, each hop through the proxy rules again. */
 async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null | undefined, options: ProxyFetchOptions): Promise<Response> {
-  const baseFetch = options.baseFetch ?? globalThis.fetch;
+  const { baseFetch } = options;
   for (let hops = 0; ; hops++) {
     const proxy = proxyUrlFor(req.url, settings);
-    const response = proxy || options.tls
+    const response = proxy || options.tls || !baseFetch
       ? await requestOnce(req, proxy ? new URL(proxy) : undefined, options.tls)
       : await baseFetch(req.url.href, { method: req.method, headers: req.headers, body: req.body, signal: req.signal, redirect: 'manual' });
     const location = response.headers.get('location');
@@ -339,17 +343,17 @@ async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null 
 
 /**
  * A `fetch` for http(s) URLs that follows the same proxy rules as WebSocket connections (Node's
- * global fetch is undici and ignores agents). Without a proxy for the URL (and without `tls`),
- * `baseFetch` (the global fetch by default) is used unchanged. Supports method, headers, a
+ * global fetch is undici and ignores agents). Without a proxy for the URL (and without `tls`), a
+ * given `baseFetch` is used unchanged. Supports method, headers, a
  * string/byte body, `signal` and `redirect` ('follow' | 'error' | 'manual'; 'error' refuses any 3xx).
  */
 export function createProxyFetch(settings?: ProxySettings | null, options: ProxyFetchOptions = {}): typeof fetch {
-  const baseFetch = options.baseFetch ?? globalThis.fetch;
+  const { baseFetch } = options;
   const proxiedFetch = async (input: FetchInput, init?: FetchInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
     const url = new URL(request ? request.url : String(input instanceof URL ? input.href : input));
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetch failed: unsupported scheme ${url.protocol}`);
-    if (!options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
+    if (baseFetch && !options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
     if (request?.body && init?.body === undefined) throw new TypeError('proxied fetch does not read Request bodies; pass init.body');
     const headers = new Headers(request?.headers);
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value));
