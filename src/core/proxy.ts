@@ -159,8 +159,9 @@ export function proxyAgentFor(target: string | URL, settings?: ProxySettings | n
  * An https-proxy-agent whose sockets to the proxy end when `signal` aborts. https-proxy-agent waits
  * for the CONNECT reply with no timeout, and a request destroyed before it has a socket never hears
  * of the socket opened for it: a proxy that accepts TCP and never answers would keep that socket (and
- * whoever awaits the request) forever. The signal goes to net/tls.connect, which destroy the socket
- * on abort at any stage: before the reply, inside the tunnel, or after it was handed to the request.
+ * whoever awaits the request) forever. The signal goes to net.connect (or tls.connect for an https://
+ * proxy), which destroys the socket on abort at any stage: before the reply, inside the tunnel, or
+ * after it was handed to the request.
  */
 function tunnelAgent(proxy: string | URL, signal: AbortSignal | undefined): HttpsProxyAgent<string> {
   return new HttpsProxyAgent(typeof proxy === 'string' ? proxy : proxy.href, signal ? { signal } : undefined);

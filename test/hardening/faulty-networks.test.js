@@ -402,5 +402,32 @@ describe('hardening: faulty networks on every outbound path', function () {
         await noTimersLeft(timers, 'redis');
       });
     }
+
+    it('Redis stops answering while the bus is ready: a handshake\'s slot is decided within the command timeout', async function () {
+      fault.setMode('forward', { forwardPort: redis.port });
+      const timers = await trackFromHere();
+      const bus = new ClusterBus({
+        url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:faulty:stall', connectTimeoutMs: TIMEOUT_MS, commandTimeoutMs: TIMEOUT_MS, maxReconnectDelayMs: 100,
+      });
+      bus.on('connectionError', () => {});
+      const limiter = new RedisTenantLimiter(bus, { maxPerTenant: 5, leaseMs: 3000 });
+      bus.attach({ receiveFromCluster() {} });
+      try {
+        await waitFor(() => bus.state === 'ready', RECOVERY_BOUND_MS, 'bus ready');
+        fault.stall();
+        const stalled = await settleWithin(limiter.acquire('acme'));
+        assert.ok(stalled.settled, 'acquire did not settle while Redis was silent');
+        assert.strictEqual(stalled.value, true);
+        fault.resume();
+        const resumed = Date.now();
+        await waitFor(async () => (await settleWithin(limiter.acquire('acme'))).ms < TIMEOUT_MS && bus.state === 'ready', RECOVERY_BOUND_MS, 'answers again');
+        measured.push({ path: 'redis', fault: 'stops answering when ready', acquireMs: stalled.ms, recoveryMs: Date.now() - resumed });
+      } finally {
+        await limiter.close();
+        await bus.close();
+      }
+      await noSocketsLeft(fault, 'after the bus closed');
+      await noTimersLeft(timers, 'redis stall');
+    });
   });
 });

@@ -16,7 +16,9 @@ const tls = require('tls');
  * - 'drip': sends `dripText` one byte every `dripMs` once the client has spoken, then dots forever.
  * - 'garbage': answers whatever comes with bytes that are no protocol at all, and stays open.
  * - 'tls-untrusted': speaks TLS with a certificate the client does not trust (`tls.key/cert`).
- * - 'forward': pipes the connection to 127.0.0.1:`forwardPort` (the fault is gone).
+ * - 'forward': pipes the connection to 127.0.0.1:`forwardPort` (the fault is gone). `stall()`
+ *   stops relaying on every forwarded connection (a peer that stops answering mid-session) and
+ *   `resume()` relays again, what was held back included.
  */
 const MODES = new Set(['silent', 'connect-200-silent', 'reset', 'drip', 'garbage', 'tls-untrusted', 'forward']);
 const GARBAGE = Buffer.from('\u0000\u00ff\u00fe garbage \u0007 -ERR? \r\n$-7\r\n*x\r\n\r\n@@@', 'latin1');
@@ -26,6 +28,8 @@ async function startFaultServer(options = {}) {
   const sockets = new Set();
   const clients = new Set();
   const timers = new Set();
+  const forwarded = new Set();
+  let stalled = false;
   const state = {
     mode: options.mode || 'silent',
     dripMs: options.dripMs || 50,
@@ -49,8 +53,13 @@ async function startFaultServer(options = {}) {
       track(upstream);
       upstream.on('close', () => socket.destroy());
       socket.on('close', () => upstream.destroy());
-      socket.pipe(upstream);
-      upstream.pipe(socket);
+      const pair = { socket, upstream };
+      forwarded.add(pair);
+      socket.on('close', () => forwarded.delete(pair));
+      if (!stalled) {
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+      }
       return;
     }
     if (mode === 'tls-untrusted') {
@@ -120,6 +129,22 @@ async function startFaultServer(options = {}) {
       if (!MODES.has(mode)) throw new Error(`unknown fault mode ${mode}`);
       state.mode = mode;
       Object.assign(state, extra);
+    },
+    stall() {
+      stalled = true;
+      for (const { socket, upstream } of forwarded) {
+        socket.unpipe(upstream);
+        upstream.unpipe(socket);
+        socket.pause();
+        upstream.pause();
+      }
+    },
+    resume() {
+      stalled = false;
+      for (const { socket, upstream } of forwarded) {
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+      }
     },
     /** Ends every open connection (wedged ones included), as a restart of the peer would. */
     dropAll() {
