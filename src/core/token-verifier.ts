@@ -186,7 +186,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const maxBytes = options.jwksMaxBytes ?? DEFAULT_JWKS_MAX_BYTES;
     const timeoutMs = options.jwksTimeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS;
     let lastFailureAt = Number.NEGATIVE_INFINITY;
-    const fetchKeySet = async (input: Parameters<typeof fetch>[0], init: Parameters<typeof fetch>[1], signal: AbortSignal): Promise<Response> => {
+    type FetchArgs = Parameters<typeof fetch>;
+    const fetchKeySet = async (input: FetchArgs[0], init: FetchArgs[1], signal: AbortSignal): Promise<Response> => {
       // Never follow redirects: the key set must come from the configured address.
       const response = await baseFetch(input, { ...init, signal, redirect: 'error' });
       if (response.status !== 200) {
