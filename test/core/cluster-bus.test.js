@@ -207,6 +207,31 @@ describe('core/cluster-bus (real Redis)', function () {
     });
   });
 
+  describe('a Redis that never confirms the subscription', function () {
+    it('subscribes again on a fresh connection instead of staying unsubscribed', async function () {
+      let swallowed = 0;
+      const fault = await startFaultServer({
+        mode: 'forward',
+        forwardPort: redis.port,
+        // The first SUBSCRIBE is lost on the way; everything else (setup, ready check) gets through.
+        dropFromClient: (chunk) => swallowed === 0 && /subscribe/i.test(chunk.toString('latin1')) && ++swallowed > 0,
+      });
+      try {
+        const bus = new ClusterBus({
+          url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:/ws/unconfirmed', commandTimeoutMs: 200, maxReconnectDelayMs: 100,
+        });
+        bus.on('connectionError', () => {});
+        buses.push(bus);
+        bus.attach(recorder());
+        await until(() => bus.state === 'ready', 8000, `ready after the lost subscription (state ${bus.state})`);
+        assert.strictEqual(swallowed, 1);
+        await bus.close();
+      } finally {
+        await fault.close();
+      }
+    });
+  });
+
   describe('Redis refusing the bus', function () {
     it('reports degraded (not ready) when the ACL forbids its channels', async function () {
       await admin.call('ACL', 'SETUSER', 'nochan', 'on', '>pw-0123456789', '~wsplus:*', '&other:*', '+@pubsub', '+@connection', '+info');

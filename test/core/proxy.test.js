@@ -334,6 +334,23 @@ describe('core/proxy', function () {
       });
     }
 
+    it('an abort settles the fetch and closes the socket to an https:// proxy that never completes TLS', async function () {
+      const fault = await startFaultServer({ mode: 'silent' });
+      try {
+        const f = createProxyFetch({ https_proxy: `https://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
+        let timer;
+        const outcome = await Promise.race([
+          f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }).then(() => 'resolved', (err) => err.name),
+          new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
+        ]);
+        clearTimeout(timer);
+        assert.strictEqual(outcome, 'TimeoutError');
+        await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
+      } finally {
+        await fault.close();
+      }
+    });
+
     it('an abort closes the socket of a direct request at once', async function () {
       const fault = await startFaultServer({ mode: 'silent' });
       try {

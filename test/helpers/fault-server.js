@@ -18,7 +18,8 @@ const tls = require('tls');
  * - 'tls-untrusted': speaks TLS with a certificate the client does not trust (`tls.key/cert`).
  * - 'forward': pipes the connection to 127.0.0.1:`forwardPort` (the fault is gone). `stall()`
  *   stops relaying on every forwarded connection (a peer that stops answering mid-session) and
- *   `resume()` relays again, what was held back included.
+ *   `resume()` relays again, what was held back included. With `dropFromClient(chunk)` set, a
+ *   client chunk for which it returns true is swallowed (a request that never gets an answer).
  */
 const MODES = new Set(['silent', 'connect-200-silent', 'reset', 'drip', 'garbage', 'tls-untrusted', 'forward']);
 const GARBAGE = Buffer.from('\u0000\u00ff\u00fe garbage \u0007 -ERR? \r\n$-7\r\n*x\r\n\r\n@@@', 'latin1');
@@ -35,6 +36,7 @@ async function startFaultServer(options = {}) {
     dripMs: options.dripMs || 50,
     dripText: options.dripText || 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-drip: ',
     forwardPort: options.forwardPort,
+    dropFromClient: options.dropFromClient,
     accepted: 0,
   };
   const track = (socket) => {
@@ -53,6 +55,14 @@ async function startFaultServer(options = {}) {
       track(upstream);
       upstream.on('close', () => socket.destroy());
       socket.on('close', () => upstream.destroy());
+      if (state.dropFromClient) {
+        const drop = state.dropFromClient;
+        socket.on('data', (chunk) => {
+          if (!drop(chunk)) upstream.write(chunk);
+        });
+        upstream.pipe(socket);
+        return;
+      }
       const pair = { socket, upstream };
       forwarded.add(pair);
       socket.on('close', () => forwarded.delete(pair));
