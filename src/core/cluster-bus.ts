@@ -53,7 +53,10 @@ export interface ClusterBusOptions {
   instanceId?: string;
   /** Longest wait for a TCP/TLS connection to Redis. */
   connectTimeoutMs?: number;
-  /** Longest wait for one command's reply (limiter calls); then it counts as failed. */
+  /**
+   * Longest wait for one command's reply (limiter calls, subscribe, the connection's setup and ready
+   * check); then it counts as failed.
+   */
   commandTimeoutMs?: number;
   /** Upper bound of the reconnect back-off. */
   maxReconnectDelayMs?: number;
@@ -235,7 +238,10 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
           // e.g. an ACL that forbids the channels: not ready, and said so.
           this.settled = true;
           this.updateState();
-          if (!this.closePromise) this.emit('connectionError', err);
+          if (this.closePromise) return;
+          this.emit('connectionError', err);
+          // No answer at all is a connection problem, not a refusal: a fresh connection may get one.
+          if (/timed out/i.test(err.message) && subscriber.status === 'ready') subscriber.disconnect(true);
         },
       );
     });
@@ -249,10 +255,14 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
 
   private connect(role: 'pub' | 'sub'): RedisClient {
     const maxDelay = this.options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS;
+    const commandTimeout = this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const client = new this.Redis(this.options.url, {
       connectionName: `wsplus-${role}-${this.instanceId}`,
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      commandTimeout: role === 'pub' ? (this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS) : undefined,
+      // On both connections: connectTimeout ends at TCP connect, so a Redis that accepts and never
+      // answers is only noticed by the setup commands and the ready check timing out (ioredis then
+      // reconnects). Without it the subscriber would wait on such a connection forever.
+      commandTimeout,
       // Never queue while Redis is away: a message is published now or delivered locally only.
       enableOfflineQueue: false,
       autoResubscribe: false,

@@ -137,6 +137,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
   private closeGraceTimer: NodeJS.Timeout | undefined;
   private retryAfterMs = 0;
   private lastToken: string | undefined;
+  /** Aborted when the current attempt's socket is done with: ends its tunnel socket at the proxy. */
+  private tunnel: AbortController | undefined;
 
   constructor(options: OutboundConnectionOptions) {
     super();
@@ -213,7 +215,10 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     this.clearTimer('attemptTimer');
     this.stopHeartbeat();
     const ws = this.ws;
-    if (!ws) return Promise.resolve();
+    if (!ws) {
+      this.tunnel?.abort();
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       ws.once('close', () => resolve());
       if (ws.readyState === WebSocket.OPEN) {
@@ -224,6 +229,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
         }
       } else if (ws.readyState === WebSocket.CONNECTING) {
         ws.terminate();
+        // A request still waiting for the proxy's CONNECT reply has no socket ws could destroy.
+        this.tunnel?.abort();
       }
     });
   }
@@ -267,7 +274,7 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
         if (tls[key] !== undefined) (clientOptions as Record<string, unknown>)[key] = tls[key];
       }
     }
-    const agent: Agent | undefined = proxyAgentFor(this.baseUrl, this.options.proxy);
+    const agent: Agent | undefined = proxyAgentFor(this.baseUrl, this.options.proxy, this.tunnel?.signal);
     if (agent) clientOptions.agent = agent;
     return { address, clientOptions };
   }
@@ -276,11 +283,14 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     this.retryTimer = undefined;
     if (this.stopped || this.ws) return;
     this.emit('connecting', this.failures + 1);
+    const tunnel = new AbortController();
+    this.tunnel = tunnel;
     let ws: WebSocket;
     try {
       const { address, clientOptions } = this.prepare();
       ws = new WebSocket(address, this.protocols, clientOptions);
     } catch (err) {
+      tunnel.abort();
       this.emitError(err);
       this.failures++;
       this.scheduleRetry();
@@ -304,6 +314,7 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
         this.emitError(new Error('opening handshake timed out'));
         aborted = true;
         ws.terminate();
+        tunnel.abort();
       }
     }, this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
 
@@ -344,6 +355,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
       if (!refused && !aborted && !this.stopped) this.emitError(err);
     });
     ws.on('close', (code: number, reasonBuffer: Buffer) => {
+      // Whatever ended this socket, nothing of it may stay open at the proxy.
+      tunnel.abort();
       // Only the current socket drives the state; a stray late event from another cannot.
       if (this.ws !== ws) return;
       this.clearTimer('attemptTimer');

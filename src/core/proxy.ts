@@ -150,9 +150,21 @@ export function redactUrl(value: string | URL): string {
  * request, not here: https-proxy-agent passes the request's options to the TLS handshake it runs
  * inside the tunnel.
  */
-export function proxyAgentFor(target: string | URL, settings?: ProxySettings | null): http.Agent | undefined {
+export function proxyAgentFor(target: string | URL, settings?: ProxySettings | null, signal?: AbortSignal): http.Agent | undefined {
   const proxy = proxyUrlFor(target, settings);
-  return proxy ? new HttpsProxyAgent(proxy) : undefined;
+  return proxy ? tunnelAgent(proxy, signal) : undefined;
+}
+
+/**
+ * An https-proxy-agent whose sockets to the proxy end when `signal` aborts. https-proxy-agent waits
+ * for the CONNECT reply with no timeout, and a request destroyed before it has a socket never hears
+ * of the socket opened for it: a proxy that accepts TCP and never answers would keep that socket (and
+ * whoever awaits the request) forever. The signal goes to net.connect (or tls.connect for an https://
+ * proxy), which destroys the socket on abort at any stage: before the reply, inside the tunnel, or
+ * after it was handed to the request.
+ */
+function tunnelAgent(proxy: string | URL, signal: AbortSignal | undefined): HttpsProxyAgent<string> {
+  return new HttpsProxyAgent(typeof proxy === 'string' ? proxy : proxy.href, signal ? { signal } : undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +216,11 @@ export interface TlsOptions {
 }
 
 export interface ProxyFetchOptions {
-  /** Used unchanged for URLs that need no proxy (when no `tls` is given); the global fetch by default. */
+  /**
+   * When given, used unchanged for URLs that need no proxy (when no `tls` is given). By default every
+   * request is made with node:http(s), which ends its socket as soon as the request is aborted (the
+   * global fetch keeps an aborted request's socket open for seconds).
+   */
   baseFetch?: typeof fetch;
   /** When set, every https:// request (proxied or not) is made by node:https with these options. */
   tls?: TlsOptions;
@@ -221,10 +237,12 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
     const headers: Record<string, string> = {};
     req.headers.forEach((value, name) => { headers[name] = value; });
     if (req.body) headers['content-length'] = String(req.body.length);
+    // Ends the socket to the proxy (see tunnelAgent) when the request ends in any way but a read body.
+    const tunnel = new AbortController();
     let outgoing: http.ClientRequest;
     if (req.url.protocol === 'https:') {
       // Through the proxy: a CONNECT tunnel, and TLS to the target inside it with these options.
-      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? new HttpsProxyAgent(proxy) : false });
+      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? tunnelAgent(proxy, tunnel.signal) : false });
     } else if (!proxy) {
       outgoing = http.request(req.url, { method: req.method, headers, agent: false });
     } else {
@@ -244,11 +262,18 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
         agent: false,
       });
     }
-    const onAbort = (): void => { outgoing.destroy(signal ? abortReason(signal) as Error : undefined); };
+    const onAbort = (): void => {
+      // Settles now: a request still waiting for its socket (a CONNECT the proxy never answers) emits
+      // nothing when destroyed, so waiting for its 'error' could mean waiting forever.
+      reject(abortReason(signal!));
+      tunnel.abort();
+      outgoing.destroy(abortReason(signal!) as Error);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const done = (): void => signal?.removeEventListener('abort', onAbort);
     outgoing.on('error', (err) => {
       done();
+      tunnel.abort();
       reject(signal?.aborted ? abortReason(signal) : new TypeError('fetch failed', { cause: err }));
     });
     outgoing.on('response', (res) => {
@@ -262,12 +287,16 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
         body = Readable.toWeb(res) as unknown as ReadableStream;
       }
       // The abort listener stays until the body has been read, so an abort also ends the body.
-      res.on('close', done);
+      res.on('close', () => {
+        done();
+        tunnel.abort();
+      });
       let response: Response;
       try {
         response = new Response(body, { status, statusText: res.statusMessage, headers: responseHeaders });
       } catch (err) {
         res.destroy();
+        tunnel.abort();
         reject(new TypeError('fetch failed', { cause: err }));
         return;
       }
@@ -280,10 +309,10 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
 
 /** Follows redirects the way fetch does, each hop through the proxy rules again. */
 async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null | undefined, options: ProxyFetchOptions): Promise<Response> {
-  const baseFetch = options.baseFetch ?? globalThis.fetch;
+  const { baseFetch } = options;
   for (let hops = 0; ; hops++) {
     const proxy = proxyUrlFor(req.url, settings);
-    const response = proxy || options.tls
+    const response = proxy || options.tls || !baseFetch
       ? await requestOnce(req, proxy ? new URL(proxy) : undefined, options.tls)
       : await baseFetch(req.url.href, { method: req.method, headers: req.headers, body: req.body, signal: req.signal, redirect: 'manual' });
     const location = response.headers.get('location');
@@ -315,17 +344,17 @@ async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null 
 
 /**
  * A `fetch` for http(s) URLs that follows the same proxy rules as WebSocket connections (Node's
- * global fetch is undici and ignores agents). Without a proxy for the URL (and without `tls`),
- * `baseFetch` (the global fetch by default) is used unchanged. Supports method, headers, a
+ * global fetch is undici and ignores agents). Without a proxy for the URL (and without `tls`), a
+ * given `baseFetch` is used unchanged. Supports method, headers, a
  * string/byte body, `signal` and `redirect` ('follow' | 'error' | 'manual'; 'error' refuses any 3xx).
  */
 export function createProxyFetch(settings?: ProxySettings | null, options: ProxyFetchOptions = {}): typeof fetch {
-  const baseFetch = options.baseFetch ?? globalThis.fetch;
+  const { baseFetch } = options;
   const proxiedFetch = async (input: FetchInput, init?: FetchInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
     const url = new URL(request ? request.url : String(input instanceof URL ? input.href : input));
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetch failed: unsupported scheme ${url.protocol}`);
-    if (!options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
+    if (baseFetch && !options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
     if (request?.body && init?.body === undefined) throw new TypeError('proxied fetch does not read Request bodies; pass init.body');
     const headers = new Headers(request?.headers);
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value));

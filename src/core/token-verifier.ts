@@ -62,6 +62,7 @@ export interface TokenVerifier {
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 export const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
+export const DEFAULT_JWKS_TIMEOUT_MS = 5000;
 export const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
 /** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
 export const MIN_HS256_SECRET_BYTES = 32;
@@ -84,11 +85,17 @@ const JOSE_CODE_TO_REFUSAL: Record<string, ConstructorParameters<typeof Handshak
 export function toHandshakeError(err: unknown, mode: AuthMode): HandshakeError {
   if (err instanceof HandshakeError) return err;
   const code = (err as { code?: unknown })?.code;
+  const claim = (err as { claim?: unknown }).claim;
+  // jose says "invalid" for a time claim that is present but not a number: a malformed token, as
+  // a non-numeric time claim is in every other mode, not a failed time check.
+  if ((code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' || code === 'ERR_JWT_EXPIRED') && (err as { reason?: unknown }).reason === 'invalid'
+    && (claim === 'exp' || claim === 'nbf' || claim === 'iat')) {
+    return new HandshakeError('TOKEN_MALFORMED', claim);
+  }
   if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
-    const claim = (err as { claim?: string }).claim;
     if (claim === 'nbf') return new HandshakeError('TOKEN_NOT_YET_VALID');
     if (claim === 'iat') return new HandshakeError('TOKEN_ISSUED_IN_FUTURE');
-    return new HandshakeError('CLAIM_INVALID', claim);
+    return new HandshakeError('CLAIM_INVALID', typeof claim === 'string' ? claim : undefined);
   }
   if (typeof code === 'string' && JOSE_CODE_TO_REFUSAL[code]) return new HandshakeError(JOSE_CODE_TO_REFUSAL[code]);
   // A failed fetch of the key set surfaces as a plain error from fetch.
@@ -177,30 +184,55 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const cooldown = options.jwksCooldownMs ?? 30_000;
     const failureBackoff = options.jwksFailureBackoffMs ?? Math.min(cooldown, DEFAULT_JWKS_FAILURE_BACKOFF_MS);
     const maxBytes = options.jwksMaxBytes ?? DEFAULT_JWKS_MAX_BYTES;
+    const timeoutMs = options.jwksTimeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS;
     let lastFailureAt = Number.NEGATIVE_INFINITY;
+    type FetchArgs = Parameters<typeof fetch>;
+    const fetchKeySet = async (input: FetchArgs[0], init: FetchArgs[1], signal: AbortSignal): Promise<Response> => {
+      // Never follow redirects: the key set must come from the configured address.
+      const response = await baseFetch(input, { ...init, signal, redirect: 'error' });
+      if (response.status !== 200) {
+        await response.body?.cancel().catch(() => undefined);
+        return response;
+      }
+      const body = await readBounded(response, maxBytes);
+      JSON.parse(body);
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+    };
     const countingFetch = (async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
       // jose refetches on every handshake while the key set is unusable; a failure holds back
       // further fetches for a moment, so a flood of handshakes cannot become a flood of fetches.
       if (Date.now() - lastFailureAt < failureBackoff) throw new Error('key set fetch backing off after a failure');
       keySetFetches++;
+      // jose shares one pending fetch between every handshake that needs the keys: a fetch that never
+      // settled would hold them all, for good. Whatever the fetch underneath does with its signal,
+      // this one settles within the timeout (body included), and the next handshake fetches again.
+      const controller = new AbortController();
+      const outer = init?.signal;
+      const onOuterAbort = (): void => controller.abort(outer?.reason);
+      if (outer?.aborted) onOuterAbort();
+      else outer?.addEventListener('abort', onOuterAbort, { once: true });
+      const timer = setTimeout(() => controller.abort(new DOMException('key set fetch timed out', 'TimeoutError')), timeoutMs);
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_resolve, reject) => {
+        onAbort = () => reject(controller.signal.reason);
+        if (controller.signal.aborted) onAbort();
+        else controller.signal.addEventListener('abort', onAbort, { once: true });
+      });
       try {
-        // Never follow redirects: the key set must come from the configured address.
-        const response = await baseFetch(input, { ...init, redirect: 'error' });
-        if (response.status !== 200) {
-          lastFailureAt = Date.now();
-          await response.body?.cancel().catch(() => undefined);
-          return response;
-        }
-        const body = await readBounded(response, maxBytes);
-        JSON.parse(body);
-        return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+        const response = await Promise.race([fetchKeySet(input, init, controller.signal), aborted]);
+        if (response.status !== 200) lastFailureAt = Date.now();
+        return response;
       } catch (err) {
         lastFailureAt = Date.now();
         throw err;
+      } finally {
+        clearTimeout(timer);
+        outer?.removeEventListener('abort', onOuterAbort);
+        if (onAbort) controller.signal.removeEventListener('abort', onAbort);
       }
     }) as typeof fetch;
     key = jose.createRemoteJWKSet(url, {
-      timeoutDuration: options.jwksTimeoutMs ?? 5000,
+      timeoutDuration: timeoutMs,
       cooldownDuration: cooldown,
       cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
       [jose.customFetch]: countingFetch,

@@ -4,6 +4,7 @@ const assert = require('assert');
 const http = require('http');
 const Redis = require('ioredis');
 const { startRedis } = require('../helpers/redis-server');
+const { startFaultServer } = require('../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
 const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } = require('../../nodes/lib/core/cluster-bus');
 const { WebSocketListener } = require('../../nodes/lib/core/listener');
@@ -175,6 +176,59 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(bus.publish('global', '', Buffer.from('x'), false), false);
       await redis.start();
       await until(() => bus.state === 'ready', 10000, 'ready');
+    });
+  });
+
+  describe('a Redis that accepts and never answers', function () {
+    it('holds neither connection: the bus is ready once answers come, without a restart', async function () {
+      const fault = await startFaultServer({ mode: 'silent' });
+      try {
+        const bus = new ClusterBus({
+          url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:/ws/silent', connectTimeoutMs: 200, commandTimeoutMs: 200, maxReconnectDelayMs: 100,
+        });
+        bus.on('connectionError', () => {});
+        buses.push(bus);
+        const rx = recorder();
+        bus.attach(rx);
+        await until(() => fault.accepted >= 2, 5000, 'both connections accepted');
+        assert.notStrictEqual(bus.state, 'ready');
+        // From now on new connections reach the real Redis; the silent ones stay silent.
+        fault.setMode('forward', { forwardPort: redis.port });
+        await until(() => bus.state === 'ready', 8000, `ready after the fault went away (state ${bus.state})`);
+        const other = await readyBus(redis.url, 'wsplus:/ws/silent', recorder());
+        buses.push(other);
+        assert.strictEqual(other.publish('tenant', 'acme', Buffer.from('through'), false), true);
+        await until(() => rx.got.length === 1, 5000, 'a delivery through the recovered subscriber');
+        await bus.close();
+        await until(() => fault.open === 0, 3000, 'no connection left at the fault server');
+      } finally {
+        await fault.close();
+      }
+    });
+  });
+
+  describe('a Redis that never confirms the subscription', function () {
+    it('subscribes again on a fresh connection instead of staying unsubscribed', async function () {
+      let swallowed = 0;
+      const fault = await startFaultServer({
+        mode: 'forward',
+        forwardPort: redis.port,
+        // The first SUBSCRIBE is lost on the way; everything else (setup, ready check) gets through.
+        dropFromClient: (chunk) => swallowed === 0 && /subscribe/i.test(chunk.toString('latin1')) && ++swallowed > 0,
+      });
+      try {
+        const bus = new ClusterBus({
+          url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:/ws/unconfirmed', commandTimeoutMs: 200, maxReconnectDelayMs: 100,
+        });
+        bus.on('connectionError', () => {});
+        buses.push(bus);
+        bus.attach(recorder());
+        await until(() => bus.state === 'ready', 8000, `ready after the lost subscription (state ${bus.state})`);
+        assert.strictEqual(swallowed, 1);
+        await bus.close();
+      } finally {
+        await fault.close();
+      }
     });
   });
 

@@ -5,6 +5,7 @@ const {
   OutboundConnection, parseSubprotocols, appendToken, backoffDelay, sanitiseError,
 } = require('../../nodes/lib/core/outbound-connection');
 const { startConnectProxy } = require('../helpers/connect-proxy');
+const { startFaultServer } = require('../helpers/fault-server');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
 const { signHS256 } = require('../helpers/tokens');
@@ -328,6 +329,29 @@ describe('core/outbound-connection', function () {
         await hole.close();
       }
     });
+
+    for (const mode of ['silent', 'connect-200-silent']) {
+      it(`no tunnel socket outlives its attempt or close() (proxy ${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`, async function () {
+        const fault = await startFaultServer({ mode });
+        try {
+          const conn = connection({
+            url: `${server.url}/held`, token: 'tok-held', proxy: { http_proxy: `http://127.0.0.1:${fault.port}` },
+            handshakeTimeoutMs: 100, backoff: { initialDelayMs: 10, maxDelayMs: 20 },
+          });
+          const events = record(conn);
+          conn.start();
+          const attempts = 6;
+          await waitFor(() => events.of('reconnecting').length >= attempts, `${attempts} attempts timed out`);
+          // Only the attempt in progress may hold a socket at the proxy.
+          await waitFor(() => fault.open <= 1, `at most one socket open at the proxy after ${attempts} attempts (${fault.open} open)`);
+          assert.ok(fault.accepted >= attempts);
+          await conn.close();
+          await waitFor(() => fault.open === 0, `no socket open at the proxy after close() (${fault.open} open)`);
+        } finally {
+          await fault.close();
+        }
+      });
+    }
   });
 
   describe('heartbeat', function () {

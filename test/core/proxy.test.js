@@ -8,6 +8,8 @@ const {
 } = require('../../nodes/lib/core/proxy');
 const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
 const { startConnectProxy } = require('../helpers/connect-proxy');
+const { startFaultServer } = require('../helpers/fault-server');
+const { waitFor } = require('../helpers/wait');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer } = require('../helpers/recording-ws-server');
 const { listenOnLoopback } = require('../helpers/loopback');
@@ -308,6 +310,57 @@ describe('core/proxy', function () {
       setTimeout(() => controller.abort(), 50);
       await assert.rejects(pending, (err) => err.name === 'AbortError');
       await assert.rejects(f(`${plain.origin}/hang`, { signal: AbortSignal.timeout(50) }), (err) => err.name === 'TimeoutError');
+    });
+
+    for (const mode of ['silent', 'connect-200-silent']) {
+      it(`an abort settles an https:// fetch at once and closes the tunnel (proxy ${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`, async function () {
+        const fault = await startFaultServer({ mode });
+        try {
+          const f = createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
+          for (let i = 0; i < 3; i++) {
+            let timer;
+            const outcome = await Promise.race([
+              f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }).then(() => 'resolved', (err) => err.name),
+              new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
+            ]);
+            clearTimeout(timer);
+            assert.strictEqual(outcome, 'TimeoutError');
+          }
+          assert.strictEqual(fault.accepted, 3);
+          await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
+        } finally {
+          await fault.close();
+        }
+      });
+    }
+
+    it('an abort settles the fetch and closes the socket to an https:// proxy that never completes TLS', async function () {
+      const fault = await startFaultServer({ mode: 'silent' });
+      try {
+        const f = createProxyFetch({ https_proxy: `https://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
+        let timer;
+        const outcome = await Promise.race([
+          f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }).then(() => 'resolved', (err) => err.name),
+          new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
+        ]);
+        clearTimeout(timer);
+        assert.strictEqual(outcome, 'TimeoutError');
+        await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
+      } finally {
+        await fault.close();
+      }
+    });
+
+    it('an abort closes the socket of a direct request at once', async function () {
+      const fault = await startFaultServer({ mode: 'silent' });
+      try {
+        const f = createProxyFetch(null);
+        await assert.rejects(f(`http://127.0.0.1:${fault.port}/keys`, { signal: AbortSignal.timeout(100) }), (err) => err.name === 'TimeoutError');
+        // The global fetch would keep this socket for seconds; this fetch ends it with the request.
+        await waitFor(() => fault.open === 0, 1000, 'no socket left open at the server');
+      } finally {
+        await fault.close();
+      }
     });
 
     it('NO_PROXY sends the request directly', async function () {

@@ -154,4 +154,83 @@ describe('core/token-verifier', function () {
       assert.strictEqual((await refusal(verifier.verify('boom'))).code, 'VERIFY_REJECTED');
     });
   });
+  describe('time claims that are not numbers', function () {
+    // Present but not a number (a string, null, a boolean, an object): a malformed token in every
+    // mode, never "claim check failed", "not yet valid" or "issued in the future".
+    const BAD_VALUES = ['9999999999', null, true, {}];
+    const CLAIMS = ['exp', 'nbf', 'iat'];
+    let jwks;
+    let es;
+
+    before(async function () {
+      es = await makeKey('ES256', 'time-claims');
+      jwks = await startJwksServer([es]);
+    });
+
+    after(async function () {
+      await jwks.close();
+    });
+
+    const modes = {
+      hs256: () => ({ verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET }), sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }) }),
+      jwks: () => ({
+        verifier: createTokenVerifier({ mode: 'jwks', jwksUri: jwks.url }),
+        sign: (claims) => signWithKey(es, claims, { expiresIn: null }),
+      }),
+      publickey: () => ({
+        verifier: createTokenVerifier({ mode: 'publickey', publicKey: es.publicPem }),
+        sign: (claims) => signWithKey(es, claims, { expiresIn: null }),
+      }),
+      none: () => ({ verifier: createTokenVerifier({ mode: 'none' }), sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }) }),
+      custom: () => ({
+        verifier: createTokenVerifier({ mode: 'custom', verifyToken: (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')) }),
+        sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }),
+      }),
+    };
+
+    for (const [mode, make] of Object.entries(modes)) {
+      it(`${mode}: a non-numeric exp, nbf or iat is a malformed token`, async function () {
+        const { verifier, sign } = make();
+        for (const claim of CLAIMS) {
+          for (const value of BAD_VALUES) {
+            const err = await refusal(verifier.verify(await sign({ sub: 's', tenant_id: 't', [claim]: value })));
+            assert.strictEqual(err.code, 'TOKEN_MALFORMED', `${claim}: ${JSON.stringify(value)} gave ${err.code}`);
+            assert.strictEqual(err.publicReason, 'malformed token');
+          }
+        }
+        // Control: the same claims as numbers pass.
+        const ok = await verifier.verify(await sign({ sub: 's', tenant_id: 't', exp: now() + 60, nbf: now() - 1, iat: now() - 1 }));
+        assert.ok(ok);
+      });
+    }
+  });
+
+  describe('a key set fetch that never settles', function () {
+    it('is cut at the fetch timeout, whatever the fetch underneath does, and the next handshake fetches again', async function () {
+      const key = await makeKey('ES256', 'stuck');
+      const jwks = await startJwksServer([key]);
+      let calls = 0;
+      // The first fetch ignores its signal and never settles (a proxy that never answers, before a
+      // fix, looked exactly like this); later ones are real.
+      const stuckOnce = (input, init) => (++calls === 1 ? new Promise(() => {}) : fetch(input, init));
+      try {
+        const verifier = createTokenVerifier({
+          mode: 'jwks', jwksUri: jwks.url, fetch: stuckOnce, jwksTimeoutMs: 200, jwksFailureBackoffMs: 50, jwksCooldownMs: 50,
+        });
+        const token = await signWithKey(key, { sub: 'u' });
+        let timer;
+        const first = await Promise.race([
+          verifier.verify(token).then(() => 'accepted', (err) => err.code),
+          new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
+        ]);
+        clearTimeout(timer);
+        assert.strictEqual(first, 'KEYS_UNAVAILABLE');
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        assert.strictEqual((await verifier.verify(token)).subject, 'u');
+        assert.strictEqual(calls, 2);
+      } finally {
+        await jwks.close();
+      }
+    });
+  });
 });

@@ -1,11 +1,13 @@
 'use strict';
-// A real JWKS endpoint over HTTP on 127.0.0.1 that counts fetches and can misbehave on request.
+// A real JWKS endpoint over HTTP (or HTTPS with `{ tls: { key, cert } }`) on 127.0.0.1 that counts
+// fetches and can misbehave on request.
 const http = require('http');
+const https = require('https');
 const { listenOnLoopback } = require('./loopback');
 
-async function startJwksServer(keys = []) {
+async function startJwksServer(keys = [], options = {}) {
   const state = { keys: keys.map((k) => k.publicJwk), fetches: 0, mode: 'ok', delayMs: 0 };
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     state.fetches++;
     const reply = () => {
       if (state.mode === 'garbage') {
@@ -26,10 +28,11 @@ async function startJwksServer(keys = []) {
     };
     if (state.delayMs > 0) setTimeout(reply, state.delayMs);
     else reply();
-  });
+  };
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler);
   const { port, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/.well-known/jwks.json`,
     port,
     state,
     setKeys(newKeys) {
