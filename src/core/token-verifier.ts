@@ -62,7 +62,11 @@ export interface TokenVerifier {
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 export const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
-export const DEFAULT_JWKS_TIMEOUT_MS = 5000;
+/**
+ * Below the listener's default handshake deadline (4 s), so that core used on its own answers a
+ * silent JWKS with 401 "keys unavailable" rather than 503 (see handshakeTiming in listener-config).
+ */
+export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
 export const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
 /** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
 export const MIN_HS256_SECRET_BYTES = 32;

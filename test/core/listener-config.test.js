@@ -2,6 +2,7 @@
 const assert = require('assert');
 const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = require('../../nodes/lib/core/listener-config');
 const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = require('../../nodes/lib/core/listener');
+const { DEFAULT_JWKS_TIMEOUT_MS } = require('../../nodes/lib/core/token-verifier');
 
 const base = { path: 'ws/x', authMode: 'none' };
 const code = (fn) => {
@@ -99,6 +100,7 @@ describe('core/listener-config', function () {
       assert.deepStrictEqual(handshakeTiming(unset), { inboundTimeoutMs: 5000, handshakeTimeoutMs: 4000, jwksTimeoutMs: 3000 }, String(unset));
     }
     assert.strictEqual(DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeTiming(undefined).handshakeTimeoutMs, 'core agrees with a default runtime');
+    assert.strictEqual(DEFAULT_JWKS_TIMEOUT_MS, handshakeTiming(undefined).jwksTimeoutMs, 'the JWKS timeout too');
     assert.deepStrictEqual(handshakeTiming(2000), { inboundTimeoutMs: 2000, handshakeTimeoutMs: 1500, jwksTimeoutMs: 1125 });
     assert.deepStrictEqual(handshakeTiming('8000'), { inboundTimeoutMs: 8000, handshakeTimeoutMs: 7000, jwksTimeoutMs: 6000 });
     assert.deepStrictEqual(handshakeTiming(10000), { inboundTimeoutMs: 10000, handshakeTimeoutMs: 9000, jwksTimeoutMs: 8000 });
