@@ -4,6 +4,7 @@
 const assert = require('assert');
 const { spawn, execFile } = require('child_process');
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 const jose = require('jose');
 const { ROOT, freePort, makeUserDir, removeDir } = require('../helpers/node-red-process');
@@ -115,5 +116,64 @@ describe('e2e: npm start (scripts/start.js)', function () {
     assert.notStrictEqual(result, 'timeout', 'start.js did not exit');
     const r = await connect(`ws://127.0.0.1:${port}/ws/echo`).catch((err) => ({ error: err }));
     assert.ok(r.error && /ECONNREFUSED/.test(r.error.message), 'node-red is still listening');
+  });
+});
+
+describe('e2e: npm start (scripts/start.js) when the port is taken', function () {
+  this.timeout(60000);
+  let occupier;
+  let userDir;
+  let child;
+  const requests = [];
+
+  before(async function () {
+    // A plain server that answers like a Node-RED admin API would, so a start script that talks to
+    // whatever owns the port would get far enough to deploy into it.
+    occupier = http.createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      req.resume();
+      const body = req.url.startsWith('/flows') && req.method === 'GET' ? '[]' : '{}';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise((resolve, reject) => occupier.once('error', reject).listen(0, '127.0.0.1', resolve));
+    userDir = makeUserDir('wsplus-start-taken-');
+  });
+
+  after(async function () {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    occupier.closeAllConnections();
+    await new Promise((resolve) => occupier.close(resolve));
+    removeDir(userDir);
+  });
+
+  it('says the port is in use on stderr, exits non-zero and sends nothing to the process that owns it', async function () {
+    const { port } = occupier.address();
+    child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), WSPLUS_DEMO_USERDIR: userDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let timer;
+    const result = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 45000)))]);
+    clearTimeout(timer);
+    assert.notStrictEqual(result, 'timeout', `start.js is still running:\n${stdout}${stderr}`);
+    assert.notStrictEqual(result.code, 0, `exit ${JSON.stringify(result)}`);
+    assert.ok(result.code !== null, `killed by ${result.signal}`);
+    assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+    assert.match(stderr, /PORT=\d+ npm start/, 'tells how to pick another port');
+    assert.doesNotMatch(stdout + stderr, /demo is running/);
+    assert.deepStrictEqual(requests, [], 'start.js talked to the process that owns the port');
   });
 });
