@@ -82,7 +82,9 @@ function waitForListening(child, listenUrl) {
   const lines = listeningLines(listenUrl);
   let tail = '';
   return new Promise((resolve, reject) => {
-    const onExit = (code, signal) => reject(Object.assign(new Error(`Node-RED exited (${signal || `code ${code}`}) before it listened`), { exited: true }));
+    const onExit = (code, signal) => {
+      reject(Object.assign(new Error(`Node-RED exited (${signal || `code ${code}`}) before it listened`), { exited: true }));
+    };
     child.once('exit', onExit);
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
@@ -159,18 +161,21 @@ const PAGE_HTML = fs.readFileSync(path.join(__dirname, 'demo-page.html'), 'utf8'
 
 function demoFlow(secret, pageTokens) {
   const z = DEMO_TAB;
-  const httpIn = (id, url, wire, y) => ({ id, type: 'http in', z, name: '', url, method: 'get', upload: false, swaggerDoc: '', x: 130, y, wires: [[wire]] });
-  const template = (id, name, format, text, wire, y) => ({
-    id, type: 'template', z, name, field: 'payload', fieldType: 'msg', format, syntax: 'plain', template: text, output: 'str', x: 350, y, wires: [[wire]],
+  const httpIn = (id, url, wire, y) => ({
+    id, type: 'http in', z, name: '', url, method: 'get', upload: false, swaggerDoc: '', x: 130, y, wires: [[wire]],
   });
+  const template = (id, name, format, text, wire, y) => ({
+    id, type: 'template', z, name, field: 'payload', fieldType: 'msg', format, syntax: 'plain', template: text, output: 'str',
+    x: 350, y, wires: [[wire]],
+  });
+  const headers = (contentType) => ({ 'content-type': contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   const response = (id, contentType, y) => ({
-    id, type: 'http response', z, name: '', statusCode: '', headers: { 'content-type': contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
-    x: 560, y, wires: [],
+    id, type: 'http response', z, name: '', statusCode: '', headers: headers(contentType), x: 560, y, wires: [],
   });
   const listener = (id, path, scope) => ({
     id, type: 'websocket-plus-listener', z, path, wholemsg: 'false', authMode: 'hs256', jwksUri: '', issuer: '', audience: '',
-    tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope, sessionTimeout: '', onExpiry: 'disconnect', rateLimit: '', maxConnections: '',
-    credentials: { secret },
+    tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope, sessionTimeout: '', onExpiry: 'disconnect',
+    rateLimit: '', maxConnections: '', credentials: { secret },
   });
   const broadcast = [
     "const who = msg._session.subject || 'anonymous';",
@@ -184,7 +189,9 @@ function demoFlow(secret, pageTokens) {
   return [
     {
       id: DEMO_TAB, type: 'tab', label: 'websocket-plus demo', disabled: false,
-      info: `Deployed by \`npm start\` (scripts/start.js); this tab is replaced on every start.\n\n- ${DEMO_PATH}: HS256 echo listener (session scope)\n` +
+      info:
+        'Deployed by `npm start` (scripts/start.js); this tab is replaced on every start.\n\n' +
+        `- ${DEMO_PATH}: HS256 echo listener (session scope)\n` +
         `- ${TENANT_PATH}: HS256 listener, tenant scope: what a tenant sends reaches that tenant's connections only\n` +
         `- ${PAGE_PATH}: the demo page; ${TOKENS_PATH}: demo-only tokens for tenant A and B, minted at deploy`,
     },
@@ -194,18 +201,25 @@ function demoFlow(secret, pageTokens) {
     { id: 'wsplus-demo-debug', type: 'debug', z, name: 'msg._session', active: true, tosidebar: true, console: false, tostatus: false, complete: '_session', targetType: 'msg', x: 430, y: 140, wires: [] },
 
     listener(TENANT_LISTENER, TENANT_PATH, 'tenant'),
-    { id: 'wsplus-demo-tenant-in', type: 'websocket-plus in', z, name: 'tenant in', server: TENANT_LISTENER, client: '', events: true, x: 140, y: 220, wires: [['wsplus-demo-tenant-fn']] },
     {
-      id: 'wsplus-demo-tenant-fn', type: 'function', z, name: 'broadcast to the tenant', func: broadcast, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [],
-      x: 360, y: 220, wires: [['wsplus-demo-tenant-out']],
+      id: 'wsplus-demo-tenant-in', type: 'websocket-plus in', z, name: 'tenant in', server: TENANT_LISTENER, client: '', events: true,
+      x: 140, y: 220, wires: [['wsplus-demo-tenant-fn']],
     },
-    { id: 'wsplus-demo-tenant-out', type: 'websocket-plus out', z, name: 'to the tenant', server: TENANT_LISTENER, client: '', x: 580, y: 220, wires: [] },
+    {
+      id: 'wsplus-demo-tenant-fn', type: 'function', z, name: 'broadcast to the tenant', func: broadcast, outputs: 1, timeout: 0, noerr: 0,
+      initialize: '', finalize: '', libs: [], x: 360, y: 220, wires: [['wsplus-demo-tenant-out']],
+    },
+    {
+      id: 'wsplus-demo-tenant-out', type: 'websocket-plus out', z, name: 'to the tenant', server: TENANT_LISTENER, client: '',
+      x: 580, y: 220, wires: [],
+    },
 
     httpIn('wsplus-demo-page-in', PAGE_PATH, 'wsplus-demo-page', 320),
     template('wsplus-demo-page', 'demo page', 'html', PAGE_HTML, 'wsplus-demo-page-out', 320),
     response('wsplus-demo-page-out', 'text/html; charset=utf-8', 320),
     httpIn('wsplus-demo-tokens-in', TOKENS_PATH, 'wsplus-demo-tokens', 380),
-    template('wsplus-demo-tokens', 'demo-only tokens (minted at deploy)', 'json', JSON.stringify(pageTokens, null, 2), 'wsplus-demo-tokens-out', 380),
+    template('wsplus-demo-tokens', 'demo-only tokens (minted at deploy)', 'json', JSON.stringify(pageTokens, null, 2),
+      'wsplus-demo-tokens-out', 380),
     response('wsplus-demo-tokens-out', 'application/json', 380),
   ];
 }
@@ -257,7 +271,9 @@ async function demoToken(secret, tenant = DEMO_TENANT, sub = 'demo-user') {
 /** What the demo-only token endpoint serves: a token per pane tenant, signed with the demo secret. */
 async function pageTokens(secret) {
   const tenants = {};
-  for (const [label, { tenant, sub }] of Object.entries(PAGE_TENANTS)) tenants[label] = { tenant, sub, token: await demoToken(secret, tenant, sub) };
+  for (const [label, { tenant, sub }] of Object.entries(PAGE_TENANTS)) {
+    tenants[label] = { tenant, sub, token: await demoToken(secret, tenant, sub) };
+  }
   return { note: 'demo only: minted by npm start with the demo secret', expiresIn: TOKEN_TTL, tenants };
 }
 

@@ -317,7 +317,8 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
   async function connectPane(n, tenant) {
     await pane(n).locator('select.tenant').selectOption(tenant);
     await pane(n).locator('button.connect').click();
-    await page.waitForFunction(([id, t]) => new RegExp(`^connected as tenant ${t} `).test(document.querySelector(`#${id} .status`).textContent), [`pane-${n}`, tenant]);
+    const connected = ([id, t]) => new RegExp(`^connected as tenant ${t} `).test(document.querySelector(`#${id} .status`).textContent);
+    await page.waitForFunction(connected, [`pane-${n}`, tenant]);
   }
 
   async function sendFrom(n, text) {
@@ -326,7 +327,8 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
   }
 
   async function waitForLine(n, text) {
-    await page.waitForFunction(([id, t]) => [...document.querySelectorAll(`#${id} ul.log li.message`)].some((li) => li.textContent === t), [`pane-${n}`, text]);
+    const shown = ([id, t]) => [...document.querySelectorAll(`#${id} ul.log li.message`)].some((li) => li.textContent === t);
+    await page.waitForFunction(shown, [`pane-${n}`, text]);
   }
 
   before(async function () {
