@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 // `npm start`: a local Node-RED 4 (from devDependencies) with this package loaded and a demo flow
-// deployed — an HS256 echo listener at /ws/echo — then prints a demo token and a client command.
+// deployed, then prints a demo token, a client command and the address of the demo page:
+//   - /ws/echo     an HS256 echo listener (session scope)
+//   - /ws/tenants  an HS256 listener with tenant scope and a flow that broadcasts what a tenant
+//                  sends to that tenant's connections
+//   - /demo        a page (served by the demo flow) with two panes connecting as tenant A or B,
+//                  and a button that tries a tampered token
+//   - /demo/tokens demo-only: tokens for tenant A and B, minted with the demo secret at deploy
 //
-//   PORT=1880                 port on 127.0.0.1 (default 1880)
+//   PORT=1880                 port on 127.0.0.1 (default 1880); when it is taken the script says
+//                             so and exits 1 without starting or deploying anything
 //   WSPLUS_DEMO_USERDIR=dir   user dir (default .demo-userdir/ in the repository, gitignored)
 //
 // The user dir holds a generated settings.js (rewritten on every start), a package.json listing
@@ -13,6 +20,7 @@
 const { spawn, execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
+const net = require('net');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
@@ -25,10 +33,68 @@ const DEMO_TAB = 'wsplus-demo-tab';
 const DEMO_LISTENER = 'wsplus-demo-listener';
 const DEMO_PATH = '/ws/echo';
 const DEMO_TENANT = 'demo';
+const TENANT_LISTENER = 'wsplus-demo-tenant-listener';
+const TENANT_PATH = '/ws/tenants';
+const PAGE_PATH = '/demo';
+const TOKENS_PATH = '/demo/tokens';
+/** The two tenants of the demo page: pane label -> tenant id and the subject of its token. */
+const PAGE_TENANTS = { A: { tenant: 'tenant-a', sub: 'visitor-a' }, B: { tenant: 'tenant-b', sub: 'visitor-b' } };
+const TOKEN_TTL = '1h';
 
 if (!Number.isInteger(port) || port < 1 || port > 65535) {
   console.error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
   process.exit(2);
+}
+
+/** Whether host:port can be bound right now (bound and released at once). */
+function portIsFree() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err) => (err.code === 'EADDRINUSE' ? resolve(false) : reject(err)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+function exitPortTaken() {
+  console.error(
+    `websocket-plus demo: ${host}:${port} is already in use (another Node-RED, or an earlier npm start?).\n` +
+      `Nothing was started or deployed. Stop that process, or pick another port: PORT=${port < 65535 ? port + 1 : 1881} npm start`,
+  );
+  process.exit(1);
+}
+
+/**
+ * The line Node-RED logs once its server listens, in every language of its runtime catalogue.
+ * Only after that line is the admin API on the port known to be this Node-RED's.
+ */
+function listeningLines(listenUrl) {
+  const locales = path.join(path.dirname(require.resolve('@node-red/runtime/package.json', { paths: [root] })), 'locales');
+  const lines = [];
+  for (const lang of fs.readdirSync(locales)) {
+    const text = JSON.parse(fs.readFileSync(path.join(locales, lang, 'runtime.json'), 'utf8')).server?.['now-running'];
+    if (typeof text === 'string') lines.push(text.replace('__listenpath__', listenUrl));
+  }
+  return lines;
+}
+
+/** Resolves once the child logged that it listens; rejects when it exits first. Forwards its stdout. */
+function waitForListening(child, listenUrl) {
+  const lines = listeningLines(listenUrl);
+  let tail = '';
+  return new Promise((resolve, reject) => {
+    const onExit = (code, signal) => {
+      reject(Object.assign(new Error(`Node-RED exited (${signal || `code ${code}`}) before it listened`), { exited: true }));
+    };
+    child.once('exit', onExit);
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk).slice(-4096);
+      if (lines.some((l) => tail.includes(l))) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    });
+  });
 }
 
 /** Newest modification time under `dir` (0 when it does not exist). */
@@ -90,18 +156,71 @@ function prepareUserDir() {
   return fs.readFileSync(secretFile, 'utf8').trim();
 }
 
-function demoFlow(secret) {
+/** The demo page, served by the flow (plain template: no mustache expansion). */
+const PAGE_HTML = fs.readFileSync(path.join(__dirname, 'demo-page.html'), 'utf8');
+
+function demoFlow(secret, pageTokens) {
   const z = DEMO_TAB;
+  const httpIn = (id, url, wire, y) => ({
+    id, type: 'http in', z, name: '', url, method: 'get', upload: false, swaggerDoc: '', x: 130, y, wires: [[wire]],
+  });
+  const template = (id, name, format, text, wire, y) => ({
+    id, type: 'template', z, name, field: 'payload', fieldType: 'msg', format, syntax: 'plain', template: text, output: 'str',
+    x: 350, y, wires: [[wire]],
+  });
+  const headers = (contentType) => ({ 'content-type': contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  const response = (id, contentType, y) => ({
+    id, type: 'http response', z, name: '', statusCode: '', headers: headers(contentType), x: 560, y, wires: [],
+  });
+  const listener = (id, path, scope) => ({
+    id, type: 'websocket-plus-listener', z, path, wholemsg: 'false', authMode: 'hs256', jwksUri: '', issuer: '', audience: '',
+    tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope, sessionTimeout: '', onExpiry: 'disconnect',
+    rateLimit: '', maxConnections: '', credentials: { secret },
+  });
+  const broadcast = [
+    "const who = msg._session.subject || 'anonymous';",
+    "const tenant = msg._session.tenantId; // verified at the handshake",
+    "if (msg.event === 'connect') msg.payload = { type: 'join', tenant, user: who };",
+    "else if (msg.event === 'disconnect') msg.payload = { type: 'leave', tenant, user: who };",
+    "else msg.payload = { type: 'message', tenant, user: who, text: String(msg.payload).slice(0, 500) };",
+    '// msg._session stays: ws.out+ sends to every connection of the tenant recorded for it.',
+    'return msg;',
+  ].join('\n');
   return [
-    { id: DEMO_TAB, type: 'tab', label: 'websocket-plus demo', disabled: false, info: 'Deployed by `npm start` (scripts/start.js): an HS256 echo listener at /ws/echo. This tab is replaced on every start.' },
     {
-      id: DEMO_LISTENER, type: 'websocket-plus-listener', z, path: DEMO_PATH, wholemsg: 'false', authMode: 'hs256', jwksUri: '', issuer: '', audience: '',
-      tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'session', sessionTimeout: '', onExpiry: 'disconnect', rateLimit: '', maxConnections: '',
-      credentials: { secret },
+      id: DEMO_TAB, type: 'tab', label: 'websocket-plus demo', disabled: false,
+      info:
+        'Deployed by `npm start` (scripts/start.js); this tab is replaced on every start.\n\n' +
+        `- ${DEMO_PATH}: HS256 echo listener (session scope)\n` +
+        `- ${TENANT_PATH}: HS256 listener, tenant scope: what a tenant sends reaches that tenant's connections only\n` +
+        `- ${PAGE_PATH}: the demo page; ${TOKENS_PATH}: demo-only tokens for tenant A and B, minted at deploy`,
     },
+    listener(DEMO_LISTENER, DEMO_PATH, 'session'),
     { id: 'wsplus-demo-in', type: 'websocket-plus in', z, name: '', server: DEMO_LISTENER, client: '', x: 140, y: 100, wires: [['wsplus-demo-out', 'wsplus-demo-debug']] },
     { id: 'wsplus-demo-out', type: 'websocket-plus out', z, name: '', server: DEMO_LISTENER, client: '', x: 420, y: 80, wires: [] },
     { id: 'wsplus-demo-debug', type: 'debug', z, name: 'msg._session', active: true, tosidebar: true, console: false, tostatus: false, complete: '_session', targetType: 'msg', x: 430, y: 140, wires: [] },
+
+    listener(TENANT_LISTENER, TENANT_PATH, 'tenant'),
+    {
+      id: 'wsplus-demo-tenant-in', type: 'websocket-plus in', z, name: 'tenant in', server: TENANT_LISTENER, client: '', events: true,
+      x: 140, y: 220, wires: [['wsplus-demo-tenant-fn']],
+    },
+    {
+      id: 'wsplus-demo-tenant-fn', type: 'function', z, name: 'broadcast to the tenant', func: broadcast, outputs: 1, timeout: 0, noerr: 0,
+      initialize: '', finalize: '', libs: [], x: 360, y: 220, wires: [['wsplus-demo-tenant-out']],
+    },
+    {
+      id: 'wsplus-demo-tenant-out', type: 'websocket-plus out', z, name: 'to the tenant', server: TENANT_LISTENER, client: '',
+      x: 580, y: 220, wires: [],
+    },
+
+    httpIn('wsplus-demo-page-in', PAGE_PATH, 'wsplus-demo-page', 320),
+    template('wsplus-demo-page', 'demo page', 'html', PAGE_HTML, 'wsplus-demo-page-out', 320),
+    response('wsplus-demo-page-out', 'text/html; charset=utf-8', 320),
+    httpIn('wsplus-demo-tokens-in', TOKENS_PATH, 'wsplus-demo-tokens', 380),
+    template('wsplus-demo-tokens', 'demo-only tokens (minted at deploy)', 'json', JSON.stringify(pageTokens, null, 2),
+      'wsplus-demo-tokens-out', 380),
+    response('wsplus-demo-tokens-out', 'application/json', 380),
   ];
 }
 
@@ -132,21 +251,30 @@ async function waitForAdminApi(base, child, ms = 60000) {
 }
 
 /** Replaces the demo tab (and only it) in the running flows; other tabs keep running. */
-async function deployDemo(base, secret) {
+async function deployDemo(base, secret, pageTokens) {
   const current = await api(base, 'GET', '/flows');
-  const demo = demoFlow(secret);
+  const demo = demoFlow(secret, pageTokens);
   const demoIds = new Set(demo.map((n) => n.id));
   const kept = current.filter((n) => !demoIds.has(n.id) && n.z !== DEMO_TAB);
   await api(base, 'POST', '/flows', [...kept, ...demo], { 'Node-RED-Deployment-Type': 'flows' });
 }
 
-async function demoToken(secret) {
+async function demoToken(secret, tenant = DEMO_TENANT, sub = 'demo-user') {
   const { SignJWT } = require('jose');
-  return new SignJWT({ tenant_id: DEMO_TENANT, sub: 'demo-user' })
+  return new SignJWT({ tenant_id: tenant, sub })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuedAt()
-    .setExpirationTime('1h')
+    .setExpirationTime(TOKEN_TTL)
     .sign(new TextEncoder().encode(secret));
+}
+
+/** What the demo-only token endpoint serves: a token per pane tenant, signed with the demo secret. */
+async function pageTokens(secret) {
+  const tenants = {};
+  for (const [label, { tenant, sub }] of Object.entries(PAGE_TENANTS)) {
+    tenants[label] = { tenant, sub, token: await demoToken(secret, tenant, sub) };
+  }
+  return { note: 'demo only: minted by npm start with the demo secret', expiresIn: TOKEN_TTL, tenants };
 }
 
 /** A one-line client (the repository's own `ws`) that sends one message and prints the echo. */
@@ -165,6 +293,7 @@ function clientCommand(url) {
 }
 
 async function main() {
+  if (!(await portIsFree())) exitPortTaken();
   buildIfNeeded();
   const secret = prepareUserDir();
   const redJs = require.resolve('node-red/red.js', { paths: [root] });
@@ -173,19 +302,26 @@ async function main() {
 
   const child = spawn(process.execPath, [redJs, '-u', userDir, '-s', path.join(userDir, 'settings.js'), '-p', String(port)], {
     cwd: userDir,
-    stdio: 'inherit',
+    stdio: ['inherit', 'pipe', 'inherit'],
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
       if (child.exitCode === null) child.kill(sig);
     });
   }
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
-
   const base = `http://${host}:${port}`;
   try {
+    await waitForListening(child, `${base}/`);
+  } catch (err) {
+    // Someone took the port between the check above and Node-RED's listen: say so, deploy nothing.
+    if (err.exited && !(await portIsFree())) exitPortTaken();
+    console.error(`\nwebsocket-plus demo: ${err.message}`);
+    process.exit(1);
+  }
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
+  try {
     await waitForAdminApi(base, child);
-    await deployDemo(base, secret);
+    await deployDemo(base, secret, await pageTokens(secret));
   } catch (err) {
     console.error(`\nwebsocket-plus demo: ${err.message}`);
     if (child.exitCode === null) child.kill('SIGTERM');
@@ -200,6 +336,9 @@ ${line}
 websocket-plus demo is running
   Editor:    http://${host}:${port}/   (tab "websocket-plus demo")
   Listener:  ws://${host}:${port}${DEMO_PATH}  HS256, tenant from claim "tenant_id", session scope
+  Demo page: http://${host}:${port}${PAGE_PATH}  tenant A and B in two panes, a tenant broadcast, a tampered token
+             (it connects to ws://${host}:${port}${TENANT_PATH}, tenant scope, with tokens from the
+             demo-only endpoint http://${host}:${port}${TOKENS_PATH}, valid for 1 hour)
   Demo token (tenant "${DEMO_TENANT}", valid for 1 hour; run npm start again for a fresh one):
 
 ${token}

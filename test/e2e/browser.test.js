@@ -3,8 +3,11 @@
 // playwright-core opens the editor of a real Node-RED 4 with the package installed, finds ws.in+
 // and ws.out+ in the palette, drags a ws.in+ into the flow, creates a listener in its config
 // dialog (the JWT mode shows and hides the right fields), deploys, and checks that neither the
-// export nor the admin API ever gives the secret back. Saves docs/images/palette.png and
-// docs/images/listener-dialog.png for the README.
+// export nor the admin API ever gives the secret back. Then opens the page of the `npm start` demo,
+// connects as tenant A and B and tries a tampered token.
+//
+// Screenshots go to .test-tmp/screenshots/ (gitignored); with UPDATE_SCREENSHOTS=1 they replace the
+// README's images in docs/images/ (palette.png, listener-dialog.png, demo.png).
 const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
@@ -13,6 +16,7 @@ const { ROOT, makeUserDir, removeDir, writeSettings, startNodeRed } = require('.
 const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { installPackedCopy } = require('../helpers/package-tarball');
+const { startDemo } = require('../helpers/start-script');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
@@ -25,9 +29,65 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--disable-quic',
 ];
-const IMAGES = path.join(ROOT, 'docs', 'images');
+const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'images') : path.join(ROOT, '.test-tmp', 'screenshots');
 const SECRET = 'browser-typed-secret-7f3a9c2e5b8d1f4a6c0e';
 const LISTENER_PATH = '/ws/from-the-editor';
+
+/**
+ * Headless Chromium whose pages may reach only 127.0.0.1:`port` (anything else is aborted and
+ * recorded in `blocked`); page errors are recorded in `pageErrors`.
+ */
+async function launchBrowser(port, viewport) {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
+  const { chromium } = require('playwright-core');
+  const browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
+  const context = await chromium.launchPersistentContext(browserDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport,
+    deviceScaleFactor: 2, // crisp screenshots for the README
+    locale: 'en-US',
+    timeout: 30000,
+  });
+  const blocked = [];
+  const pageErrors = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1' && url.port === String(port)) return route.continue();
+    blocked.push(url.origin);
+    return route.abort();
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(15000);
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  fs.mkdirSync(SHOTS, { recursive: true });
+  return {
+    page,
+    blocked,
+    pageErrors,
+    async close() {
+      await context.close().catch(() => {});
+      removeDir(browserDir);
+    },
+  };
+}
+
+/** Screenshots taken in this run (so a check never passes on a file left by an earlier run). */
+const taken = new Set();
+async function screenshot(target, name, options = {}) {
+  await target.screenshot({ path: path.join(SHOTS, name), ...options });
+  taken.add(name);
+}
+
+function assertScreenshots(names, maxBytes) {
+  for (const f of names) {
+    assert.ok(taken.has(f), `${f} was not taken in this run`);
+    const png = fs.readFileSync(path.join(SHOTS, f));
+    assert.strictEqual(png.subarray(1, 4).toString(), 'PNG');
+    assert.ok(png.length > 2000 && png.length < maxBytes, `${f}: ${png.length} bytes`);
+  }
+}
 
 /** The workspace element (SVG group) of the one node of `type` in the flow. */
 async function flowNode(page, type) {
@@ -38,54 +98,31 @@ async function flowNode(page, type) {
 describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
   this.timeout(60000);
   let userDir;
-  let browserDir;
   let red;
-  let context;
+  let browser;
   let page;
-  const blocked = [];
-  const pageErrors = [];
+  let blocked;
+  let pageErrors;
   const sockets = [];
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
-    const { chromium } = require('playwright-core');
     userDir = makeUserDir('wsplus-browser-');
     writeSettings(userDir);
     await installPackedCopy(userDir); // the packed package, as published
     red = await startNodeRed({ runtime: 'node-red-4', userDir });
-
-    browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
-    context = await chromium.launchPersistentContext(browserDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1280, height: 960 },
-      deviceScaleFactor: 2, // crisp screenshots for the README
-      locale: 'en-US',
-      timeout: 30000,
-    });
     // Only the Node-RED under test may be reached (the editor also asks the flow library's
     // catalogue for the palette manager: refused here).
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1' && url.port === String(red.port)) return route.continue();
-      blocked.push(url.origin);
-      return route.abort();
-    });
-    page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(15000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    browser = await launchBrowser(red.port, { width: 1280, height: 960 });
+    ({ page, blocked, pageErrors } = browser);
     await page.goto(red.url, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(() => window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('websocket-plus in'), null, { timeout: 30000 });
-    fs.mkdirSync(IMAGES, { recursive: true });
   });
 
   after(async function () {
     closeAll(sockets);
-    if (context) await context.close().catch(() => {});
+    if (browser) await browser.close();
     if (red) await red.stop();
     removeDir(userDir);
-    removeDir(browserDir);
   });
 
   it('the palette shows ws.in+ and ws.out+ in the network category', async function () {
@@ -113,7 +150,7 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     assert.ok(await plusIn.isVisible(), 'ws.in+ matches the filter "websocket"');
     await page.waitForTimeout(300);
     const palette = page.locator('#red-ui-palette-container-network');
-    await palette.screenshot({ path: path.join(IMAGES, 'palette.png') });
+    await screenshot(palette, 'palette.png');
     await search.fill('');
     await search.press('Backspace');
     await page.waitForFunction(() => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length === 0);
@@ -183,7 +220,7 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     assert.strictEqual(await page.locator('#node-config-input-secret').getAttribute('type'), 'password');
     await page.waitForTimeout(300);
     const tray = page.locator('.red-ui-tray').last();
-    await tray.screenshot({ path: path.join(IMAGES, 'listener-dialog.png') });
+    await screenshot(tray, 'listener-dialog.png');
 
     await page.locator('#node-config-dialog-ok').click();
     await page.locator('#node-config-input-authMode').waitFor({ state: 'detached' });
@@ -264,11 +301,93 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
   });
 
   it('saved the screenshots for the README', function () {
-    for (const f of ['palette.png', 'listener-dialog.png']) {
-      const p = path.join(IMAGES, f);
-      const png = fs.readFileSync(p);
-      assert.strictEqual(png.subarray(1, 4).toString(), 'PNG');
-      assert.ok(png.length > 2000 && png.length < 600 * 1024, `${f}: ${png.length} bytes`);
-    }
+    assertScreenshots(['palette.png', 'listener-dialog.png'], 600 * 1024);
+  });
+});
+
+describe('e2e: the npm start demo page in headless Chromium', function () {
+  this.timeout(60000);
+  let demo;
+  let browser;
+  let page;
+  const sockets = [];
+  const pane = (n) => page.locator(`#pane-${n}`);
+  const lines = (n, kind) => pane(n).locator(`ul.log li.${kind}`).allInnerTexts();
+
+  async function connectPane(n, tenant) {
+    await pane(n).locator('select.tenant').selectOption(tenant);
+    await pane(n).locator('button.connect').click();
+    const connected = ([id, t]) => new RegExp(`^connected as tenant ${t} `).test(document.querySelector(`#${id} .status`).textContent);
+    await page.waitForFunction(connected, [`pane-${n}`, tenant]);
+  }
+
+  async function sendFrom(n, text) {
+    await pane(n).locator('input.text').fill(text);
+    await pane(n).locator('button.send').click();
+  }
+
+  async function waitForLine(n, text) {
+    const shown = ([id, t]) => [...document.querySelectorAll(`#${id} ul.log li.message`)].some((li) => li.textContent === t);
+    await page.waitForFunction(shown, [`pane-${n}`, text]);
+  }
+
+  before(async function () {
+    demo = await startDemo({ prefix: 'wsplus-browser-demo-' });
+    browser = await launchBrowser(demo.port, { width: 1100, height: 560 });
+    page = browser.page;
+    await page.goto(`http://127.0.0.1:${demo.port}/demo`, { waitUntil: 'load' });
+  });
+
+  after(async function () {
+    closeAll(sockets);
+    if (browser) await browser.close();
+    if (demo) await demo.stop();
+  });
+
+  it('pane 1 as tenant A and pane 2 as tenant B: what A sends reaches A, not B', async function () {
+    assert.strictEqual(await pane(1).locator('select.tenant').inputValue(), 'A');
+    assert.strictEqual(await pane(2).locator('select.tenant').inputValue(), 'B');
+    await connectPane(1, 'A');
+    await connectPane(2, 'B');
+    await sendFrom(1, 'hello from tenant A');
+    await waitForLine(1, '[tenant-a] visitor-a: hello from tenant A');
+    // B's own message reaches B after anything written to B before it, so A's broadcast would be first
+    await sendFrom(2, 'hello from tenant B');
+    await waitForLine(2, '[tenant-b] visitor-b: hello from tenant B');
+    assert.deepStrictEqual(await lines(2, 'message'), ['[tenant-b] visitor-b: hello from tenant B']);
+    assert.deepStrictEqual(await lines(1, 'message'), ['[tenant-a] visitor-a: hello from tenant A']);
+    assert.deepStrictEqual(await lines(2, 'info'), ['visitor-b joined tenant-b']);
+  });
+
+  it('the tampered-token button shows the refusal, and the listener does answer that token with 401', async function () {
+    await page.locator('#tampered').click();
+    const result = page.locator('#tampered-result.refused');
+    await result.waitFor({ state: 'visible' });
+    assert.match(await result.innerText(), /^refused: .*HTTP 401 "bad signature".*close code 1006/);
+    const token = await page.evaluate(() => window.lastTamperedToken);
+    assert.strictEqual(JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).tenant_id, 'tenant-b');
+    const r = await connect(`ws://127.0.0.1:${demo.port}/ws/tenants?token=${token}`);
+    sockets.push(r.ws);
+    assert.strictEqual(r.opened, false);
+    assert.strictEqual(r.status, 401);
+    assert.match(r.body, /bad signature/);
+    await page.waitForTimeout(200); // let the last line paint
+    await screenshot(page, 'demo.png', { fullPage: true });
+  });
+
+  it('pane 2 switched to tenant A receives what pane 1 sends', async function () {
+    await connectPane(2, 'A');
+    await sendFrom(1, 'to all of tenant A');
+    await waitForLine(2, '[tenant-a] visitor-a: to all of tenant A');
+    await waitForLine(1, '[tenant-a] visitor-a: to all of tenant A');
+  });
+
+  it('the page raised no errors and reached nothing but this Node-RED', function () {
+    assert.deepStrictEqual(browser.pageErrors, []);
+    assert.deepStrictEqual(browser.blocked, []);
+  });
+
+  it('saved the screenshot of the page', function () {
+    assertScreenshots(['demo.png'], 900 * 1024);
   });
 });

@@ -1,75 +1,34 @@
 'use strict';
 // The README quick start: `npm start` (scripts/start.js) starts Node-RED with the demo flow and
-// prints a token and a client command that really work. Runs with its own port and user dir.
+// prints a token and a client command that really work; its demo page and tenant listener do what
+// the page says; a taken port is reported, not deployed into. Runs with its own port and user dir.
 const assert = require('assert');
 const { spawn, execFile } = require('child_process');
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 const jose = require('jose');
-const { ROOT, freePort, makeUserDir, removeDir } = require('../helpers/node-red-process');
-const { connect, closeAll } = require('../helpers/ws-client');
+const { ROOT, makeUserDir, removeDir } = require('../helpers/node-red-process');
+const { START_JS, startDemo } = require('../helpers/start-script');
+const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
 
 describe('e2e: npm start (scripts/start.js)', function () {
   this.timeout(60000);
-  let userDir;
-  let child;
+  let demo;
   let output = '';
   let port;
-  let exited;
-  let killGroup;
+  let userDir;
+  const sockets = [];
 
   before(async function () {
-    userDir = makeUserDir('wsplus-start-');
-    port = await freePort();
-    child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: String(port), WSPLUS_DEMO_USERDIR: userDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group, so node-red (its child) is stopped with it
-    });
-    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    // an interrupted run must not leave the demo Node-RED behind: kill the whole group on exit
-    killGroup = () => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    process.once('exit', killGroup);
-    child.stdout.on('data', (c) => (output += c));
-    child.stderr.on('data', (c) => (output += c));
-    const deadline = Date.now() + 45000;
-    while (!/demo is running[\s\S]*Stop with Ctrl\+C/.test(output)) {
-      if (child.exitCode !== null) throw new Error(`start.js exited early:\n${output}`);
-      if (Date.now() > deadline) throw new Error(`start.js did not get ready:\n${output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    demo = await startDemo();
+    ({ port, userDir } = demo);
+    output = demo.output();
   });
 
   after(async function () {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(-child.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    // once node-red (the group's other member) is gone too, there is nothing left to kill on exit
-    if (killGroup && child.exitCode !== null) {
-      const stillUp = await connect(`ws://127.0.0.1:${port}/ws/echo`).then((r) => (closeAll([r.ws]), true), () => false);
-      if (!stillUp) process.removeListener('exit', killGroup);
-    }
-    removeDir(userDir);
+    closeAll(sockets);
+    if (demo) await demo.stop();
   });
 
   it('prints a demo token for tenant "demo" that expires in about an hour', function () {
@@ -109,11 +68,121 @@ describe('e2e: npm start (scripts/start.js)', function () {
     assert.match(fs.readFileSync(path.join(userDir, 'settings.js'), 'utf8'), /"uiHost": "127\.0\.0\.1"/);
   });
 
+  it('serves the demo page and the demo-only tokens for tenant A and B from its flow', async function () {
+    const page = await fetch(`http://127.0.0.1:${port}/demo`, { signal: AbortSignal.timeout(10000) });
+    assert.strictEqual(page.status, 200);
+    assert.match(page.headers.get('content-type'), /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /id="pane-1"[\s\S]*id="pane-2"[\s\S]*id="tampered"/);
+    assert.match(output, new RegExp(`Demo page: http://127\\.0\\.0\\.1:${port}/demo\\b`));
+    assert.match(output, new RegExp(`http://127\\.0\\.0\\.1:${port}/demo/tokens`));
+
+    const res = await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) });
+    assert.strictEqual(res.status, 200);
+    assert.strictEqual(res.headers.get('cache-control'), 'no-store');
+    const { tenants } = await res.json();
+    const secret = new TextEncoder().encode(fs.readFileSync(path.join(userDir, 'demo-secret.txt'), 'utf8').trim());
+    for (const [label, tenant] of [['A', 'tenant-a'], ['B', 'tenant-b']]) {
+      const { payload } = await jose.jwtVerify(tenants[label].token, secret, { algorithms: ['HS256'] });
+      assert.strictEqual(payload.tenant_id, tenant);
+      assert.ok(payload.exp - Math.floor(Date.now() / 1000) <= 3600);
+    }
+  });
+
+  it('its tenant listener broadcasts what a tenant sends to that tenant only, and refuses a tampered token', async function () {
+    const { tenants } = await (await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) })).json();
+    const url = (token) => `ws://127.0.0.1:${port}/ws/tenants?token=${token}`;
+    const a1 = await connect(url(tenants.A.token));
+    const a2 = await connect(url(tenants.A.token));
+    const b = await connect(url(tenants.B.token));
+    sockets.push(a1.ws, a2.ws, b.ws);
+    assert.ok(a1.opened && a2.opened && b.opened);
+    const chat = (ws) => ws.messages.map((m) => JSON.parse(m)).filter((m) => m.type === 'message');
+    const until = async (ws, n) => {
+      for (let i = 0; i < 50 && chat(ws).length < n; i++) await waitForMessages(ws, ws.messages.length + 1, 3000);
+      return chat(ws);
+    };
+    a1.ws.send('hello from A');
+    assert.deepStrictEqual(await until(a2.ws, 1), [{ type: 'message', tenant: 'tenant-a', user: 'visitor-a', text: 'hello from A' }]);
+    // B's own message comes after anything written to B before it: A's broadcast would be first
+    b.ws.send('hello from B');
+    assert.deepStrictEqual(await until(b.ws, 1), [{ type: 'message', tenant: 'tenant-b', user: 'visitor-b', text: 'hello from B' }]);
+    assert.deepStrictEqual((await until(a1.ws, 1)).map((m) => m.text), ['hello from A']);
+
+    const [header, payload, signature] = tenants.A.token.split('.');
+    const claims = { ...JSON.parse(Buffer.from(payload, 'base64url')), tenant_id: 'tenant-b' };
+    const tampered = await connect(url(`${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`));
+    sockets.push(tampered.ws);
+    assert.strictEqual(tampered.opened, false);
+    assert.strictEqual(tampered.status, 401);
+  });
+
   it('stops Node-RED when it is stopped', async function () {
-    process.kill(child.pid, 'SIGTERM'); // only start.js: it must pass the signal on to node-red
-    const result = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10000))]);
+    process.kill(demo.child.pid, 'SIGTERM'); // only start.js: it must pass the signal on to node-red
+    let timer;
+    const result = await Promise.race([demo.exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 10000)))]);
+    clearTimeout(timer);
     assert.notStrictEqual(result, 'timeout', 'start.js did not exit');
     const r = await connect(`ws://127.0.0.1:${port}/ws/echo`).catch((err) => ({ error: err }));
     assert.ok(r.error && /ECONNREFUSED/.test(r.error.message), 'node-red is still listening');
+  });
+});
+
+describe('e2e: npm start (scripts/start.js) when the port is taken', function () {
+  this.timeout(60000);
+  let occupier;
+  let userDir;
+  let child;
+  const requests = [];
+
+  before(async function () {
+    // A plain server that answers like a Node-RED admin API would, so a start script that talks to
+    // whatever owns the port would get far enough to deploy into it.
+    occupier = http.createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      req.resume();
+      const body = req.url.startsWith('/flows') && req.method === 'GET' ? '[]' : '{}';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise((resolve, reject) => occupier.once('error', reject).listen(0, '127.0.0.1', resolve));
+    userDir = makeUserDir('wsplus-start-taken-');
+  });
+
+  after(async function () {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    occupier.closeAllConnections();
+    await new Promise((resolve) => occupier.close(resolve));
+    removeDir(userDir);
+  });
+
+  it('says the port is in use on stderr, exits non-zero and sends nothing to the process that owns it', async function () {
+    const { port } = occupier.address();
+    child = spawn(process.execPath, [START_JS], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), WSPLUS_DEMO_USERDIR: userDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let timer;
+    const result = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 45000)))]);
+    clearTimeout(timer);
+    assert.notStrictEqual(result, 'timeout', `start.js is still running:\n${stdout}${stderr}`);
+    assert.notStrictEqual(result.code, 0, `exit ${JSON.stringify(result)}`);
+    assert.ok(result.code !== null, `killed by ${result.signal}`);
+    assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+    assert.match(stderr, /PORT=\d+ npm start/, 'tells how to pick another port');
+    assert.doesNotMatch(stdout + stderr, /demo is running/);
+    assert.deepStrictEqual(requests, [], 'start.js talked to the process that owns the port');
   });
 });
