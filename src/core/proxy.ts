@@ -16,11 +16,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { HttpsProxyAgent } from 'https-proxy-agent';
+import { getProxyForUrl } from 'proxy-from-env';
 import { ConfigError } from './errors';
-
-// proxy-from-env ships no type declarations; this is the one function it exports.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { getProxyForUrl } = require('proxy-from-env') as { getProxyForUrl(url: string): string };
 
 /** The proxy keys of `RED.settings.proxyOptions` this package reads. */
 export interface ProxySettings {
@@ -81,8 +78,8 @@ function withScheme(proxy: string): string {
   return proxy.includes('://') ? proxy : `http://${proxy}`;
 }
 
-/** Variables proxy-from-env may have taken an https proxy value from (it also reads npm's). */
-const HTTPS_PROXY_VARIABLES = ['npm_config_https_proxy', 'https_proxy', 'HTTPS_PROXY', 'npm_config_proxy', 'all_proxy', 'ALL_PROXY'];
+/** Variables proxy-from-env may have taken an https proxy value from (npm's `npm_config_*` are not read). */
+const HTTPS_PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'];
 
 function fromEnvironment(url: URL): string | undefined {
   // proxy-from-env picks the variable by the URL's scheme, and there is no `wss_proxy`: ask with

@@ -15,7 +15,8 @@ const { startRecordingServer } = require('../helpers/recording-ws-server');
 const { listenOnLoopback } = require('../helpers/loopback');
 const { makeKey, signWithKey } = require('../helpers/tokens');
 
-// Every variable proxy-from-env reads: cleared around each test so the host's setup cannot leak in.
+// Every variable proxy-from-env reads, and npm's (which it no longer reads): cleared around each test
+// so the host's setup cannot leak in.
 const PROXY_VARS = [
   'https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
   'npm_config_https_proxy', 'npm_config_http_proxy', 'npm_config_proxy', 'npm_config_no_proxy',
@@ -99,6 +100,22 @@ describe('core/proxy', function () {
       assert.strictEqual(proxyUrlFor('wss://example.com', { https_proxy: 'other.corp:8080' }), 'http://other.corp:8080/');
       process.env.HTTPS_PROXY = 'https://tls-proxy.corp:3129';
       assert.strictEqual(proxyUrlFor('wss://example.com'), 'https://tls-proxy.corp:3129/');
+    });
+
+    it("falls back to ALL_PROXY, and never reads npm's own proxy settings (npm_config_*)", function () {
+      // npm exports its configuration to the scripts it runs (`npm start`): those are npm's proxies.
+      process.env.npm_config_https_proxy = 'http://npm-secure:1';
+      process.env.npm_config_http_proxy = 'http://npm-plain:1';
+      process.env.npm_config_proxy = 'http://npm-any:1';
+      assert.strictEqual(proxyUrlFor('wss://example.com'), undefined);
+      assert.strictEqual(proxyUrlFor('ws://example.com'), undefined);
+      process.env.ALL_PROXY = 'proxy.corp:3128';
+      assert.strictEqual(proxyUrlFor('wss://example.com'), 'http://proxy.corp:3128/');
+      assert.strictEqual(proxyUrlFor('ws://example.com'), 'http://proxy.corp:3128/');
+      process.env.npm_config_no_proxy = 'example.com';
+      assert.strictEqual(proxyUrlFor('wss://example.com'), 'http://proxy.corp:3128/');
+      process.env.NO_PROXY = 'example.com';
+      assert.strictEqual(proxyUrlFor('wss://example.com'), undefined);
     });
 
     it('settings beat the environment, and are used alone when they name any proxy key', function () {

@@ -10,33 +10,57 @@ const { ROOT } = require('../helpers/node-red-process');
 const { packOnce } = require('../helpers/package-tarball');
 
 const PRELOAD = path.join(ROOT, 'test', 'helpers', 'offline-catalogue.js');
+
+/**
+ * The registry's latest release of every runtime dependency, as `npm view <name> version` answered
+ * on 2026-12-01. Offline, this record is what D03 (dependencies at their latest version) compares
+ * package.json with: update it when a dependency publishes a new release, then move the range.
+ */
+const REGISTRY_LATEST = {
+  'https-proxy-agent': '9.1.0',
+  ioredis: '6.0.0',
+  jose: '6.2.18',
+  'proxy-from-env': '2.1.0',
+  ws: '8.23.0',
+};
 const CLI = path.join(ROOT, 'node_modules', 'node-red-dev', 'bin', 'run');
 const CHECKS = ['P01', 'P03', 'P04', 'P05', 'P06', 'P07', 'P08', 'N01', 'N02', 'D01', 'D02', 'D03'];
 
 /**
- * The one warning that cannot go away without renaming the package: for every package without
- * a creation date (not yet published, or published after 2022-02-01) the tool advises a scoped
- * name, then checks the unscoped name against the node-red-contrib-* rule and records P04 as
- * passed. The package name is fixed by the project (issue 2), so this advisory is accepted.
- */
-const ACCEPTED_WARNINGS = [/^Warning: P04 New Packages should use a scoped name$/];
-
-/**
+ * The warnings the scorecard prints, exactly; any other (a D03 "not at latest version", say) fails.
+ *
+ * P04: for every package without a creation date (not yet published, or published after
+ * 2022-02-01) the tool advises a scoped name, then checks the unscoped name against the
+ * node-red-contrib-* rule and records P04 as passed. The package name is fixed by the project, so
+ * this advisory stays.
+ *
  * P03 wants a repository or bugs URL. The project has no public repository yet and we do not
  * invent one: until package.json names a real one, P03 is the one check allowed to fail (and its
- * warning the one more allowed); once it does, P03 is held like every other check.
+ * warning is expected); once it does, P03 is held like every other check.
  */
+const EXPECTED_WARNINGS = ['Warning: P04 New Packages should use a scoped name'];
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 const AWAITING_REPOSITORY = !pkg.repository && !pkg.bugs;
-if (AWAITING_REPOSITORY) ACCEPTED_WARNINGS.push(/^Warning: P03 Please provide either a repository URL or a Bugs URL\/Email$/);
+if (AWAITING_REPOSITORY) EXPECTED_WARNINGS.unshift('Warning: P03 Please provide either a repository URL or a Bugs URL/Email');
 const REQUIRED_CHECKS = AWAITING_REPOSITORY ? CHECKS.filter((c) => c !== 'P03') : CHECKS;
+
+function installedVersion(name) {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+}
+
+/** a < b for plain x.y.z versions (the record holds releases only). */
+function olderThan(a, b) {
+  const [pa, pb] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] < pb[i];
+  return false;
+}
 
 function validate(dir, output) {
   return new Promise((resolve) => {
     execFile(process.execPath, ['-r', PRELOAD, CLI, 'validate', '-p', dir, '-o', output], {
       cwd: dir,
       timeout: 60000,
-      env: { ...process.env, OFFLINE_CATALOGUE_TRACE: '1' },
+      env: { ...process.env, OFFLINE_CATALOGUE_TRACE: '1', OFFLINE_CATALOGUE_LATEST: JSON.stringify(REGISTRY_LATEST) },
     }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
   });
 }
@@ -70,13 +94,25 @@ describe('e2e: flow library scorecard (node-red-dev validate, offline)', functio
     assert.deepStrictEqual(scorecard.N02.nodes.sort(), ['websocket-plus in', 'websocket-plus out']);
   });
 
-  it('prints no warnings (besides the scoped-name advisory)', function () {
+  it("judges every runtime dependency against the registry's latest release, not the installed copy", function () {
+    const dependencies = Object.keys(pkg.dependencies).sort();
+    assert.deepStrictEqual(Object.keys(REGISTRY_LATEST).sort(), dependencies, 'REGISTRY_LATEST must name every runtime dependency');
+    for (const name of dependencies) {
+      // installed newer than recorded: the record is stale (its D03 would wrongly pass or fail)
+      assert.ok(!olderThan(REGISTRY_LATEST[name], installedVersion(name)),
+        `${name} ${installedVersion(name)} is installed but REGISTRY_LATEST records ${REGISTRY_LATEST[name]}: update the record`);
+      assert.ok(result.stderr.split('\n').includes(`offline-catalogue: latest ${name} ${REGISTRY_LATEST[name]} recorded`),
+        `the scorecard never asked the registry for ${name}\n${result.stderr}`);
+    }
+    assert.deepStrictEqual(scorecard.D03, { test: true });
+  });
+
+  it('prints exactly the expected warnings: P03 while there is no repository, and the scoped-name advisory', function () {
     const warnings = result.stderr
       .split('\n')
       .map((l) => l.replace(/^\s*›\s*/, '').trim())
       .filter((l) => /^(Warning|Error)\b/.test(l) || /Unable to (parse|read)|could not load/i.test(l));
-    const unexpected = warnings.filter((w) => !ACCEPTED_WARNINGS.some((re) => re.test(w)));
-    assert.deepStrictEqual(unexpected, []);
+    assert.deepStrictEqual([...warnings].sort(), [...EXPECTED_WARNINGS].sort());
     assert.ok(!/could not load|Unable to/.test(result.stdout), result.stdout);
   });
 });

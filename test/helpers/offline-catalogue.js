@@ -4,11 +4,14 @@
 //   - https://catalogue.nodered.org/catalogue.json (similar / duplicate names): answered {modules: []};
 //   - https://registry.npmjs.org/<name> (node-red's versions and engines, the dependency tree, the
 //     latest version of each dependency): answered with a packument built from the copies of
-//     <name> installed in this repository's node_modules (dist-tags.latest = the hoisted copy,
-//     i.e. what package-lock.json resolved).
+//     <name> installed in this repository's node_modules. dist-tags.latest is the registry's latest
+//     as recorded in OFFLINE_CATALOGUE_LATEST (JSON: {"<name>": "<version>"}) when it names <name>,
+//     otherwise the hoisted copy (what package-lock.json resolved) - which can never look out of
+//     date, so the caller records the latest of every dependency whose currency it checks.
 // Loopback traffic passes through; every other request fails at once and is reported on stderr
 // as "offline-catalogue: blocked <url>", so a new network dependency of the tool is visible.
-// With OFFLINE_CATALOGUE_TRACE=1 every answered request is reported too ("answered <status> <url>").
+// With OFFLINE_CATALOGUE_TRACE=1 every answered request is reported too ("answered <status> <url>"),
+// and where each latest came from ("latest <name> <version> recorded|installed").
 const fs = require('fs');
 const http = require('http');
 const https = require('https');
@@ -18,6 +21,7 @@ const { Duplex } = require('stream');
 const ROOT = path.resolve(__dirname, '..', '..');
 const NODE_MODULES = path.join(ROOT, 'node_modules');
 const original = { httpRequest: http.request, httpsRequest: https.request };
+const RECORDED_LATEST = JSON.parse(process.env.OFFLINE_CATALOGUE_LATEST || '{}');
 
 /** package.json of every installed copy of `name` (top level first), nested at most 3 deep. */
 function installedCopies(name) {
@@ -69,8 +73,12 @@ function packument(name) {
   if (copies.length === 0) return undefined;
   const versions = {};
   for (const m of copies) versions[m.version] = m;
-  // node-red: the registry's latest is its newest release; anything else: the hoisted copy
-  const latest = name === 'node-red' ? Object.keys(versions).sort(compareVersions).pop() : copies[0].version;
+  // node-red: the registry's latest is its newest release; recorded: as recorded; else the hoisted copy
+  const recorded = Object.hasOwn(RECORDED_LATEST, name) ? RECORDED_LATEST[name] : undefined;
+  const latest = recorded ?? (name === 'node-red' ? Object.keys(versions).sort(compareVersions).pop() : copies[0].version);
+  // A release newer than every installed copy: listed by its version only (its dependencies unknown).
+  if (!versions[latest]) versions[latest] = { name, version: latest };
+  if (process.env.OFFLINE_CATALOGUE_TRACE === '1') process.stderr.write(`offline-catalogue: latest ${name} ${latest} ${recorded ? 'recorded' : 'installed'}\n`);
   return { name, 'dist-tags': { latest }, versions, homepage: copies[0].homepage, repository: copies[0].repository };
 }
 
