@@ -4,12 +4,11 @@
 // request it gets, tokens with arbitrary (hostile) headers signed with WebCrypto, a seeded PRNG.
 const http = require('http');
 const net = require('net');
-const path = require('path');
 const { webcrypto, createHmac } = require('crypto');
 
-const lib = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
-const { WebSocketListener } = require(path.join(lib, 'listener.js'));
-const { createTokenVerifier } = require(path.join(lib, 'token-verifier.js'));
+const { built } = require('./built');
+const { WebSocketListener } = built('core/server/listener');
+const { createTokenVerifier } = built('core/auth/token-verifier');
 
 const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 

@@ -9,17 +9,17 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { HandshakeError, SessionClose, SessionCloseCode } from './errors';
+import { HandshakeError, SessionClose, SessionCloseCode } from '../errors';
 import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
-import { resolveTenant, TenantPolicy } from './tenant';
-import { toHandshakeError, TokenVerifier, VerifiedToken } from './token-verifier';
+import { resolveTenant, TenantPolicy } from '../auth/tenant';
+import { toHandshakeError, TokenVerifier, VerifiedToken } from '../auth/token-verifier';
 import { destroySocket, dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
 import { LocalTenantLimiter, TenantConnectionLimiter } from './tenant-limiter';
 import { TokenBucket } from './rate-limiter';
 import { LongTimeout, setTimeoutAt } from './timers';
-import { isOriginAllowed } from './origin';
-import { readToken } from './handshake-token';
-import type { ClusterKind, ClusterLink, ClusterReceiver } from './cluster-bus';
+import { isOriginAllowed } from '../auth/origin';
+import { readToken } from '../auth/handshake-token';
+import type { ClusterKind, ClusterLink, ClusterReceiver } from '../cluster/cluster-bus';
 
 export interface ListenerOptions {
   server: Server;

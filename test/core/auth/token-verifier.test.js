@@ -1,8 +1,9 @@
 'use strict';
 const assert = require('assert');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { signHS256, makeKey, signWithKey, rawToken, now } = require('../helpers/tokens');
-const { startJwksServer } = require('../helpers/jwks-server');
+const { built } = require('../../helpers/built');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { signHS256, makeKey, signWithKey, rawToken, now } = require('../../helpers/tokens');
+const { startJwksServer } = require('../../helpers/jwks-server');
 
 const SECRET = 'unit-secret-0123456789abcdef-0123456789';
 

@@ -6,7 +6,7 @@
  */
 import { createPublicKey, KeyObject, webcrypto } from 'node:crypto';
 import * as jose from 'jose';
-import { HandshakeError } from './errors';
+import { HandshakeError } from '../errors';
 
 export type AuthMode = 'none' | 'hs256' | 'jwks' | 'publickey' | 'custom';
 

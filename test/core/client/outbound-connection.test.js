@@ -1,14 +1,15 @@
 'use strict';
 const assert = require('assert');
 const net = require('net');
+const { built } = require('../../helpers/built');
 const {
   OutboundConnection, parseSubprotocols, appendToken, backoffDelay, sanitiseError,
-} = require('../../nodes/lib/core/outbound-connection');
-const { startConnectProxy } = require('../helpers/connect-proxy');
-const { startFaultServer } = require('../helpers/fault-server');
-const { selfSignedCert } = require('../helpers/self-signed-cert');
-const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
-const { signHS256 } = require('../helpers/tokens');
+} = built('core/client/outbound-connection');
+const { startConnectProxy } = require('../../helpers/connect-proxy');
+const { startFaultServer } = require('../../helpers/fault-server');
+const { selfSignedCert } = require('../../helpers/self-signed-cert');
+const { startRecordingServer, waitFor } = require('../../helpers/recording-ws-server');
+const { signHS256 } = require('../../helpers/tokens');
 
 const PROXY_VARS = [
   'https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
@@ -16,7 +17,7 @@ const PROXY_VARS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const { trackTimers } = require('../helpers/timers');
+const { trackTimers } = require('../../helpers/timers');
 const FAST = { initialDelayMs: 20, maxDelayMs: 200, stableAfterMs: 60_000 };
 
 /** Records every event of a connection, in order. */

@@ -2,7 +2,7 @@
  * Decides the tenant of a connection at the handshake. The result is recorded with the session
  * and is the only tenant the router ever uses.
  */
-import { HandshakeError } from './errors';
+import { HandshakeError } from '../errors';
 
 export type TenantSource = 'claim' | 'static';
 

@@ -5,15 +5,16 @@
 const assert = require('assert');
 const http = require('http');
 const WebSocket = require('ws');
-const { WebSocketListener } = require('../../nodes/lib/core/listener');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { connect, waitForClose, closeAll, delay } = require('../helpers/ws-client');
-const { signHS256, now } = require('../helpers/tokens');
-const { trackTimers } = require('../helpers/timers');
+const { built } = require('../../helpers/built');
+const { WebSocketListener } = built('core/server/listener');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { connect, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
+const { signHS256, now } = require('../../helpers/tokens');
+const { trackTimers } = require('../../helpers/timers');
 
 const SECRET = 'listener-expiry-secret-0123456789abcdef';
 
-const { waitFor: until } = require('../helpers/wait');
+const { waitFor: until } = require('../../helpers/wait');
 
 describe('core/listener token expiry schedule', function () {
   let server;

@@ -2,10 +2,11 @@
 // The core listener on a plain http server: no Node-RED involved.
 const assert = require('assert');
 const http = require('http');
-const { WebSocketListener } = require('../../nodes/lib/core/listener');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../helpers/ws-client');
-const { signHS256 } = require('../helpers/tokens');
+const { built } = require('../../helpers/built');
+const { WebSocketListener } = built('core/server/listener');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
+const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'core-listener-secret-0123456789abcdef';
 

@@ -2,7 +2,7 @@
  * Reads the token from the `token` query parameter, the only place it is accepted. A repeated
  * parameter is ambiguous and refused; an oversized query is refused before any decoding.
  */
-import { HandshakeError } from './errors';
+import { HandshakeError } from '../errors';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './token-verifier';
 
 export function readToken(url: string | undefined, limits?: { maxTokenLength?: number }): string | undefined {

@@ -1,6 +1,7 @@
 'use strict';
 const assert = require('assert');
-const { resolveTenant, normaliseTenantId } = require('../../nodes/lib/core/tenant');
+const { built } = require('../../helpers/built');
+const { resolveTenant, normaliseTenantId } = built('core/auth/tenant');
 
 const claimPolicy = { from: 'claim', claim: 'tenant_id', staticTenantId: '' };
 

@@ -3,17 +3,18 @@
 const assert = require('assert');
 const http = require('http');
 const Redis = require('ioredis');
-const { startRedis } = require('../helpers/redis-server');
-const { startFaultServer } = require('../helpers/fault-server');
-const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
-const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } = require('../../nodes/lib/core/cluster-bus');
-const { WebSocketListener } = require('../../nodes/lib/core/listener');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { signHS256 } = require('../helpers/tokens');
+const { startRedis } = require('../../helpers/redis-server');
+const { startFaultServer } = require('../../helpers/fault-server');
+const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
+const { built } = require('../../helpers/built');
+const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } = built('core/cluster/cluster-bus');
+const { WebSocketListener } = built('core/server/listener');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'cluster-bus-test-secret-0123456789abcdef';
 
-const { waitFor: until } = require('../helpers/wait');
+const { waitFor: until } = require('../../helpers/wait');
 
 function recorder() {
   const got = [];

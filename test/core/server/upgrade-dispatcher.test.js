@@ -2,11 +2,9 @@
 const assert = require('assert');
 const http = require('http');
 const net = require('net');
-const path = require('path');
 const { spawn } = require('child_process');
-const { dispatcherFor, joinNodeRoot, requestPathname } = require('../../nodes/lib/core/upgrade-dispatcher');
-
-const LIB = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
+const { built, builtPath } = require('../../helpers/built');
+const { dispatcherFor, joinNodeRoot, requestPathname } = built('core/server/upgrade-dispatcher');
 
 /**
  * A plain http.Server (no Node-RED, no error handler of its own) in a child process: a misconfigured
@@ -16,9 +14,9 @@ const LIB = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
  */
 const PLAIN_SERVER = `
 const http = require('http');
-const { refuseUpgrades } = require(${JSON.stringify(path.join(LIB, 'upgrade-dispatcher.js'))});
-const { WebSocketListener } = require(${JSON.stringify(path.join(LIB, 'listener.js'))});
-const { createTokenVerifier } = require(${JSON.stringify(path.join(LIB, 'token-verifier.js'))});
+const { refuseUpgrades } = require(${JSON.stringify(builtPath('core/server/upgrade-dispatcher'))});
+const { WebSocketListener } = require(${JSON.stringify(builtPath('core/server/listener'))});
+const { createTokenVerifier } = require(${JSON.stringify(builtPath('core/auth/token-verifier'))});
 const server = http.createServer((req, res) => res.end());
 server.on('connection', (socket) => {
   socket.pause();

@@ -1,6 +1,7 @@
 'use strict';
 const assert = require('assert');
-const { SessionRegistry, route } = require('../../nodes/lib/core/session-registry');
+const { built } = require('../../helpers/built');
+const { SessionRegistry, route } = built('core/server/session-registry');
 
 function session(id, tenantId) {
   return { id, tenantId, subject: undefined, authStatus: 'verified', connection: { id } };

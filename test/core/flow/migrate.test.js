@@ -7,12 +7,13 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { execFile } = require('child_process');
-const { migrateFlow, formatReport, TYPE_MAP, MIGRATION_DEFAULTS } = require('../../nodes/lib/core/migrate.js');
-const { parseListenerConfig } = require('../../nodes/lib/core/listener-config.js');
-const H = require('../helpers/editor-html');
+const { built } = require('../../helpers/built');
+const { migrateFlow, formatReport, TYPE_MAP, MIGRATION_DEFAULTS } = built('core/flow/migrate');
+const { parseListenerConfig } = built('core/flow/listener-config');
+const H = require('../../helpers/editor-html');
 
-const root = path.join(__dirname, '..', '..');
-const fixturesDir = path.join(__dirname, '..', 'fixtures');
+const root = path.join(__dirname, '..', '..', '..');
+const fixturesDir = path.join(__dirname, '..', '..', 'fixtures');
 const cli = path.join(root, 'bin', 'websocket-plus.js');
 const FIXTURES = ['core-echo-export.json', 'core-client-export.json', 'core-userdir-flows.json'];
 const CORE_TYPES = Object.keys(TYPE_MAP);
@@ -410,9 +411,9 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
   });
 
   describe('on a real Node-RED runtime', function () {
-    const red = require('../helpers/red');
-    const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
-    const { signHS256 } = require('../helpers/tokens');
+    const red = require('../../helpers/red');
+    const { connect, waitForMessages, closeAll } = require('../../helpers/ws-client');
+    const { signHS256 } = require('../../helpers/tokens');
     const coreWebsocket = require('@node-red/nodes/core/network/22-websocket.js');
     const coreFunction = require('@node-red/nodes/core/function/10-function.js');
     const SECRET = 'migrated-listener-secret-0123456789abcdef';

@@ -1,6 +1,7 @@
 'use strict';
 const assert = require('assert');
-const { frameToMessage, messageToFrame, nestsDeeperThan, MAX_MESSAGE_DEPTH } = require('../../nodes/lib/core/message-codec');
+const { built } = require('../../helpers/built');
+const { frameToMessage, messageToFrame, nestsDeeperThan, MAX_MESSAGE_DEPTH } = built('core/flow/message-codec');
 
 describe('core/message-codec', function () {
   it('payload mode keeps text as string and binary as Buffer', function () {

@@ -2,14 +2,14 @@
  * Turns a listener's flow properties (strings, as the editor stores them) into validated options.
  * Every problem is a ConfigError with a stable code; nothing here guesses a missing value.
  */
-import { ConfigError } from './errors';
-import type { RoutingScope } from './session-registry';
-import { normaliseTenantId, TenantPolicy } from './tenant';
-import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from './token-verifier';
-import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './token-verifier';
-import { joinNodeRoot, normalisePath } from './upgrade-dispatcher';
-import { normaliseOrigin } from './origin';
-import { clusterPrefixProblem, redisUrlProblem } from './cluster-bus';
+import { ConfigError } from '../errors';
+import type { RoutingScope } from '../server/session-registry';
+import { normaliseTenantId, TenantPolicy } from '../auth/tenant';
+import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from '../auth/token-verifier';
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from '../auth/token-verifier';
+import { joinNodeRoot, normalisePath } from '../server/upgrade-dispatcher';
+import { normaliseOrigin } from '../auth/origin';
+import { clusterPrefixProblem, redisUrlProblem } from '../cluster/cluster-bus';
 import { parsePeerProps, PeerProps } from './peer-props';
 
 export interface ListenerProperties {

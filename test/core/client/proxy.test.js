@@ -3,17 +3,18 @@ const assert = require('assert');
 const http = require('http');
 const https = require('https');
 const WebSocket = require('ws');
+const { built } = require('../../helpers/built');
 const {
   proxyUrlFor, proxyAgentFor, bypassesProxy, redactUrl, createProxyFetch, settingsConfigureProxy,
-} = require('../../nodes/lib/core/proxy');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { startConnectProxy } = require('../helpers/connect-proxy');
-const { startFaultServer } = require('../helpers/fault-server');
-const { waitFor } = require('../helpers/wait');
-const { selfSignedCert } = require('../helpers/self-signed-cert');
-const { startRecordingServer } = require('../helpers/recording-ws-server');
-const { listenOnLoopback } = require('../helpers/loopback');
-const { makeKey, signWithKey } = require('../helpers/tokens');
+} = built('core/client/proxy');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { startConnectProxy } = require('../../helpers/connect-proxy');
+const { startFaultServer } = require('../../helpers/fault-server');
+const { waitFor } = require('../../helpers/wait');
+const { selfSignedCert } = require('../../helpers/self-signed-cert');
+const { startRecordingServer } = require('../../helpers/recording-ws-server');
+const { listenOnLoopback } = require('../../helpers/loopback');
+const { makeKey, signWithKey } = require('../../helpers/tokens');
 
 // Every variable proxy-from-env reads: cleared around each test so the host's setup cannot leak in.
 const PROXY_VARS = [

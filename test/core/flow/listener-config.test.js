@@ -1,8 +1,9 @@
 'use strict';
 const assert = require('assert');
-const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = require('../../nodes/lib/core/listener-config');
-const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = require('../../nodes/lib/core/listener');
-const { DEFAULT_JWKS_TIMEOUT_MS } = require('../../nodes/lib/core/token-verifier');
+const { built } = require('../../helpers/built');
+const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = built('core/flow/listener-config');
+const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = built('core/server/listener');
+const { DEFAULT_JWKS_TIMEOUT_MS } = built('core/auth/token-verifier');
 
 const base = { path: 'ws/x', authMode: 'none' };
 const code = (fn) => {

@@ -8,7 +8,7 @@
  * The list is parsed once, at deploy; the filter then costs nothing for `"*"` and O(listed names)
  * otherwise, whatever the peer sends.
  */
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 /** The parsed `peerProps`: `null` keeps every property ("*"); otherwise the names kept, in order. */
 export type PeerProps = readonly string[] | null;

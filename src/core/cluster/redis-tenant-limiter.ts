@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
-import type { TenantConnectionLimiter } from './tenant-limiter';
+import type { TenantConnectionLimiter } from '../server/tenant-limiter';
 import type { ClusterBus, ClusterState } from './cluster-bus';
 
 export const DEFAULT_LEASE_MS = 15_000;

@@ -2,17 +2,15 @@
 // RedisTenantLimiter against a real redis-server: limits across instances, leases of a crashed
 // instance (a real process killed with SIGKILL), and the local fallback while Redis is away.
 const assert = require('assert');
-const path = require('path');
 const { spawn } = require('child_process');
 const Redis = require('ioredis');
-const { startRedis } = require('../helpers/redis-server');
-const { delay } = require('../helpers/ws-client');
-const { ClusterBus } = require('../../nodes/lib/core/cluster-bus');
-const { RedisTenantLimiter } = require('../../nodes/lib/core/redis-tenant-limiter');
+const { startRedis } = require('../../helpers/redis-server');
+const { delay } = require('../../helpers/ws-client');
+const { built, builtPath } = require('../../helpers/built');
+const { ClusterBus } = built('core/cluster/cluster-bus');
+const { RedisTenantLimiter } = built('core/cluster/redis-tenant-limiter');
 
-const LIB = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
-
-const { waitFor: until } = require('../helpers/wait');
+const { waitFor: until } = require('../../helpers/wait');
 
 describe('core/redis-tenant-limiter (real Redis)', function () {
   let redis;
@@ -80,8 +78,8 @@ describe('core/redis-tenant-limiter (real Redis)', function () {
   it('stops counting a crashed instance\'s slots once its lease runs out', async function () {
     const prefix = 'wsplus:/ws/crash';
     const script = `
-      const { ClusterBus } = require(${JSON.stringify(path.join(LIB, 'cluster-bus.js'))});
-      const { RedisTenantLimiter } = require(${JSON.stringify(path.join(LIB, 'redis-tenant-limiter.js'))});
+      const { ClusterBus } = require(${JSON.stringify(builtPath('core/cluster/cluster-bus'))});
+      const { RedisTenantLimiter } = require(${JSON.stringify(builtPath('core/cluster/redis-tenant-limiter'))});
       const bus = new ClusterBus({ url: process.argv[1], prefix: ${JSON.stringify(prefix)} });
       bus.on('connectionError', () => {});
       bus.attach({ receiveFromCluster() {} });

@@ -16,7 +16,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { HttpsProxyAgent } from 'https-proxy-agent';
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 // proxy-from-env ships no type declarations; this is the one function it exports.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { WebSocket, ClientOptions, RawData } from 'ws';
-import { ConfigError, SessionClose, SessionCloseCode } from './errors';
+import { ConfigError, SessionClose, SessionCloseCode } from '../errors';
 import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
 
 export type OutboundAuthMode = 'jwt' | 'none';

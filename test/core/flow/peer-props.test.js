@@ -1,7 +1,8 @@
 'use strict';
 const assert = require('assert');
-const { parsePeerProps, filterPeerProps, isReservedPeerProp, NEVER_FROM_PEER } = require('../../nodes/lib/core/peer-props');
-const { frameToMessage } = require('../../nodes/lib/core/message-codec');
+const { built } = require('../../helpers/built');
+const { parsePeerProps, filterPeerProps, isReservedPeerProp, NEVER_FROM_PEER } = built('core/flow/peer-props');
+const { frameToMessage } = built('core/flow/message-codec');
 
 /** The ConfigError a parse throws: { code, message }, or undefined when it parses. */
 function refusal(value) {
