@@ -18,7 +18,7 @@ const { built } = require('../helpers/built');
 const { createTokenVerifier } = built('core/auth/token-verifier');
 const { createProxyFetch } = built('core/client/proxy');
 const { OutboundConnection } = built('core/client/outbound-connection');
-const { WebSocketListener } = built('core/server/listener');
+const { createListener } = require('../helpers/listener');
 const { ClusterBus } = built('core/cluster/cluster-bus');
 const { RedisTenantLimiter } = built('core/cluster/redis-tenant-limiter');
 const { startFaultServer } = require('../helpers/fault-server');
@@ -220,9 +220,7 @@ describe('hardening: faulty networks on every outbound path', function () {
       fault.setMode('silent');
       const server = http.createServer();
       const { port, close } = await listenOnLoopback(server);
-      const listener = new WebSocketListener({
-        server,
-        path: '/faulty',
+      const listener = createListener(server, '/faulty', {
         verifier: createTokenVerifier({
           mode: 'jwks',
           jwksUri: jwksHttps.url,
@@ -231,9 +229,6 @@ describe('hardening: faulty networks on every outbound path', function () {
           jwksCooldownMs: 100,
           jwksFailureBackoffMs: 100,
         }),
-        tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-        scope: 'tenant',
-        heartbeatMs: 0,
         handshakeTimeoutMs: 4000,
       });
       listener.start();

@@ -8,8 +8,7 @@ const { startFaultServer } = require('../../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
 const { built } = require('../../helpers/built');
 const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } = built('core/cluster/cluster-bus');
-const { WebSocketListener } = built('core/server/listener');
-const { createTokenVerifier } = built('core/auth/token-verifier');
+const { createListener } = require('../../helpers/listener');
 const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'cluster-bus-test-secret-0123456789abcdef';
@@ -304,15 +303,7 @@ describe('core/cluster-bus (real Redis)', function () {
       servers.push(server);
       const bus = new ClusterBus({ url: redis.url, prefix, maxReconnectDelayMs: 200 });
       bus.on('connectionError', () => {});
-      const listener = new WebSocketListener({
-        server,
-        path: '/ws/c',
-        verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET }),
-        tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-        scope,
-        heartbeatMs: 0,
-        cluster: bus,
-      });
+      const listener = createListener(server, '/ws/c', { verifier: { mode: 'hs256', secret: SECRET }, scope, cluster: bus });
       listener.start();
       listeners.push(listener);
       await until(() => bus.state === 'ready', 8000, 'bus ready');

@@ -5,9 +5,7 @@
 const assert = require('assert');
 const http = require('http');
 const WebSocket = require('ws');
-const { built } = require('../../helpers/built');
-const { WebSocketListener } = built('core/server/listener');
-const { createTokenVerifier } = built('core/auth/token-verifier');
+const { createListener } = require('../../helpers/listener');
 const { connect, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
 const { signHS256, now } = require('../../helpers/tokens');
 const { trackTimers } = require('../../helpers/timers');
@@ -26,14 +24,7 @@ describe('core/listener token expiry schedule', function () {
     server = http.createServer((req, res) => res.end('http'));
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `ws://127.0.0.1:${server.address().port}`;
-    listener = new WebSocketListener({
-      server,
-      path: '/exp',
-      verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET, clockToleranceSeconds: 0 }),
-      tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-      scope: 'tenant',
-      heartbeatMs: 0,
-    });
+    listener = createListener(server, '/exp', { verifier: { mode: 'hs256', secret: SECRET, clockToleranceSeconds: 0 } });
     listener.start();
   });
 

@@ -2,24 +2,14 @@
 // The core listener on a plain http server: no Node-RED involved.
 const assert = require('assert');
 const http = require('http');
-const { built } = require('../../helpers/built');
-const { WebSocketListener } = built('core/server/listener');
-const { createTokenVerifier } = built('core/auth/token-verifier');
+const { createListener } = require('../../helpers/listener');
 const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
 const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'core-listener-secret-0123456789abcdef';
 
 function makeListener(server, path, extra = {}) {
-  return new WebSocketListener({
-    server,
-    path,
-    verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET }),
-    tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-    scope: 'tenant',
-    heartbeatMs: 0,
-    ...extra,
-  });
+  return createListener(server, path, { verifier: { mode: 'hs256', secret: SECRET }, ...extra });
 }
 
 describe('core/listener', function () {
@@ -71,9 +61,7 @@ describe('core/listener', function () {
   it('frees a tenant slot when the client vanishes during verification', async function () {
     let release;
     const gate = new Promise((resolve) => (release = resolve));
-    const listener = new WebSocketListener({
-      server,
-      path: '/slow',
+    const listener = createListener(server, '/slow', {
       verifier: {
         mode: 'custom',
         keySetFetches: 0,
@@ -82,9 +70,6 @@ describe('core/listener', function () {
           return { claims: { tenant_id: 't' }, subject: undefined, expiresAt: undefined, authStatus: 'verified' };
         },
       },
-      tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-      scope: 'tenant',
-      heartbeatMs: 0,
       maxConnectionsPerTenant: 1,
     });
     listener.start();
