@@ -31,9 +31,9 @@ const TENANT = 'bench';
 /** Child mode (core): one instance = HTTP server + WebSocketListener + ClusterBus. */
 async function coreInstance(redisUrl) {
   const lib = path.join(ROOT, 'nodes', 'lib', 'core');
-  const { WebSocketListener } = require(path.join(lib, 'listener.js'));
-  const { createTokenVerifier } = require(path.join(lib, 'token-verifier.js'));
-  const { ClusterBus, defaultClusterPrefix } = require(path.join(lib, 'cluster-bus.js'));
+  const { WebSocketListener } = require(path.join(lib, 'server', 'listener.js'));
+  const { createTokenVerifier } = require(path.join(lib, 'auth', 'token-verifier.js'));
+  const { ClusterBus, defaultClusterPrefix } = require(path.join(lib, 'cluster', 'cluster-bus.js'));
   const server = http.createServer((req, res) => res.end());
   const cluster = new ClusterBus({ url: redisUrl, prefix: defaultClusterPrefix(WS_PATH) });
   cluster.on('connectionError', (err) => process.stderr.write(`cluster: ${err.message}\n`));

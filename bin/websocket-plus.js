@@ -67,10 +67,10 @@ function indentOf(text) {
 
 function loadMigrate() {
   try {
-    return require('../nodes/lib/core/migrate.js');
+    return require('../nodes/lib/core/flow/migrate.js');
   } catch (err) {
     if (err && err.code === 'MODULE_NOT_FOUND') {
-      throw new Error('the package is not built (nodes/lib/core/migrate.js is missing): run "npm run build" first');
+      throw new Error('the package is not built (nodes/lib/core/flow/migrate.js is missing): run "npm run build" first');
     }
     throw err;
   }

@@ -10,8 +10,8 @@ const { serve, markHandlers } = require('../lib/ipc');
 
 async function main() {
   const lib = path.join(process.env.BENCH_NODES_DIR, 'nodes', 'lib', 'core');
-  const { WebSocketListener } = require(path.join(lib, 'listener.js'));
-  const { createTokenVerifier } = require(path.join(lib, 'token-verifier.js'));
+  const { WebSocketListener } = require(path.join(lib, 'server', 'listener.js'));
+  const { createTokenVerifier } = require(path.join(lib, 'auth', 'token-verifier.js'));
   const auth = process.env.BENCH_AUTH || 'hs256';
   const server = http.createServer((req, res) => {
     res.writeHead(404);

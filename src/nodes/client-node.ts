@@ -3,11 +3,11 @@
  * connects it to the ws.in+ / ws.out+ nodes that use it. A client has one socket at a time, so
  * routing is trivial: ws.out+ sends on it, ws.in+ messages carry that socket's id.
  */
-import { OutboundConnection } from '../core/outbound-connection';
-import { frameToMessage, messageToFrame } from '../core/message-codec';
-import { filterPeerProps, parsePeerProps, PeerProps } from '../core/peer-props';
+import { OutboundConnection } from '../core/client/outbound-connection';
+import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
+import { filterPeerProps, parsePeerProps, PeerProps } from '../core/flow/peer-props';
 import { LogThrottle } from '../core/log-throttle';
-import type { ProxySettings, TlsOptions } from '../core/proxy';
+import type { ProxySettings, TlsOptions } from '../core/client/proxy';
 import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { describeConfigError } from './listener-node';
 import { text } from './i18n';

@@ -3,16 +3,16 @@
  * Node-RED's own HTTP(S) server and connects it to the ws.in+ / ws.out+ nodes that use it.
  */
 import { ConfigError } from '../core/errors';
-import { handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/listener-config';
-import { WebSocketListener, ListenerSession } from '../core/listener';
-import { frameToMessage, messageToFrame } from '../core/message-codec';
-import { filterPeerProps } from '../core/peer-props';
-import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/token-verifier';
-import { refuseUpgrades } from '../core/upgrade-dispatcher';
+import { handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/flow/listener-config';
+import { WebSocketListener, ListenerSession } from '../core/server/listener';
+import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
+import { filterPeerProps } from '../core/flow/peer-props';
+import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/auth/token-verifier';
+import { refuseUpgrades } from '../core/server/upgrade-dispatcher';
 import { LogThrottle } from '../core/log-throttle';
-import { createProxyFetch, ProxySettings } from '../core/proxy';
-import { ClusterBus, defaultClusterPrefix } from '../core/cluster-bus';
-import { RedisTenantLimiter } from '../core/redis-tenant-limiter';
+import { createProxyFetch, ProxySettings } from '../core/client/proxy';
+import { ClusterBus, defaultClusterPrefix } from '../core/cluster/cluster-bus';
+import { RedisTenantLimiter } from '../core/cluster/redis-tenant-limiter';
 import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';

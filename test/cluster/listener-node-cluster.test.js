@@ -9,6 +9,7 @@ const { helper, load, wsUrl, listenerNode } = require('../helpers/red');
 const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
 const { freePort } = require('../helpers/redis-server');
 const { signHS256 } = require('../helpers/tokens');
+const { builtPath } = require('../helpers/built');
 
 const SECRET = 'cluster-node-secret-0123456789abcdef-xyz';
 const REDIS_PASSWORD = 'redis-pass-Zq81xT';
@@ -90,9 +91,9 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
     const script = `
       const http = require('http');
       require(${JSON.stringify(path.join(lib, 'websocket-plus.js'))});
-      const { parseListenerConfig } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'listener-config.js'))});
-      const { WebSocketListener } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'listener.js'))});
-      const { createTokenVerifier } = require(${JSON.stringify(path.join(lib, 'lib', 'core', 'token-verifier.js'))});
+      const { parseListenerConfig } = require(${JSON.stringify(builtPath('core/flow/listener-config'))});
+      const { WebSocketListener } = require(${JSON.stringify(builtPath('core/server/listener'))});
+      const { createTokenVerifier } = require(${JSON.stringify(builtPath('core/auth/token-verifier'))});
       const config = parseListenerConfig({ path: '/x', authMode: 'none', cluster: 'off' }, {});
       const server = http.createServer();
       const listener = new WebSocketListener({ server, path: '/x', verifier: createTokenVerifier(config.verifier), tenant: config.tenant, scope: config.scope });

@@ -5,6 +5,7 @@ const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const H = require('../helpers/editor-html');
+const { built: loadBuilt } = require('../helpers/built');
 
 const built = path.join(H.root, 'nodes');
 const htmlFile = path.join(built, 'websocket-plus.html');
@@ -355,7 +356,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       const make = new Function('$', 'i18n', `${fn('asText')}${fn('current')}${fn('validatePeerProps')}; return validatePeerProps;`);
       const noDialog = () => ({ length: 0 }); // validation of a stored node: no dialog is open
       const validate = make(noDialog, (key, opts) => (opts ? `${key}:${opts.name}` : key));
-      const { parsePeerProps } = require('../../nodes/lib/core/peer-props');
+      const { parsePeerProps } = loadBuilt('core/flow/peer-props');
       const runtimeAccepts = (v) => {
         try {
           parsePeerProps(v);

@@ -9,23 +9,20 @@
 // restart. Set FAULT_REPORT=1 to print the measured numbers.
 const assert = require('assert');
 const http = require('http');
-const { execFileSync } = require('child_process');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const WebSocket = require('ws');
-const { createTokenVerifier } = require('../../nodes/lib/core/token-verifier');
-const { createProxyFetch } = require('../../nodes/lib/core/proxy');
-const { OutboundConnection } = require('../../nodes/lib/core/outbound-connection');
-const { WebSocketListener } = require('../../nodes/lib/core/listener');
-const { ClusterBus } = require('../../nodes/lib/core/cluster-bus');
-const { RedisTenantLimiter } = require('../../nodes/lib/core/redis-tenant-limiter');
+const { built } = require('../helpers/built');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { createProxyFetch } = built('core/client/proxy');
+const { OutboundConnection } = built('core/client/outbound-connection');
+const { createListener } = require('../helpers/listener');
+const { ClusterBus } = built('core/cluster/cluster-bus');
+const { RedisTenantLimiter } = built('core/cluster/redis-tenant-limiter');
 const { startFaultServer } = require('../helpers/fault-server');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { startRecordingServer } = require('../helpers/recording-ws-server');
 const { startRedis } = require('../helpers/redis-server');
-const { selfSignedCert } = require('../helpers/self-signed-cert');
+const { selfSignedCert, untrustedCert } = require('../helpers/self-signed-cert');
 const { listenOnLoopback } = require('../helpers/loopback');
 const { trackTimers } = require('../helpers/timers');
 const { makeKey, signWithKey } = require('../helpers/tokens');
@@ -39,19 +36,6 @@ const PROXY_VARS = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'n
   'npm_config_https_proxy', 'npm_config_http_proxy', 'npm_config_proxy', 'npm_config_no_proxy'];
 
 const measured = [];
-
-/** A certificate nobody in these tests trusts (the clients trust only selfSignedCert()). */
-function untrustedCert() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-untrusted-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
-    return { key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8') };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Resolves { ok, value | error, ms } once `promise` settles, or { settled: false } after `bound`. */
 async function settleWithin(promise, bound = SETTLE_BOUND_MS) {
@@ -219,9 +203,7 @@ describe('hardening: faulty networks on every outbound path', function () {
       fault.setMode('silent');
       const server = http.createServer();
       const { port, close } = await listenOnLoopback(server);
-      const listener = new WebSocketListener({
-        server,
-        path: '/faulty',
+      const listener = createListener(server, '/faulty', {
         verifier: createTokenVerifier({
           mode: 'jwks',
           jwksUri: jwksHttps.url,
@@ -230,9 +212,6 @@ describe('hardening: faulty networks on every outbound path', function () {
           jwksCooldownMs: 100,
           jwksFailureBackoffMs: 100,
         }),
-        tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-        scope: 'tenant',
-        heartbeatMs: 0,
         handshakeTimeoutMs: 4000,
       });
       listener.start();

@@ -4,18 +4,17 @@
 // refusals), a few hundred of them as real handshakes against a real listener, and random
 // origins against an origin list. Replay a failure with FUZZ_SEED=<seed printed on failure>.
 const assert = require('assert');
-const path = require('path');
 const jose = require('jose');
 const { makeKey, signHS256, signWithKey, rawToken, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startHttpServer, startListener, rawHandshake, signRawHS256, prng, b64url } = require('../helpers/hardening');
 
-const core = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
-const { createTokenVerifier } = require(path.join(core, 'token-verifier.js'));
-const { readToken } = require(path.join(core, 'handshake-token.js'));
-const { HandshakeError } = require(path.join(core, 'errors.js'));
-const { isOriginAllowed } = require(path.join(core, 'origin.js'));
-const { resolveTenant } = require(path.join(core, 'tenant.js'));
+const { built } = require('../helpers/built');
+const { createTokenVerifier } = built('core/auth/token-verifier');
+const { readToken } = built('core/auth/handshake-token');
+const { HandshakeError } = built('core/errors');
+const { isOriginAllowed } = built('core/auth/origin');
+const { resolveTenant } = built('core/auth/tenant');
 
 const SEED = Number(process.env.FUZZ_SEED || 0x5eed1234);
 const CASES = 10_000;

@@ -3,13 +3,13 @@
 // never sees the excess), connections per tenant (429, race-free, released on every path),
 // message size (1009), slow consumers (cut off with the send buffer bounded) and the heartbeat.
 const assert = require('assert');
-const path = require('path');
 const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
 const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { startHttpServer, startListener, waitFor, rawHandshake } = require('../helpers/hardening');
 
-const { LocalTenantLimiter } = require(path.join(__dirname, '..', '..', 'nodes', 'lib', 'core', 'tenant-limiter.js'));
+const { built } = require('../helpers/built');
+const { LocalTenantLimiter } = built('core/server/tenant-limiter');
 
 const SECRET = 'limits-secret-0123456789abcdef-0123456789abc';
 const creds = { l1: { secret: SECRET } };

@@ -1,52 +1,14 @@
 'use strict';
-// Shared pieces of the hardening suites: a core WebSocketListener on a real HTTP server, raw
+// Shared pieces of the hardening suites: a core WebSocketListener on a real HTTP server (./listener), raw
 // handshakes over TCP (full control of every header), a watched HTTP server that records any
 // request it gets, tokens with arbitrary (hostile) headers signed with WebCrypto, a seeded PRNG.
 const http = require('http');
 const net = require('net');
-const path = require('path');
 const { webcrypto, createHmac } = require('crypto');
 
-const lib = path.join(__dirname, '..', '..', 'nodes', 'lib', 'core');
-const { WebSocketListener } = require(path.join(lib, 'listener.js'));
-const { createTokenVerifier } = require(path.join(lib, 'token-verifier.js'));
+const { startHttpServer, startListener } = require('./listener');
 
 const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-
-/** One real HTTP server on 127.0.0.1 that several core listeners can share (one dispatcher). */
-async function startHttpServer(serverOptions = {}) {
-  const server = http.createServer(serverOptions, (req, res) => {
-    res.writeHead(404);
-    res.end();
-  });
-  const { port, sockets, close } = await listenOnLoopback(server);
-  return { server, port, sockets, base: `ws://127.0.0.1:${port}`, close };
-}
-
-/**
- * Starts a core listener on `http` at `pathname`. `verifier` is either a TokenVerifier or the
- * options to create one. Records every open and every refusal (with its code).
- */
-function startListener(http, pathname, { verifier, ...options }) {
-  const v = typeof verifier.verify === 'function' ? verifier : createTokenVerifier(verifier);
-  const listener = new WebSocketListener({
-    server: http.server,
-    path: pathname,
-    verifier: v,
-    tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-    scope: 'tenant',
-    heartbeatMs: 0,
-    ...options,
-  });
-  const record = { listener, verifier: v, opens: [], refusals: [], enforced: [] };
-  listener.on('open', (s) => record.opens.push(s));
-  listener.on('refused', (err) => record.refusals.push(err));
-  listener.on('enforced', (s, reason) => record.enforced.push(reason));
-  record.url = (query) => `${http.base}${pathname}${query === undefined ? '' : `?${query}`}`;
-  record.path = pathname;
-  listener.start();
-  return record;
-}
 
 /**
  * A raw WebSocket handshake over TCP. Resolves { status, head, upgraded } from the first response

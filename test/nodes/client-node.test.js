@@ -7,7 +7,8 @@ const { signHS256 } = require('../helpers/tokens');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
-const { headerResolver, heartbeatMs } = require('../../nodes/lib/nodes/client-node');
+const { built } = require('../helpers/built');
+const { headerResolver, heartbeatMs } = built('nodes/client-node');
 
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const SECRET = 'client-test-secret-0123456789abcdef-xyz';

@@ -1,0 +1,241 @@
+/**
+ * Turns a listener's flow properties (strings, as the editor stores them) into validated options.
+ * Every problem is a ConfigError with a stable code; nothing here guesses a missing value.
+ */
+import { ConfigError } from '../errors';
+import type { RoutingScope } from '../server/session-registry';
+import { normaliseTenantId, TenantPolicy } from '../auth/tenant';
+import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from '../auth/token-verifier';
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from '../auth/token-verifier';
+import { joinNodeRoot, normalisePath } from '../server/upgrade-dispatcher';
+import { normaliseOrigin } from '../auth/origin';
+import { clusterPrefixProblem, redisUrlProblem } from '../cluster/cluster-bus';
+import { parsePeerProps, PeerProps } from './peer-props';
+
+export interface ListenerProperties {
+  path?: unknown;
+  wholemsg?: unknown;
+  peerProps?: unknown;
+  authMode?: unknown;
+  jwksUri?: unknown;
+  publicKey?: unknown;
+  issuer?: unknown;
+  audience?: unknown;
+  tenantFrom?: unknown;
+  tenantClaim?: unknown;
+  tenantId?: unknown;
+  scope?: unknown;
+  sessionTimeout?: unknown;
+  onExpiry?: unknown;
+  rateLimit?: unknown;
+  maxConnections?: unknown;
+  maxPayload?: unknown;
+  origins?: unknown;
+  heartbeat?: unknown;
+  clockTolerance?: unknown;
+  cluster?: unknown;
+  clusterPrefix?: unknown;
+}
+
+export interface ListenerConfig {
+  /** Path as configured (normalised, before httpNodeRoot is joined). */
+  path: string;
+  wholeMessage: boolean;
+  /** Properties a peer's entire-message frame may set; null = every one ("*", and always in payload mode). */
+  peerProps: PeerProps;
+  verifier: TokenVerifierOptions;
+  tenant: TenantPolicy;
+  scope: RoutingScope;
+  sessionTimeoutMs: number;
+  onExpiry: 'disconnect' | 'allow';
+  rateLimit: number;
+  maxConnectionsPerTenant: number;
+  maxPayload: number;
+  origins: string[];
+  heartbeatMs: number;
+  /** Scale-out through Redis; "off" unless the listener asks for it. */
+  cluster: ClusterConfig;
+}
+
+export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
+
+/** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
+export const RESERVED_PATH_FRAGMENT = '/debug/ws';
+
+/** The runtime settings that decide where Node-RED's own upgrade endpoints live. */
+export interface RuntimeHttpSettings {
+  httpNodeRoot?: unknown;
+  httpAdminRoot?: unknown;
+  inboundWebSocketTimeout?: unknown;
+}
+
+/**
+ * Request paths (normalised) on which Node-RED itself answers upgrades: the editor's comms socket
+ * at `<httpAdminRoot>comms`, built exactly as @node-red/editor-api does. No admin root (false), no
+ * comms. A listener there would answer the editor's own socket as well.
+ */
+export function reservedUpgradePaths(settings: RuntimeHttpSettings): string[] {
+  if (settings.httpAdminRoot === false) return [];
+  let root = typeof settings.httpAdminRoot === 'string' && settings.httpAdminRoot !== '' ? settings.httpAdminRoot : '/';
+  root = (root.startsWith('/') ? '' : '/') + root + (root.endsWith('/') ? '' : '/');
+  return [normalisePath(`${root}comms`)];
+}
+
+/**
+ * The request path a listener serves (httpNodeRoot joined), refused with PATH_FORBIDDEN when it is
+ * one of Node-RED's own upgrade endpoints.
+ */
+export function listenerRequestPath(path: string, settings: RuntimeHttpSettings): string {
+  const full = joinNodeRoot(typeof settings.httpNodeRoot === 'string' ? settings.httpNodeRoot : '/', path);
+  if (full.includes(RESERVED_PATH_FRAGMENT) || reservedUpgradePaths(settings).includes(full)) throw new ConfigError('PATH_FORBIDDEN', full);
+  return full;
+}
+
+/** Node-RED destroys an upgrade that nothing answered within `inboundWebSocketTimeout` ms, 5000 by default. */
+export const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
+
+export interface HandshakeTiming {
+  /** When Node-RED cuts an unanswered upgrade. */
+  inboundTimeoutMs: number;
+  /** The listener's handshake deadline (503), before Node-RED's cut. */
+  handshakeTimeoutMs: number;
+  /** JWKS fetch timeout (401 "keys unavailable"), before the handshake deadline. */
+  jwksTimeoutMs: number;
+}
+
+/**
+ * Handshake deadlines that answer before Node-RED's own cut: a client then always gets an HTTP
+ * status, never a bare hang-up. Each step keeps a margin of 25 % (at most 1 s) for a busy event
+ * loop: with Node-RED's default of 5 s, the deadline is 4 s and the JWKS timeout 3 s.
+ */
+export function handshakeTiming(inboundWebSocketTimeout: unknown): HandshakeTiming {
+  // Node-RED reads the setting as `value || 5000` and hands it to setTimeout (which coerces it).
+  const n = Number(inboundWebSocketTimeout || NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS);
+  const inboundTimeoutMs = Number.isFinite(n) && n >= 1 ? n : NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS;
+  const below = (ms: number): number => Math.max(1, Math.floor(ms - Math.min(1000, ms * 0.25)));
+  const handshakeTimeoutMs = below(inboundTimeoutMs);
+  return { inboundTimeoutMs, handshakeTimeoutMs, jwksTimeoutMs: below(handshakeTimeoutMs) };
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
+}
+
+/** A count or duration: "" (or absent) is `fallback`; otherwise a finite number ≥ 0. */
+export function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
+  const raw = text(value);
+  if (raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError('OPTION_INVALID', `${name} must be a number ≥ 0`);
+  return n;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
+  const raw = text(value);
+  if (raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError('OPTION_INVALID', `${name} must be one of ${allowed.join(', ')}`);
+  return raw as T;
+}
+
+export function validateListenerPath(value: unknown): string {
+  const raw = text(value);
+  if (raw === '') throw new ConfigError('PATH_INVALID', 'empty');
+  if (/[?#\s]/.test(raw)) throw new ConfigError('PATH_INVALID', 'must not contain ?, # or spaces');
+  const path = normalisePath(raw);
+  if (path.includes(RESERVED_PATH_FRAGMENT)) throw new ConfigError('PATH_FORBIDDEN', RESERVED_PATH_FRAGMENT);
+  return path;
+}
+
+export interface ListenerSecrets {
+  secret?: string;
+  /** settings.js `websocketPlusListener.verifyToken` for custom mode. */
+  verifyToken?: CustomVerifyFunction;
+  /** Credential `redisUrl` (redis:// or rediss://, may hold a password). */
+  redisUrl?: string;
+}
+
+export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
+  const path = validateListenerPath(props.path);
+  const mode = oneOf<AuthMode>(props.authMode, ['none', 'hs256', 'jwks', 'publickey', 'custom'], 'hs256', 'authMode');
+  const verifier: TokenVerifierOptions = {
+    mode,
+    issuer: text(props.issuer) || undefined,
+    audience: text(props.audience) || undefined,
+    clockToleranceSeconds: nonNegativeNumber(props.clockTolerance, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE_SECONDS),
+  };
+  if (mode === 'hs256') {
+    if (!secrets.secret) throw new ConfigError('SECRET_MISSING');
+    verifier.secret = secrets.secret;
+  } else if (mode === 'jwks') {
+    const uri = text(props.jwksUri);
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      throw new ConfigError('JWKS_URI_INVALID');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('JWKS_URI_INVALID');
+    verifier.jwksUri = url.href;
+  } else if (mode === 'publickey') {
+    const pem = text(props.publicKey);
+    // A private key pasted here would sit in the flow file in clear: refuse it, never derive from it.
+    if (!pem.includes('PUBLIC KEY') || pem.includes('PRIVATE KEY')) throw new ConfigError('PUBLIC_KEY_INVALID');
+    verifier.publicKey = pem;
+  } else if (mode === 'custom') {
+    if (typeof secrets.verifyToken !== 'function') throw new ConfigError('CUSTOM_VERIFIER_MISSING');
+    verifier.verifyToken = secrets.verifyToken;
+  }
+
+  const tenantFrom = oneOf(props.tenantFrom, ['claim', 'static'] as const, 'claim', 'tenantFrom');
+  const staticTenantId = text(props.tenantId);
+  if (tenantFrom === 'static' && staticTenantId === '') throw new ConfigError('TENANT_MISSING');
+  // Refused here, at deploy, rather than on every handshake.
+  if (staticTenantId !== '') {
+    try {
+      normaliseTenantId(staticTenantId);
+    } catch {
+      throw new ConfigError('OPTION_INVALID', 'tenantId must be printable, well-formed text of at most 256 characters');
+    }
+  }
+
+  const origins = text(props.origins)
+    .split(/[\s,]+/)
+    .filter((o) => o !== '');
+  // An entry that is not an origin would silently refuse every browser: say so instead.
+  for (const o of origins) {
+    if (normaliseOrigin(o) === undefined) throw new ConfigError('OPTION_INVALID', `origins: "${o}" is not an origin like https://app.example`);
+  }
+
+  const wholeMessage = props.wholemsg === true || text(props.wholemsg) === 'true';
+  return {
+    path,
+    wholeMessage,
+    // Payload mode puts the frame in msg.payload only: the list is not used there, so not checked either.
+    peerProps: wholeMessage ? parsePeerProps(props.peerProps) : null,
+    verifier,
+    tenant: { from: tenantFrom, claim: text(props.tenantClaim) || 'tenant_id', staticTenantId },
+    scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], 'tenant', 'scope'),
+    sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', 0) * 1000,
+    onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, 'disconnect', 'onExpiry'),
+    rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', 0),
+    maxConnectionsPerTenant: Math.floor(nonNegativeNumber(props.maxConnections, 'maxConnections', 0)),
+    maxPayload: Math.floor(nonNegativeNumber(props.maxPayload, 'maxPayload', 1024 * 1024)) || 1024 * 1024,
+    origins,
+    heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', 30) * 1000,
+    cluster: parseCluster(props, secrets),
+  };
+}
+
+/** `prefix` "" means: derive it from the listener's full path (defaultClusterPrefix). */
+function parseCluster(props: ListenerProperties, secrets: ListenerSecrets): ClusterConfig {
+  const mode = oneOf(props.cluster, ['off', 'redis'] as const, 'off', 'cluster');
+  if (mode === 'off') return { mode };
+  const redisUrl = text(secrets.redisUrl);
+  // The URL may hold a password: the error names the problem, never the value.
+  const urlProblem = redisUrlProblem(redisUrl);
+  if (urlProblem) throw new ConfigError('OPTION_INVALID', urlProblem);
+  const prefix = text(props.clusterPrefix);
+  const prefixProblem = clusterPrefixProblem(prefix);
+  if (prefixProblem) throw new ConfigError('OPTION_INVALID', prefixProblem);
+  return { mode, redisUrl, prefix };
+}

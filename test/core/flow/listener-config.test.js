@@ -1,0 +1,113 @@
+'use strict';
+const assert = require('assert');
+const { built } = require('../../helpers/built');
+const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = built('core/flow/listener-config');
+const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = built('core/server/listener');
+const { DEFAULT_JWKS_TIMEOUT_MS } = built('core/auth/token-verifier');
+
+const base = { path: 'ws/x', authMode: 'none' };
+const code = (fn) => {
+  try {
+    fn();
+  } catch (err) {
+    return err.code;
+  }
+  return 'no error';
+};
+
+describe('core/listener-config', function () {
+  it('applies defaults that fail closed', function () {
+    const config = parseListenerConfig({ path: '/ws/x/' }, { secret: 's' });
+    assert.strictEqual(config.path, '/ws/x');
+    assert.strictEqual(config.verifier.mode, 'hs256', 'default mode verifies');
+    assert.strictEqual(config.scope, 'tenant');
+    assert.strictEqual(config.tenant.claim, 'tenant_id');
+    assert.strictEqual(config.onExpiry, 'disconnect');
+    assert.strictEqual(config.sessionTimeoutMs, 0);
+    assert.strictEqual(config.maxPayload, 1048576);
+  });
+
+  it('names every configuration problem', function () {
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '/debug/ws' }, {})), 'PATH_FORBIDDEN');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '/x/debug/ws/y' }, {})), 'PATH_FORBIDDEN');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '' }, {})), 'PATH_INVALID');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'hs256' }, {})), 'SECRET_MISSING');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'jwks', jwksUri: 'ftp://x' }, {})), 'JWKS_URI_INVALID');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'custom' }, {})), 'CUSTOM_VERIFIER_MISSING');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static' }, {})), 'TENANT_MISSING');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, scope: 'everyone' }, {})), 'OPTION_INVALID');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, rateLimit: '-1' }, {})), 'OPTION_INVALID');
+    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'HS256' }, {})), 'OPTION_INVALID');
+  });
+
+  it('refuses a static tenant id that no handshake could use, at deploy', function () {
+    for (const tenantId of ['acme\uD800', '\uDC00x', 'a\u0000b', 'x'.repeat(257)]) {
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+      // Also as the tenant of unverified connections (tenant from claim, mode none).
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'claim', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+    }
+    assert.strictEqual(parseListenerConfig({ ...base, tenantFrom: 'static', tenantId: 'acme-\u{1F600}' }, {}).tenant.staticTenantId, 'acme-\u{1F600}');
+  });
+
+  it('reads numbers in the units the editor shows', function () {
+    const config = parseListenerConfig({ ...base, sessionTimeout: '2', rateLimit: '10', maxConnections: '3', heartbeat: '0', origins: 'https://a.example, https://b.example' }, {});
+    assert.strictEqual(config.sessionTimeoutMs, 2000);
+    assert.strictEqual(config.rateLimit, 10);
+    assert.strictEqual(config.maxConnectionsPerTenant, 3);
+    assert.strictEqual(config.heartbeatMs, 0);
+    assert.deepStrictEqual(config.origins, ['https://a.example', 'https://b.example']);
+  });
+
+  it('peerProps: "*" by default and when absent, a parsed allowlist in entire-message mode', function () {
+    assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true' }, {}).peerProps, null, 'absent: every property, as before');
+    assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: '*' }, {}).peerProps, null);
+    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: ' payload , topic ' }, {}).peerProps, ['payload', 'topic']);
+    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: true, peerProps: 'payload' }, {}).peerProps, ['payload']);
+  });
+
+  it('peerProps: an invalid list is a configuration error in entire-message mode, unused in payload mode', function () {
+    for (const peerProps of ['payload,', 'a.b', '__proto__', '_session', '_msgid', 'constructor', 'payload,*']) {
+      assert.strictEqual(code(() => parseListenerConfig({ ...base, wholemsg: 'true', peerProps }, {})), 'OPTION_INVALID', peerProps);
+      // Payload mode puts the frame in msg.payload: the hidden field neither matters nor fails the node.
+      assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'false', peerProps }, {}).peerProps, null, peerProps);
+    }
+    assert.strictEqual(parseListenerConfig({ ...base, peerProps: 'payload' }, {}).peerProps, null, 'payload mode is the default');
+  });
+
+  it("reserves Node-RED's own upgrade endpoints: the editor comms at <httpAdminRoot>comms", function () {
+    assert.deepStrictEqual(reservedUpgradePaths({}), ['/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: '/' }), ['/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: '/admin' }), ['/admin/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: 'admin/' }), ['/admin/comms']);
+    assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: false }), [], 'no admin API, no comms');
+    const forbidden = (path, settings) => code(() => listenerRequestPath(path, settings));
+    // httpNodeRoot = httpAdminRoot = "/" (the default): /comms, with or without slashes.
+    for (const path of ['/comms', 'comms', '/comms/', 'comms//']) assert.strictEqual(forbidden(path, {}), 'PATH_FORBIDDEN', path);
+    assert.strictEqual(forbidden('comms', { httpNodeRoot: '/red', httpAdminRoot: '/red' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('admin/comms', { httpNodeRoot: '/', httpAdminRoot: '/admin' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('comms', { httpNodeRoot: '/api', httpAdminRoot: '/api/' }), 'PATH_FORBIDDEN');
+    assert.strictEqual(forbidden('/x/debug/ws', { httpNodeRoot: '/api' }), 'PATH_FORBIDDEN');
+    // Paths that do not collide are served, joined to httpNodeRoot.
+    assert.strictEqual(listenerRequestPath('/comms', { httpNodeRoot: '/api', httpAdminRoot: '/' }), '/api/comms');
+    assert.strictEqual(listenerRequestPath('/comms', { httpAdminRoot: '/admin' }), '/comms');
+    assert.strictEqual(listenerRequestPath('/comms', { httpAdminRoot: false }), '/comms');
+    assert.strictEqual(listenerRequestPath('/comms/x', {}), '/comms/x');
+    assert.strictEqual(listenerRequestPath('ws/x', { httpNodeRoot: '/api/' }), '/api/ws/x');
+  });
+
+  it("answers every handshake before Node-RED's inboundWebSocketTimeout cut", function () {
+    // Node-RED's default (setting absent, 0 or "") is 5000 ms.
+    for (const unset of [undefined, null, 0, '', 'soon']) {
+      assert.deepStrictEqual(handshakeTiming(unset), { inboundTimeoutMs: 5000, handshakeTimeoutMs: 4000, jwksTimeoutMs: 3000 }, String(unset));
+    }
+    assert.strictEqual(DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeTiming(undefined).handshakeTimeoutMs, 'core agrees with a default runtime');
+    assert.strictEqual(DEFAULT_JWKS_TIMEOUT_MS, handshakeTiming(undefined).jwksTimeoutMs, 'the JWKS timeout too');
+    assert.deepStrictEqual(handshakeTiming(2000), { inboundTimeoutMs: 2000, handshakeTimeoutMs: 1500, jwksTimeoutMs: 1125 });
+    assert.deepStrictEqual(handshakeTiming('8000'), { inboundTimeoutMs: 8000, handshakeTimeoutMs: 7000, jwksTimeoutMs: 6000 });
+    assert.deepStrictEqual(handshakeTiming(10000), { inboundTimeoutMs: 10000, handshakeTimeoutMs: 9000, jwksTimeoutMs: 8000 });
+    for (const inbound of [1, 3, 50, 999, 1000, 4999, 5000, 30000, 120000]) {
+      const t = handshakeTiming(inbound);
+      assert.ok(t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound), JSON.stringify(t));
+    }
+  });
+});

@@ -1,0 +1,124 @@
+'use strict';
+// The core listener on a plain http server: no Node-RED involved.
+const assert = require('assert');
+const http = require('http');
+const { createListener } = require('../../helpers/listener');
+const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
+const { signHS256 } = require('../../helpers/tokens');
+
+const SECRET = 'core-listener-secret-0123456789abcdef';
+
+function makeListener(server, path, extra = {}) {
+  return createListener(server, path, { verifier: { mode: 'hs256', secret: SECRET }, ...extra });
+}
+
+describe('core/listener', function () {
+  let server;
+  let base;
+  const sockets = [];
+  beforeEach(async function () {
+    server = http.createServer((req, res) => res.end('http'));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `ws://127.0.0.1:${server.address().port}`;
+  });
+  afterEach(async function () {
+    closeAll(sockets.splice(0));
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('many listeners share one upgrade handler, removed with the last', async function () {
+    const listeners = [];
+    for (let i = 0; i < 5; i++) {
+      const l = makeListener(server, `/p${i}`);
+      l.start();
+      listeners.push(l);
+    }
+    assert.strictEqual(server.listenerCount('upgrade'), 1);
+    const token = await signHS256(SECRET, { tenant_id: 't' });
+    const { ws } = await connect(`${base}/p3?token=${token}`);
+    sockets.push(ws);
+    assert.strictEqual(listeners[3].connectionCount, 1);
+    for (const l of listeners) await l.close();
+    assert.strictEqual(server.listenerCount('upgrade'), 0);
+  });
+
+  it('delivers text as text and binary as binary, encoding a broadcast once', async function () {
+    const listener = makeListener(server, '/x', { scope: 'global' });
+    listener.start();
+    const a = (await connect(`${base}/x?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+    const b = (await connect(`${base}/x?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+    sockets.push(a, b);
+    assert.strictEqual(listener.deliver(undefined, 'hello').delivered, 2);
+    listener.deliver(undefined, Buffer.from([9]));
+    const [textA, binA] = await waitForMessages(a, 2);
+    assert.strictEqual(textA, 'hello');
+    assert.ok(Buffer.isBuffer(binA));
+    await waitForMessages(b, 2);
+    await listener.close();
+  });
+
+  it('frees a tenant slot when the client vanishes during verification', async function () {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    const listener = createListener(server, '/slow', {
+      verifier: {
+        mode: 'custom',
+        keySetFetches: 0,
+        async verify() {
+          await gate;
+          return { claims: { tenant_id: 't' }, subject: undefined, expiresAt: undefined, authStatus: 'verified' };
+        },
+      },
+      maxConnectionsPerTenant: 1,
+    });
+    listener.start();
+    const WebSocket = require('ws');
+    const early = new WebSocket(`${base}/slow?token=x`);
+    early.on('error', () => {});
+    await delay(100);
+    early.terminate();
+    await delay(50);
+    release();
+    await delay(100);
+    const { ws } = await connect(`${base}/slow?token=x`);
+    sockets.push(ws);
+    assert.strictEqual(ws.readyState, WebSocket.OPEN, 'the slot of the vanished client was released');
+    const second = await connect(`${base}/slow?token=x`);
+    assert.strictEqual(second.status, 429);
+    await listener.close();
+  });
+
+  it('closes sessions with 1001 and refuses handshakes while closing', async function () {
+    const listener = makeListener(server, '/c');
+    listener.start();
+    const { ws } = await connect(`${base}/c?token=${await signHS256(SECRET, { tenant_id: 'a' })}`);
+    sockets.push(ws);
+    const closing = waitForClose(ws);
+    await listener.close();
+    assert.strictEqual((await closing).code, 1001);
+    assert.strictEqual(listener.connectionCount, 0);
+  });
+
+  it('a message listener that throws closes only that session with 1011; the process and other sessions carry on', async function () {
+    const listener = makeListener(server, '/throws', { scope: 'session' });
+    const enforced = [];
+    listener.on('enforced', (_s, reason) => enforced.push(reason));
+    listener.on('message', (session, data) => {
+      if (data === 'boom') throw new RangeError('Maximum call stack size exceeded');
+      listener.deliver(session.id, `echo ${data}`);
+    });
+    listener.start();
+    const a = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+    const b = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+    sockets.push(a, b);
+    const closed = waitForClose(a);
+    a.send('boom');
+    assert.deepStrictEqual(await closed, { code: 1011, reason: 'delivery failed' });
+    assert.deepStrictEqual(enforced, ['DELIVERY_FAILED']);
+    b.send('still here');
+    assert.deepStrictEqual(await waitForMessages(b, 1), ['echo still here']);
+    assert.strictEqual(listener.connectionCount, 1);
+    await listener.close();
+  });
+});
