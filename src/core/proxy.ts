@@ -19,7 +19,7 @@ import { HttpsProxyAgent } from 'https-proxy-agent';
 import { ConfigError } from './errors';
 
 // proxy-from-env ships no type declarations; this is the one function it exports.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- no types to import with
 const { getProxyForUrl } = require('proxy-from-env') as { getProxyForUrl(url: string): string };
 
 /** The proxy keys of `RED.settings.proxyOptions` this package reads. */

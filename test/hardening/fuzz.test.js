@@ -5,7 +5,6 @@
 // origins against an origin list. Replay a failure with FUZZ_SEED=<seed printed on failure>.
 const assert = require('assert');
 const path = require('path');
-const jose = require('jose');
 const { makeKey, signHS256, signWithKey, rawToken, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startHttpServer, startListener, rawHandshake, signRawHS256, prng, b64url } = require('../helpers/hardening');
