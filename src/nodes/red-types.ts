@@ -39,8 +39,7 @@ export interface NodeAPI {
   nodes: {
     createNode(node: object, def: NodeDef): void;
     getNode(id: string): unknown;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    registerType(type: string, ctor: (this: any, def: NodeDef) => void, opts?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
+    registerType<T extends Node>(type: string, ctor: (this: T, def: NodeDef) => void, opts?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
   };
   settings: Record<string, unknown> & { httpNodeRoot?: string | false; proxyOptions?: Record<string, string | undefined> };
   server: Server | undefined;

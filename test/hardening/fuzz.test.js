@@ -4,7 +4,6 @@
 // refusals), a few hundred of them as real handshakes against a real listener, and random
 // origins against an origin list. Replay a failure with FUZZ_SEED=<seed printed on failure>.
 const assert = require('assert');
-const jose = require('jose');
 const { makeKey, signHS256, signWithKey, rawToken, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startHttpServer, startListener, rawHandshake, signRawHS256, prng, b64url } = require('../helpers/hardening');

@@ -36,7 +36,7 @@ export function normaliseTenantId(value: unknown): string {
   if (typeof value === 'string') id = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value)) id = String(value);
   else throw new HandshakeError('TENANT_INVALID', 'not a string or integer');
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
   if (id.length === 0 || id.length > MAX_TENANT_LENGTH || /[\u0000-\u001f\u007f]/.test(id)) {
     throw new HandshakeError('TENANT_INVALID', 'empty, too long or not printable');
   }

@@ -97,7 +97,7 @@ export function defaultClusterPrefix(fullPath: string): string {
 /** Checks a user-supplied prefix; returns the message of the problem, or undefined. */
 export function clusterPrefixProblem(prefix: string): string | undefined {
   if (prefix.length > MAX_PREFIX_LENGTH) return `clusterPrefix longer than ${MAX_PREFIX_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
   if (/[\s\u0000-\u001f\u007f]/.test(prefix)) return 'clusterPrefix must not contain spaces or control characters';
   return undefined;
 }
@@ -120,7 +120,7 @@ export function redisUrlProblem(url: string | undefined): string | undefined {
 export function loadRedisModule(moduleId = 'ioredis'): RedisConstructor {
   let mod: unknown;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional dependency, loaded only in cluster mode
     mod = require(moduleId);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'load error';
