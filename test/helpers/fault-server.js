@@ -4,6 +4,7 @@
 // what a client left behind. The mode is read when a connection arrives: switching it (e.g. to
 // 'forward', which pipes to a good server) changes what the next connection gets, while connections
 // already wedged stay wedged, as they would on a real network.
+const { listen } = require('./loopback');
 const net = require('net');
 const tls = require('tls');
 
@@ -119,14 +120,7 @@ async function startFaultServer(options = {}) {
       }
     });
   });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port || 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = server.address().port;
+  const port = await listen(server, options.port || 0);
   // Not Object.assign: it would copy the getter's value once instead of the getter.
   Object.defineProperty(state, 'open', {
     /** Sockets accepted from clients (not counting forwarded upstream ones) that are still open. */

@@ -1,6 +1,7 @@
 'use strict';
 // A real ws (or wss) server on 127.0.0.1 that records every upgrade request (URL, headers) and
 // counts connections, including how many were open at the same time.
+const { listen } = require('./loopback');
 const http = require('http');
 const https = require('https');
 const { WebSocketServer } = require('ws');
@@ -40,14 +41,7 @@ async function startRecordingServer(options = {}) {
       if (options.onConnection) options.onConnection(ws, req);
     });
   });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port || 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = server.address().port;
+  const port = await listen(server, options.port || 0);
   const scheme = options.tls ? 'wss' : 'ws';
   return Object.assign(state, {
     port,

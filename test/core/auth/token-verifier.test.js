@@ -4,6 +4,7 @@ const { built } = require('../../helpers/built');
 const { createTokenVerifier } = built('core/auth/token-verifier');
 const { signHS256, makeKey, signWithKey, rawToken, now } = require('../../helpers/tokens');
 const { startJwksServer } = require('../../helpers/jwks-server');
+const { settleWithin } = require('../../helpers/wait');
 
 const SECRET = 'unit-secret-0123456789abcdef-0123456789';
 
@@ -219,12 +220,7 @@ describe('core/token-verifier', function () {
           mode: 'jwks', jwksUri: jwks.url, fetch: stuckOnce, jwksTimeoutMs: 200, jwksFailureBackoffMs: 50, jwksCooldownMs: 50,
         });
         const token = await signWithKey(key, { sub: 'u' });
-        let timer;
-        const first = await Promise.race([
-          verifier.verify(token).then(() => 'accepted', (err) => err.code),
-          new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
-        ]);
-        clearTimeout(timer);
+        const first = await settleWithin(verifier.verify(token), 5000, () => 'accepted', (err) => err.code);
         assert.strictEqual(first, 'KEYS_UNAVAILABLE');
         await new Promise((resolve) => setTimeout(resolve, 60));
         assert.strictEqual((await verifier.verify(token)).subject, 'u');

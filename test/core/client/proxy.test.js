@@ -10,7 +10,7 @@ const {
 const { createTokenVerifier } = built('core/auth/token-verifier');
 const { startConnectProxy } = require('../../helpers/connect-proxy');
 const { startFaultServer } = require('../../helpers/fault-server');
-const { waitFor } = require('../../helpers/wait');
+const { waitFor, settleWithin } = require('../../helpers/wait');
 const { selfSignedCert } = require('../../helpers/self-signed-cert');
 const { startRecordingServer } = require('../../helpers/recording-ws-server');
 const { listenOnLoopback } = require('../../helpers/loopback');
@@ -336,12 +336,7 @@ describe('core/proxy', function () {
         try {
           const f = createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
           for (let i = 0; i < 3; i++) {
-            let timer;
-            const outcome = await Promise.race([
-              f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }).then(() => 'resolved', (err) => err.name),
-              new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
-            ]);
-            clearTimeout(timer);
+            const outcome = await settleWithin(f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }), 5000);
             assert.strictEqual(outcome, 'TimeoutError');
           }
           assert.strictEqual(fault.accepted, 3);
@@ -356,12 +351,7 @@ describe('core/proxy', function () {
       const fault = await startFaultServer({ mode: 'silent' });
       try {
         const f = createProxyFetch({ https_proxy: `https://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
-        let timer;
-        const outcome = await Promise.race([
-          f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }).then(() => 'resolved', (err) => err.name),
-          new Promise((resolve) => { timer = setTimeout(() => resolve('still pending'), 5000); }),
-        ]);
-        clearTimeout(timer);
+        const outcome = await settleWithin(f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }), 5000);
         assert.strictEqual(outcome, 'TimeoutError');
         await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
       } finally {
