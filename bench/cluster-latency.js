@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * Cross-instance tenant delivery latency through Redis (issue 6's benchmark figure).
+ * Cross-instance tenant delivery latency through Redis.
  *
  * A real redis-server on a free loopback port and two instances, each its own process: by default
  * two real Node-RED runtimes with the same flow (listener on /ws/bench, tenant scope, cluster

@@ -69,7 +69,7 @@ function renderMarkdown(r) {
     }
   }
   lines.push('');
-  lines.push('Targets (issue 7): the median over rounds of the per-round ratio (min–max in brackets).');
+  lines.push('Targets: the median over rounds of the per-round ratio (min–max in brackets).');
   lines.push('');
   lines.push('| target | contender | measured | limit | result |');
   lines.push('|---|---|---:|---:|---|');
