@@ -2,7 +2,7 @@
 'use strict';
 /**
  * `npm run bench`: runs every contender one after another against the same load generator and
- * writes bench/results/latest.json and latest.md (then updates the README block).
+ * writes bench/results/latest.json and latest.md (then updates the block in docs/benchmarks.md).
  *
  * Each contender is its own server process (started with --expose-gc) and the load generator is
  * another process; everything listens on 127.0.0.1 with ephemeral ports. The main figure is the

@@ -1,5 +1,5 @@
 'use strict';
-// The markdown table the README shows (between <!-- bench:start --> and <!-- bench:end -->).
+// The markdown table docs/benchmarks.md shows (between <!-- bench:start --> and <!-- bench:end -->).
 
 const fmt = (n, d = 1) => (typeof n === 'number' && Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
 

@@ -2,7 +2,7 @@
  * Scale-out through Redis pub/sub: tenant and global deliveries made on one Node-RED instance reach
  * the connections held by every other instance of the same listener.
  *
- * Design (documented for users in docs/CLUSTER-SECTION.md):
+ * Design (documented for users in docs/cluster.md):
  * - Channels are `<prefix>:tenant`, `<prefix>:global` and `<prefix>:session`; the prefix defaults
  *   to `wsplus:<listener path>`, so two listeners never share a channel.
  * - The publishing instance delivers to its own connections directly and publishes once; every
