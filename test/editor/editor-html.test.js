@@ -268,7 +268,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       };
       // Texts the runtime completes with " (detail)" carry no placeholder of their own.
       for (const k of ['path-conflict', 'path-forbidden', 'path-invalid', 'missing-conf', 'secret-missing', 'jwks-uri-invalid', 'public-key-invalid',
-        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'invalid-url', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
+        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'url-invalid', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
         required[`websocket-plus.errors.${k}`] = [];
       }
       for (const lang of H.LANGUAGES) {

@@ -7,8 +7,6 @@ const { signHS256 } = require('../helpers/tokens');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
-const { built } = require('../helpers/built');
-const { headerResolver, heartbeatMs } = built('nodes/client-node');
 
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const SECRET = 'client-test-secret-0123456789abcdef-xyz';
@@ -55,32 +53,6 @@ describe('nodes/client (real Node-RED runtime)', function () {
     await helper.unload();
     helper.settings({});
     delete process.env.WSPLUS_CLIENT_TEST_KEY;
-  });
-
-  describe('helpers', function () {
-    it('resolves core-shaped headers at each call: static, env, preset, other name', function () {
-      const env = { API_KEY: 'one' };
-      const resolve = headerResolver([
-        { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'v1' },
-        { keyType: 'Authorization', keyValue: '', valueType: 'env', valueValue: 'API_KEY' },
-        { keyType: 'User-Agent', keyValue: '', valueType: 'preset-agent', valueValue: '' },
-        { keyType: 'other', keyValue: '', valueType: 'other', valueValue: 'no name' },
-        { keyType: 'other', keyValue: 'X-Missing', valueType: 'env', valueValue: 'NOT_SET' },
-        null,
-      ], (name) => env[name]);
-      assert.deepStrictEqual(resolve(), { 'X-Static': 'v1', Authorization: 'one', 'User-Agent': 'preset-agent' });
-      env.API_KEY = 'two';
-      assert.strictEqual(resolve().Authorization, 'two');
-      assert.deepStrictEqual(headerResolver(undefined, () => 'x')(), {});
-    });
-
-    it('heartbeat: seconds to ms, "" and "0" are off', function () {
-      assert.strictEqual(heartbeatMs(''), 0);
-      assert.strictEqual(heartbeatMs('0'), 0);
-      assert.strictEqual(heartbeatMs('abc'), 0);
-      assert.strictEqual(heartbeatMs('15'), 15000);
-      assert.strictEqual(heartbeatMs(0.5), 500);
-    });
   });
 
   describe('against a remote server', function () {
