@@ -144,6 +144,38 @@ describe('nodes/client (real Node-RED runtime)', function () {
       assert.strictEqual(server.connections, after, 'no reconnect after the node closed');
     });
 
+    it('maxPayload: a message at the limit is delivered, a bigger one closes the socket with 1009 and the client reconnects', async function () {
+      await load(clientFlow({ path: `${server.url}/big`, authMode: 'none', maxPayload: '1024' }, { events: true }));
+      const got = collect('h1');
+      await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
+      const before = server.connections;
+      const peer = [...server.wss.clients].at(-1);
+      let closeCode;
+      peer.once('close', (code) => { closeCode = code; });
+      peer.send('a'.repeat(1024));
+      await waitFor(() => got.some((m) => m.payload !== undefined), 'message at the limit delivered');
+      assert.strictEqual(got.find((m) => m.payload !== undefined).payload, 'a'.repeat(1024));
+      peer.send('b'.repeat(1025));
+      await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
+      assert.strictEqual(closeCode, 1009, 'the client closes with 1009 (message too big)');
+      await waitFor(() => server.connections === before + 1 && helper.getNode('c1').connection.connected, 'reconnected', 10000);
+      assert.ok(!got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')), 'the big message never reaches the flow');
+      assert.deepStrictEqual(got.filter((m) => m.event).map((m) => m.event).slice(-2), ['disconnect', 'connect']);
+    });
+
+    it('maxPayload: a client without the property (an older flow) accepts 1 MiB, not ws\'s 100 MiB', async function () {
+      const flow = clientFlow({ path: `${server.url}/default-limit`, authMode: 'none' });
+      delete flow[0].maxPayload;
+      await load(flow);
+      await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
+      const peer = [...server.wss.clients].at(-1);
+      let closeCode;
+      peer.once('close', (code) => { closeCode = code; });
+      peer.send(Buffer.alloc(1024 * 1024 + 1));
+      await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
+      assert.strictEqual(closeCode, 1009);
+    });
+
     it('warns when ws.out+ has no open connection', async function () {
       await load(clientFlow({ path: 'ws://127.0.0.1:1/nothing', authMode: 'none' }));
       helper.getNode('cout').receive({ payload: 'lost' });
