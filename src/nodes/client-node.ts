@@ -20,7 +20,7 @@ interface TlsConfigNode {
 
 type EvaluateProperty = (value: string, type: string, node: Node) => unknown;
 
-export interface ClientNode extends Node, Endpoint {
+interface ClientNode extends Node, Endpoint {
   connection?: OutboundConnection;
 }
 

@@ -17,7 +17,7 @@ import { AttachedNodes, connectionCountStatus, Endpoint, exposeEndpoint, failure
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
-export interface ListenerNode extends Node, Endpoint {
+interface ListenerNode extends Node, Endpoint {
   listener?: WebSocketListener;
 }
 

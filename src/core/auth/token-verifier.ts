@@ -61,13 +61,13 @@ export interface TokenVerifier {
 }
 
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
-export const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
+const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
 /**
  * Below the listener's default handshake deadline (4 s), so that core used on its own answers a
  * silent JWKS with 401 "keys unavailable" rather than 503 (see handshakeTiming in listener-config).
  */
 export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
-export const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
+const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
 /** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
 export const MIN_HS256_SECRET_BYTES = 32;
 
@@ -114,7 +114,7 @@ export function toHandshakeError(err: unknown, mode: AuthMode): HandshakeError {
 }
 
 /** Algorithms a PEM public key may verify, decided by the key, not by the token. */
-export function algorithmsForPublicKey(key: KeyObject): string[] {
+function algorithmsForPublicKey(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'rsa': return ['RS256', 'PS256'];
     case 'rsa-pss': return ['PS256'];

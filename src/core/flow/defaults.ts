@@ -56,9 +56,6 @@ export const CLIENT_DEFAULTS = Object.freeze({
   headers: Object.freeze([]) as readonly never[],
 });
 
-export type ListenerDefaults = typeof LISTENER_DEFAULTS;
-export type ClientDefaults = typeof CLIENT_DEFAULTS;
-
 /** The listener's runtime values for its defaults (what parseListenerConfig yields for the defaults). */
 export const LISTENER_RUNTIME_DEFAULTS = Object.freeze({
   maxPayload: Number(LISTENER_DEFAULTS.maxPayload),

@@ -78,7 +78,7 @@ export type ListenerTuning = Pick<
 export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
 
 /** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
-export const RESERVED_PATH_FRAGMENT = '/debug/ws';
+const RESERVED_PATH_FRAGMENT = '/debug/ws';
 
 /** The runtime settings that decide where Node-RED's own upgrade endpoints live. */
 export interface RuntimeHttpSettings {
@@ -124,7 +124,7 @@ export function refuseWhileMisconfigured(server: Server | undefined, path: unkno
 }
 
 /** Node-RED destroys an upgrade that nothing answered within `inboundWebSocketTimeout` ms, 5000 by default. */
-export const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
+const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
 
 export interface HandshakeTiming {
   /** When Node-RED cuts an unanswered upgrade. */
@@ -154,7 +154,7 @@ function text(value: unknown): string {
 }
 
 /** A count or duration: "" (or absent) is `fallback`; otherwise a finite number ≥ 0. */
-export function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
+function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
   const raw = text(value);
   if (raw === '') return fallback;
   const n = Number(raw);
@@ -174,7 +174,7 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback
   return raw as T;
 }
 
-export function validateListenerPath(value: unknown): string {
+function validateListenerPath(value: unknown): string {
   const raw = text(value);
   if (raw === '') throw new ConfigError('PATH_INVALID', 'empty');
   if (/[?#\s]/.test(raw)) throw new ConfigError('PATH_INVALID', 'must not contain ?, # or spaces');

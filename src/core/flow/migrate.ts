@@ -73,7 +73,7 @@ function clone<T>(value: T): T {
 }
 
 /** Checks that `input` looks like a Node-RED flow; throws MigrationError with a reason if not. */
-export function flowNodesOf(input: unknown): FlowNode[] {
+function flowNodesOf(input: unknown): FlowNode[] {
   let nodes: unknown = input;
   if (input !== null && typeof input === 'object' && !Array.isArray(input) && 'flows' in input) {
     nodes = (input as { flows: unknown }).flows;

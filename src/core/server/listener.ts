@@ -96,7 +96,7 @@ export interface ListenerEvents {
   enforced: [session: ListenerSession, reason: SessionCloseCode];
 }
 
-export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /**
  * Below Node-RED's default `inboundWebSocketTimeout` (5 s), after which it destroys an upgrade that
  * nothing answered: the 503 must reach the client first (see handshakeTiming in listener-config).
