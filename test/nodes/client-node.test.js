@@ -7,13 +7,15 @@ const { signHS256 } = require('../helpers/tokens');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
+const { built } = require('../helpers/built');
+const { CLIENT_DEFAULTS } = built('core/flow/defaults');
 
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const SECRET = 'client-test-secret-0123456789abcdef-xyz';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function clientNode(id, props) {
-  return { id, type: 'websocket-plus-client', path: '', tls: '', subprotocol: '', wholemsg: 'false', authMode: 'jwt', hb: '', headers: [], ...props };
+  return { id, type: 'websocket-plus-client', ...CLIENT_DEFAULTS, headers: [], ...props };
 }
 
 /** Client c1 with ws.in+ -> helper h1 and a ws.out+ fed by tests. */

@@ -32,15 +32,15 @@ export interface TokenVerifierOptions {
   maxTokenLength?: number;
   /** jwks: fetch used for the key set (proxy support); defaults to the global fetch. */
   fetch?: typeof fetch;
-  /** jwks: fetch timeout in ms. */
+  /** jwks: fetch timeout in ms. Default is 3000. */
   jwksTimeoutMs?: number;
-  /** jwks: shortest time between two refetches caused by an unknown kid, ms. */
+  /** jwks: shortest time between two refetches caused by an unknown kid, ms. Default is 30000. */
   jwksCooldownMs?: number;
-  /** jwks: how long a fetched key set is trusted before it is refetched, ms. */
+  /** jwks: how long a fetched key set is trusted before it is refetched, ms. Default is 600000. */
   jwksCacheMaxAgeMs?: number;
-  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. */
+  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. Default is 1000 (at most the cooldown). */
   jwksFailureBackoffMs?: number;
-  /** jwks: largest key set response accepted, bytes. */
+  /** jwks: largest key set response accepted, bytes. Default is 524288. */
   jwksMaxBytes?: number;
 }
 
@@ -75,6 +75,7 @@ export const MIN_HS256_SECRET_BYTES = 32;
 export function hasShortSecret(options: Pick<TokenVerifierOptions, 'mode' | 'secret'>): boolean {
   return options.mode === 'hs256' && Buffer.byteLength(options.secret ?? '') < MIN_HS256_SECRET_BYTES;
 }
+
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'ES256'];
 const JOSE_CODE_TO_REFUSAL: Record<string, ConstructorParameters<typeof HandshakeError>[0]> = {
   ERR_JWT_EXPIRED: 'TOKEN_EXPIRED',

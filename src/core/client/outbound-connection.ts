@@ -34,7 +34,7 @@ export interface OutboundConnectionOptions {
   authMode?: OutboundAuthMode;
   /** The token, or a function read at each connect (so a rotated token is used on reconnect). */
   token?: string | (() => string | undefined);
-  /** Comma-separated subprotocols; empty means none. */
+  /** Comma-separated subprotocols; empty means none. Default is none. */
   subprotocol?: string;
   /** Extra handshake headers, resolved at each connect (environment variables may change). */
   headers?: () => Record<string, string> | undefined;
@@ -42,10 +42,10 @@ export interface OutboundConnectionOptions {
   tls?: TlsOptions;
   /** `RED.settings.proxyOptions`-shaped settings; the environment is used when they name no proxy. */
   proxy?: ProxySettings | null;
-  /** Ping interval in ms; a ping unanswered when the next is due terminates the socket. 0 = off. */
+  /** Ping interval in ms; a ping unanswered when the next is due terminates the socket. 0 = off. Default is 0. */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
-  /** Longest time from the start of an attempt to the open socket (proxy included), ms. */
+  /** Longest time from the start of an attempt to the open socket (proxy included), ms. Default is 30000. */
   handshakeTimeoutMs?: number;
   /** Largest incoming message in bytes; bigger closes the socket with 1009. Default is ws's (100 MiB); the client node sets 1048576. */
   maxPayload?: number;
