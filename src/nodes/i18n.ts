@@ -28,5 +28,8 @@ export function text(RED: NodeAPI, key: string, substitutions?: Record<string, u
   if (translated && translated !== key) return translated;
   const fallback = englishText(key);
   if (fallback === undefined) return key;
-  return fallback.replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
+  // Node-RED's interpolation: __name__.
+  return fallback.replace(/__(\w+)__/g, (whole, name: string) =>
+    substitutions && name in substitutions ? String(substitutions[name]) : whole,
+  );
 }

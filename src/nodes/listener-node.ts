@@ -3,7 +3,9 @@
  * Node-RED's own HTTP(S) server and connects it to the ws.in+ / ws.out+ nodes that use it.
  */
 import { ConfigError, describeConfigError } from '../core/errors';
-import { handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, refuseWhileMisconfigured } from '../core/flow/listener-config';
+import {
+  handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, refuseWhileMisconfigured,
+} from '../core/flow/listener-config';
 import { deliveryProblem, WebSocketListener, ListenerSession } from '../core/server/listener';
 import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
 import { filterPeerProps } from '../core/flow/peer-props';

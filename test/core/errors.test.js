@@ -109,7 +109,8 @@ describe('core/errors', function () {
       seen.push(key);
       return key === 'websocket-plus.errors.path-conflict' ? 'Pfad schon belegt' : key;
     };
-    assert.strictEqual(describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate), 'Pfad schon belegt (path is already used by another listener: /ws)');
+    assert.strictEqual(describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
+      'Pfad schon belegt (path is already used by another listener: /ws)');
     assert.strictEqual(describeConfigError(new ConfigError('SERVER_MISSING'), translate), 'no HTTP server');
     assert.strictEqual(describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''), 'token missing');
     assert.strictEqual(describeConfigError(new Error('boom'), translate), 'boom');

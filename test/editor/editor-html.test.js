@@ -64,7 +64,8 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       const d = byType['websocket-plus-listener'].defaults;
       // The values live in core (LISTENER_DEFAULTS); the ones that decide safety are pinned here too.
       const expected = LISTENER_DEFAULTS;
-      assert.deepStrictEqual([expected.authMode, expected.maxPayload, expected.scope, expected.peerProps], ['hs256', '1048576', 'tenant', '*']);
+      assert.deepStrictEqual([expected.authMode, expected.maxPayload, expected.scope, expected.peerProps],
+        ['hs256', '1048576', 'tenant', '*']);
       assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(expected).sort());
       for (const [k, v] of Object.entries(expected)) assert.strictEqual(d[k].value, v, `listener ${k}`);
       assert.strictEqual(d.path.required, true);
@@ -73,7 +74,8 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     it('has the client properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-client'].defaults;
       assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(CLIENT_DEFAULTS).sort());
-      assert.deepStrictEqual(Object.keys(d).sort(), ['authMode', 'hb', 'headers', 'maxPayload', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
+      assert.deepStrictEqual(Object.keys(d).sort(),
+        ['authMode', 'hb', 'headers', 'maxPayload', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
       assert.strictEqual(d.maxPayload.value, CLIENT_DEFAULTS.maxPayload);
       assert.strictEqual(d.maxPayload.value, '1048576');
       assert.strictEqual(d.authMode.value, 'jwt');

@@ -146,7 +146,7 @@ describe('nodes/client (real Node-RED runtime)', function () {
       assert.strictEqual(server.connections, after, 'no reconnect after the node closed');
     });
 
-    it('maxPayload: a message at the limit is delivered, a bigger one closes the socket with 1009 and the client reconnects', async function () {
+    it('maxPayload: a message at the limit is delivered, a bigger one closes with 1009 and the client reconnects', async function () {
       await load(clientFlow({ path: `${server.url}/big`, authMode: 'none', maxPayload: '1024' }, { events: true }));
       const got = collect('h1');
       await waitFor(() => helper.getNode('c1').connection.connected, 'connected');

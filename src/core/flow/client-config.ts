@@ -88,7 +88,14 @@ export function parseClientConfig(props: ClientProperties, token: string | undef
   };
 }
 
+export interface ClientSession {
+  type: 'websocket';
+  id: string | undefined;
+  authStatus: 'none';
+  routingScope: 'session';
+}
+
 /** `msg._session` of a client's messages: its one socket, no verified identity. */
-export function clientSession(id: string | undefined): { type: 'websocket'; id: string | undefined; authStatus: 'none'; routingScope: 'session' } {
+export function clientSession(id: string | undefined): ClientSession {
   return { type: 'websocket', id, authStatus: 'none', routingScope: 'session' };
 }

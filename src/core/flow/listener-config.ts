@@ -114,7 +114,11 @@ export function listenerRequestPath(path: string, settings: RuntimeHttpSettings)
  * never a path of Node-RED's own (the editor's comms keeps working). Returns the function that
  * stops refusing, or undefined when the path itself is unusable.
  */
-export function refuseWhileMisconfigured(server: Server | undefined, path: unknown, settings: RuntimeHttpSettings): (() => void) | undefined {
+export function refuseWhileMisconfigured(
+  server: Server | undefined,
+  path: unknown,
+  settings: RuntimeHttpSettings,
+): (() => void) | undefined {
   if (!server) return undefined;
   try {
     return refuseUpgrades(server, listenerRequestPath(validateListenerPath(path), settings), 503);

@@ -62,13 +62,15 @@ describe('core/flow/client-config', function () {
     assert.strictEqual(parse(''), 1048576);
     assert.strictEqual(parse('0'), 1048576);
     for (const bad of ['-1', 'abc', 'Infinity']) {
-      assert.throws(() => parse(bad), (err) => err.name === 'ConfigError' && err.code === 'OPTION_INVALID' && /maxPayload/.test(err.message), bad);
+      const refused = (err) => err.name === 'ConfigError' && err.code === 'OPTION_INVALID' && /maxPayload/.test(err.message);
+      assert.throws(() => parse(bad), refused, bad);
     }
   });
 
   it('checks peerProps only in entire-message mode', function () {
     assert.strictEqual(parseClientConfig({ path: 'ws://h/x', peerProps: 'a.b' }, undefined, noEnv).peerProps, null);
-    assert.throws(() => parseClientConfig({ path: 'ws://h/x', wholemsg: 'true', peerProps: 'a.b' }, undefined, noEnv), (err) => err.code === 'OPTION_INVALID');
+    const whole = { path: 'ws://h/x', wholemsg: 'true', peerProps: 'a.b' };
+    assert.throws(() => parseClientConfig(whole, undefined, noEnv), (err) => err.code === 'OPTION_INVALID');
   });
 
   it('a client message carries its socket id and no verified identity', function () {

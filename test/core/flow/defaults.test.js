@@ -32,7 +32,8 @@ describe('core/flow/defaults', function () {
   });
 
   it('is frozen', function () {
-    for (const o of [LISTENER_DEFAULTS, CLIENT_DEFAULTS, LISTENER_RUNTIME_DEFAULTS, CLIENT_RUNTIME_DEFAULTS, CLIENT_DEFAULTS.headers]) assert.ok(Object.isFrozen(o));
+    const objects = [LISTENER_DEFAULTS, CLIENT_DEFAULTS, LISTENER_RUNTIME_DEFAULTS, CLIENT_RUNTIME_DEFAULTS, CLIENT_DEFAULTS.headers];
+    for (const o of objects) assert.ok(Object.isFrozen(o));
     assert.throws(() => { 'use strict'; LISTENER_DEFAULTS.maxPayload = '1'; }, TypeError);
   });
 

@@ -1,7 +1,9 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming, refuseWhileMisconfigured } = built('core/flow/listener-config');
+const {
+  parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming, refuseWhileMisconfigured,
+} = built('core/flow/listener-config');
 const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = built('core/server/listener');
 const { DEFAULT_JWKS_TIMEOUT_MS } = built('core/auth/token-verifier');
 
