@@ -171,7 +171,7 @@ function main(argv, out, errOut) {
   try {
     result = migrate.migrateFlow(parsed);
   } catch (err) {
-    if (err && err.name === 'MigrationInputError') {
+    if (err && err.name === 'MigrationError') {
       errOut.write(`error: ${opts.input}: ${err.message}\n`);
       return EXIT_INPUT;
     }

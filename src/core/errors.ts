@@ -67,6 +67,38 @@ export const ConfigProblem = {
 
 export type ConfigProblemCode = keyof typeof ConfigProblem;
 
+/** Problems with the input of `migrate` (the flow file is not a Node-RED flow). */
+export const MigrationProblem = {
+  FLOW_INVALID: 'not a Node-RED flow',
+} as const;
+
+export type MigrationProblemCode = keyof typeof MigrationProblem;
+
+/** The code tables by kind; each code has a message catalogue text under the kind's section. */
+const CATALOGUE_SECTIONS = {
+  handshake: 'refusals',
+  close: 'closes',
+  config: 'errors',
+  migration: 'migration',
+} as const;
+
+export type ErrorKind = keyof typeof CATALOGUE_SECTIONS;
+
+interface CodesOfKind {
+  handshake: HandshakeRefusalCode;
+  close: SessionCloseCode;
+  config: ConfigProblemCode;
+  migration: MigrationProblemCode;
+}
+
+/**
+ * The message catalogue key of a code, derived from it: ConfigError `PATH_FORBIDDEN` →
+ * `websocket-plus.errors.path-forbidden`, refusal `TOKEN_EXPIRED` → `websocket-plus.refusals.token-expired`.
+ */
+export function messageKey<K extends ErrorKind>(kind: K, code: CodesOfKind[K]): string {
+  return `websocket-plus.${CATALOGUE_SECTIONS[kind]}.${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
 /** A handshake that must be refused; `status` is the HTTP status sent back. */
 export class HandshakeError extends Error {
   readonly code: HandshakeRefusalCode;
@@ -91,6 +123,30 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.code = code;
   }
+}
+
+/** A flow given to `migrate` that is not a Node-RED flow. */
+export class MigrationError extends Error {
+  readonly code: MigrationProblemCode;
+  constructor(code: MigrationProblemCode, detail?: string) {
+    super(detail ? `${MigrationProblem[code]}: ${detail}` : MigrationProblem[code]);
+    this.name = 'MigrationError';
+    this.code = code;
+  }
+}
+
+/**
+ * A deploy-time problem for the node's status and log: a ConfigError in the reader's language
+ * (`translate` answers "" or the key itself for a key it has no text for) followed by its detail;
+ * anything else as is.
+ */
+export function describeConfigError(err: unknown, translate: (key: string) => string): string {
+  if (err instanceof ConfigError) {
+    const key = messageKey('config', err.code);
+    const translated = translate(key);
+    return translated && translated !== key ? `${translated} (${err.message})` : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function isHandshakeError(err: unknown): err is HandshakeError {

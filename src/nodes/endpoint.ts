@@ -24,6 +24,16 @@ export function isEndpoint(value: unknown): value is Endpoint {
 
 const STATUS_COALESCE_MS = 100;
 
+/** A listener's status: green with its connection count, yellow while its cluster is degraded; a dot once someone is connected. */
+export function connectionCountStatus(count: number, degraded: boolean, text: string): NodeStatus {
+  return { fill: degraded ? 'yellow' : 'green', shape: count > 0 ? 'dot' : 'ring', text };
+}
+
+/** A failed deploy, shown on every attached node. */
+export function failureStatus(text: string): NodeStatus {
+  return { fill: 'red', shape: 'ring', text };
+}
+
 /** Ends a config node's close handler once `closing` settles; a failure is reported, never thrown. */
 export function finishClose(node: Node, closing: Promise<void> | undefined, done: () => void): void {
   if (!closing) {

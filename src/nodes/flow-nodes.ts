@@ -3,6 +3,7 @@
  * does) and leave all the work to it.
  */
 import { Endpoint, isEndpoint } from './endpoint';
+import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red-types';
 
 /** The node's endpoint, or undefined after reporting that none is configured. */
@@ -10,7 +11,7 @@ function attachToEndpoint(RED: NodeAPI, node: Node, def: NodeDef): Endpoint | un
   const id = (def.client as string | undefined) || (def.server as string | undefined);
   const endpoint = id ? RED.nodes.getNode(id) : undefined;
   if (isEndpoint(endpoint)) return endpoint;
-  const problem = RED._('websocket-plus.errors.missing-conf');
+  const problem = text(RED, 'websocket-plus.errors.missing-conf');
   node.error(problem);
   node.status({ fill: 'red', shape: 'ring', text: problem });
   return undefined;

@@ -2,60 +2,24 @@
  * `websocket-plus-listener` config node: wires the flow properties to a core WebSocketListener on
  * Node-RED's own HTTP(S) server and connects it to the ws.in+ / ws.out+ nodes that use it.
  */
-import { ConfigError } from '../core/errors';
-import { handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, validateListenerPath } from '../core/flow/listener-config';
-import { WebSocketListener, ListenerSession } from '../core/server/listener';
+import { ConfigError, describeConfigError } from '../core/errors';
+import {
+  handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, refuseWhileMisconfigured,
+} from '../core/flow/listener-config';
+import { deliveryProblem, WebSocketListener, ListenerSession } from '../core/server/listener';
 import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
 import { filterPeerProps } from '../core/flow/peer-props';
-import { createTokenVerifier, CustomVerifyFunction, MIN_HS256_SECRET_BYTES } from '../core/auth/token-verifier';
-import { refuseUpgrades } from '../core/server/upgrade-dispatcher';
+import { createTokenVerifier, CustomVerifyFunction, hasShortSecret, MIN_HS256_SECRET_BYTES } from '../core/auth/token-verifier';
 import { LogThrottle } from '../core/log-throttle';
+import { scrubSecrets, urlSecrets } from '../core/secrets';
 import { createProxyFetch, ProxySettings } from '../core/client/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster/cluster-bus';
 import { RedisTenantLimiter } from '../core/cluster/redis-tenant-limiter';
-import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
+import { AttachedNodes, connectionCountStatus, Endpoint, exposeEndpoint, failureStatus, finishClose } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
-/** i18n key of a configuration problem (catalogue `websocket-plus.errors.*`). */
-const CONFIG_ERROR_KEYS: Partial<Record<ConfigError['code'], string>> = {
-  PATH_FORBIDDEN: 'path-forbidden',
-  PATH_INVALID: 'path-invalid',
-  PATH_CONFLICT: 'path-conflict',
-  SECRET_MISSING: 'secret-missing',
-  JWKS_URI_INVALID: 'jwks-uri-invalid',
-  PUBLIC_KEY_INVALID: 'public-key-invalid',
-  CUSTOM_VERIFIER_MISSING: 'custom-verifier-missing',
-  TENANT_MISSING: 'tenant-missing',
-  OPTION_INVALID: 'option-invalid',
-  URL_INVALID: 'invalid-url',
-  SERVER_MISSING: 'server-missing',
-  TOKEN_MISSING: 'token-missing',
-};
-
-export function describeConfigError(RED: NodeAPI, err: unknown): string {
-  if (err instanceof ConfigError) {
-    const key = `websocket-plus.errors.${CONFIG_ERROR_KEYS[err.code] ?? 'option-invalid'}`;
-    const translated = text(RED, key, '');
-    return translated ? `${translated} (${err.message})` : err.message;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * A listener that cannot start answers its path with 503 (fail closed, and fast) until redeployed;
- * never a path of Node-RED's own (the editor's comms keeps working).
- */
-function refuseWhileMisconfigured(RED: NodeAPI, path: unknown): (() => void) | undefined {
-  if (!RED.server) return undefined;
-  try {
-    return refuseUpgrades(RED.server, listenerRequestPath(validateListenerPath(path), RED.settings), 503);
-  } catch {
-    return undefined;
-  }
-}
-
-export interface ListenerNode extends Node, Endpoint {
+interface ListenerNode extends Node, Endpoint {
   listener?: WebSocketListener;
 }
 
@@ -76,10 +40,7 @@ export function registerListener(RED: NodeAPI): void {
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
       config = parseListenerConfig(def as ListenerProperties, { secret: node.credentials?.secret, verifyToken: settings.verifyToken, redisUrl: node.credentials?.redisUrl });
-      if (config.verifier.mode === 'hs256' && Buffer.byteLength(config.verifier.secret ?? '') < MIN_HS256_SECRET_BYTES) {
-        // RFC 8725 §3.5: a short or memorable HS256 secret can be brute-forced offline from one token.
-        node.warn(text(RED, 'websocket-plus.warnings.short-secret', `shared secret is shorter than ${MIN_HS256_SECRET_BYTES} bytes: use a long random secret`, { bytes: MIN_HS256_SECRET_BYTES }));
-      }
+      if (hasShortSecret(config.verifier)) node.warn(text(RED, 'websocket-plus.warnings.short-secret', { bytes: MIN_HS256_SECRET_BYTES }));
       if (!RED.server) throw new ConfigError('SERVER_MISSING');
       const listenerPath = listenerRequestPath(config.path, RED.settings);
       // Every handshake answer (401/503) must reach the client before Node-RED cuts the upgrade.
@@ -90,6 +51,7 @@ export function registerListener(RED: NodeAPI): void {
         if (config.maxConnectionsPerTenant > 0) clusterLimiter = new RedisTenantLimiter(cluster, { maxPerTenant: config.maxConnectionsPerTenant });
       }
       const listener = new WebSocketListener({
+        ...config,
         server: RED.server,
         path: listenerPath,
         cluster,
@@ -101,38 +63,27 @@ export function registerListener(RED: NodeAPI): void {
           fetch: config.verifier.fetch ?? createProxyFetch(RED.settings.proxyOptions as ProxySettings | undefined),
         }),
         handshakeTimeoutMs: timing.handshakeTimeoutMs,
-        tenant: config.tenant,
-        scope: config.scope,
-        sessionTimeoutMs: config.sessionTimeoutMs,
-        onExpiry: config.onExpiry,
-        rateLimit: config.rateLimit,
-        maxConnectionsPerTenant: config.maxConnectionsPerTenant,
-        maxPayload: config.maxPayload,
-        origins: config.origins,
-        heartbeatMs: config.heartbeatMs,
       });
       listener.start();
       node.listener = listener;
     } catch (err) {
-      failure = describeConfigError(RED, err);
+      failure = describeConfigError(err, (key) => text(RED, key));
       node.error(failure);
       // Nothing is connected yet; this frees the limiter's timer.
       void clusterLimiter?.close();
       void cluster?.close();
       cluster = undefined;
       clusterLimiter = undefined;
-      stopRefusing = refuseWhileMisconfigured(RED, def.path);
+      stopRefusing = refuseWhileMisconfigured(RED.server, def.path, RED.settings);
     }
 
     const connectedStatus = (): NodeStatus => {
       const count = node.listener?.connectionCount ?? 0;
-      if (cluster?.state === 'degraded') {
-        // Redis is away: local connections are still served, other instances are not reached.
-        return { fill: 'yellow', shape: count > 0 ? 'dot' : 'ring', text: text(RED, 'websocket-plus.status.degraded', `connected ${count} (cluster degraded)`, { count }) };
-      }
-      return { fill: 'green', shape: count > 0 ? 'dot' : 'ring', text: RED._('websocket-plus.status.connected', { count }) };
+      // Redis away: local connections are still served, other instances are not reached.
+      const degraded = cluster?.state === 'degraded';
+      return connectionCountStatus(count, degraded, text(RED, `websocket-plus.status.${degraded ? 'degraded' : 'connected'}`, { count }));
     };
-    attached.setStatus(failure ? { fill: 'red', shape: 'ring', text: failure } : connectedStatus());
+    attached.setStatus(failure ? failureStatus(failure) : connectedStatus());
 
     const wholeMessage = config?.wholeMessage ?? false;
     const peerProps = config?.peerProps ?? null;
@@ -169,36 +120,27 @@ export function registerListener(RED: NodeAPI): void {
       listener.on('enforced', (_session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));
     }
     if (listener && cluster) {
-      const scrub = secretScrubber(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);
+      const secrets = urlSecrets(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);
       cluster.on('state', (state) => {
         if (state === 'closed') return;
-        if (state === 'degraded') {
-          node.warn(text(RED, 'websocket-plus.errors.cluster-unavailable', 'Redis cluster unavailable: delivering locally only'));
-        } else if (state === 'ready') {
-          node.log('cluster connected');
-        }
+        if (state === 'degraded') node.warn(text(RED, 'websocket-plus.errors.cluster-unavailable'));
+        else if (state === 'ready') node.log('cluster connected');
         attached.setStatus(connectedStatus());
       });
-      cluster.on('connectionError', (err) => clusterLog.note(`cluster: ${scrub(err.message)}`));
-      cluster.on('deliveryError', (err) => clusterLog.note(`cluster: ${scrub(err.message)}`));
+      cluster.on('connectionError', (err) => clusterLog.note(`cluster: ${scrubSecrets(err.message, secrets)}`));
+      cluster.on('deliveryError', (err) => clusterLog.note(`cluster: ${scrubSecrets(err.message, secrets)}`));
     }
 
     exposeEndpoint(node, attached, (msg: NodeMessage, output: Node) => {
       if (!listener) {
-        output.warn(RED._('websocket-plus.errors.listener-unavailable'));
+        output.warn(text(RED, 'websocket-plus.errors.listener-unavailable'));
         return;
       }
       const frame = messageToFrame(msg, wholeMessage);
       if (frame === undefined) return;
       const session = msg._session as { id?: unknown } | undefined;
-      const result = listener.deliver(session?.id, frame);
-      // A session unknown here may live on another instance: the cluster routes it to its owner.
-      if (result.published && result.miss === 'unknown-session') return;
-      if (result.miss === 'no-session' || result.miss === 'unknown-session') {
-        output.warn(RED._('websocket-plus.errors.no-session'));
-      } else if (result.miss === 'session-closed') {
-        output.warn(RED._('websocket-plus.errors.session-closed'));
-      }
+      const problem = deliveryProblem(listener.deliver(session?.id, frame));
+      if (problem) output.warn(text(RED, `websocket-plus.errors.${problem}`));
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -215,19 +157,4 @@ export function registerListener(RED: NodeAPI): void {
   RED.nodes.registerType('websocket-plus-listener', WebSocketPlusListenerNode, {
     credentials: { secret: { type: 'password' }, redisUrl: { type: 'password' } },
   });
-}
-
-/** Removes the Redis password (and the URL itself) from a message before it is logged. */
-function secretScrubber(url: string | undefined): (text: string) => string {
-  const secrets: string[] = [];
-  if (url) {
-    secrets.push(url);
-    try {
-      const parsed = new URL(url);
-      if (parsed.password) secrets.push(parsed.password, decodeURIComponent(parsed.password));
-    } catch {
-      // validated before; nothing to add
-    }
-  }
-  return (text) => secrets.reduce((out, secret) => (secret ? out.split(secret).join('***') : out), text);
 }

@@ -3,8 +3,20 @@
 // code a peer can be sent, and the typed errors carry code and status without leaking details.
 const assert = require('assert');
 const { built } = require('../helpers/built');
+const H = require('../helpers/editor-html');
 const errors = built('core/errors');
-const { HandshakeRefusal, SessionClose, ConfigProblem, HandshakeError, ConfigError, isHandshakeError } = errors;
+const {
+  HandshakeRefusal, SessionClose, ConfigProblem, MigrationProblem, HandshakeError, ConfigError, MigrationError, isHandshakeError,
+  messageKey, describeConfigError,
+} = errors;
+
+const CATALOGUES = Object.fromEntries(H.LANGUAGES.map((lang) => [lang, H.readCatalogue(H.root, lang)]));
+const ALL_CODES = {
+  handshake: Object.keys(HandshakeRefusal),
+  close: Object.keys(SessionClose),
+  config: Object.keys(ConfigProblem),
+  migration: Object.keys(MigrationProblem),
+};
 
 describe('core/errors', function () {
   it('maps every handshake refusal to a 4xx/5xx status and a non-empty reason', function () {
@@ -56,5 +68,53 @@ describe('core/errors', function () {
     assert.strictEqual(isHandshakeError(new ConfigError('OPTION_INVALID')), false);
     assert.strictEqual(isHandshakeError(Object.assign(new Error('x'), { code: 'TOKEN_EXPIRED', status: 401 })), false);
     assert.strictEqual(isHandshakeError(undefined), false);
+  });
+
+  it('has an en-US, de and ja text for every code of every kind, under a key derived from the code', function () {
+    let checked = 0;
+    for (const [kind, codes] of Object.entries(ALL_CODES)) {
+      assert.ok(codes.length > 0, kind);
+      for (const code of codes) {
+        const key = messageKey(kind, code);
+        assert.match(key, /^websocket-plus\.(refusals|closes|errors|migration)\.[a-z0-9]+(-[a-z0-9]+)*$/, key);
+        for (const lang of H.LANGUAGES) {
+          const value = H.lookup(CATALOGUES[lang], key);
+          assert.ok(typeof value === 'string' && value.trim() !== '', `${lang}: ${key} (${kind} ${code}) has no text`);
+        }
+        checked++;
+      }
+    }
+    assert.ok(checked >= 40, String(checked));
+  });
+
+  it('derives catalogue keys from codes: PATH_FORBIDDEN -> websocket-plus.errors.path-forbidden', function () {
+    assert.strictEqual(messageKey('config', 'PATH_FORBIDDEN'), 'websocket-plus.errors.path-forbidden');
+    assert.strictEqual(messageKey('config', 'URL_INVALID'), 'websocket-plus.errors.url-invalid');
+    assert.strictEqual(messageKey('handshake', 'TOKEN_NOT_YET_VALID'), 'websocket-plus.refusals.token-not-yet-valid');
+    assert.strictEqual(messageKey('close', 'HEARTBEAT_MISSED'), 'websocket-plus.closes.heartbeat-missed');
+    assert.strictEqual(messageKey('migration', 'FLOW_INVALID'), 'websocket-plus.migration.flow-invalid');
+  });
+
+  it('MigrationError carries its code and the problem text', function () {
+    const err = new MigrationError('FLOW_INVALID', 'element 0 has no "id"');
+    assert.ok(err instanceof Error);
+    assert.strictEqual(err.name, 'MigrationError');
+    assert.strictEqual(err.code, 'FLOW_INVALID');
+    assert.strictEqual(err.message, 'not a Node-RED flow: element 0 has no "id"');
+  });
+
+  it('describeConfigError: the translated problem with its detail; untranslated or other errors as they are', function () {
+    const seen = [];
+    const translate = (key) => {
+      seen.push(key);
+      return key === 'websocket-plus.errors.path-conflict' ? 'Pfad schon belegt' : key;
+    };
+    assert.strictEqual(describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
+      'Pfad schon belegt (path is already used by another listener: /ws)');
+    assert.strictEqual(describeConfigError(new ConfigError('SERVER_MISSING'), translate), 'no HTTP server');
+    assert.strictEqual(describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''), 'token missing');
+    assert.strictEqual(describeConfigError(new Error('boom'), translate), 'boom');
+    assert.strictEqual(describeConfigError('text', translate), 'text');
+    assert.deepStrictEqual(seen, ['websocket-plus.errors.path-conflict', 'websocket-plus.errors.server-missing']);
   });
 });

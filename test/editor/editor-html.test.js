@@ -6,6 +6,7 @@ const fs = require('fs');
 const path = require('path');
 const H = require('../helpers/editor-html');
 const { built: loadBuilt } = require('../helpers/built');
+const { LISTENER_DEFAULTS, CLIENT_DEFAULTS } = loadBuilt('core/flow/defaults');
 
 const built = path.join(H.root, 'nodes');
 const htmlFile = path.join(built, 'websocket-plus.html');
@@ -61,12 +62,10 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('has the listener properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-listener'].defaults;
-      const expected = {
-        path: '', wholemsg: 'false', peerProps: '*', authMode: 'hs256', jwksUri: '', publicKey: '', issuer: '', audience: '',
-        tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '',
-        onExpiry: 'disconnect', rateLimit: '', maxConnections: '', maxPayload: '1048576', origins: '',
-        heartbeat: '30', clockTolerance: '5', cluster: 'off', clusterPrefix: '',
-      };
+      // The values live in core (LISTENER_DEFAULTS); the ones that decide safety are pinned here too.
+      const expected = LISTENER_DEFAULTS;
+      assert.deepStrictEqual([expected.authMode, expected.maxPayload, expected.scope, expected.peerProps],
+        ['hs256', '1048576', 'tenant', '*']);
       assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(expected).sort());
       for (const [k, v] of Object.entries(expected)) assert.strictEqual(d[k].value, v, `listener ${k}`);
       assert.strictEqual(d.path.required, true);
@@ -74,7 +73,11 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('has the client properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-client'].defaults;
-      assert.deepStrictEqual(Object.keys(d).sort(), ['authMode', 'hb', 'headers', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
+      assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(CLIENT_DEFAULTS).sort());
+      assert.deepStrictEqual(Object.keys(d).sort(),
+        ['authMode', 'hb', 'headers', 'maxPayload', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
+      assert.strictEqual(d.maxPayload.value, CLIENT_DEFAULTS.maxPayload);
+      assert.strictEqual(d.maxPayload.value, '1048576');
       assert.strictEqual(d.authMode.value, 'jwt');
       assert.strictEqual(d.peerProps.value, '*');
       assert.strictEqual(d.wholemsg.value, 'false');
@@ -268,7 +271,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       };
       // Texts the runtime completes with " (detail)" carry no placeholder of their own.
       for (const k of ['path-conflict', 'path-forbidden', 'path-invalid', 'missing-conf', 'secret-missing', 'jwks-uri-invalid', 'public-key-invalid',
-        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'invalid-url', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
+        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'url-invalid', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
         required[`websocket-plus.errors.${k}`] = [];
       }
       for (const lang of H.LANGUAGES) {

@@ -441,9 +441,11 @@ describe('hardening: hostile frames after the handshake (a real node-red process
         `{"payload":[${Array.from({ length: 40000 }, (_, i) => i % 10).join(',')}]}`,
         JSON.stringify(Object.fromEntries(Array.from({ length: 8000 }, (_, i) => [`k${i}`, [i]]))),
         `{"payload":[1e400,-1e400,${'9'.repeat(5000)}]}`,
-        `{"payload":"${'x'.repeat(1024 * 1024)}"}`,
+        // Exactly the client's default maxPayload (1 MiB): the largest frame it accepts.
+        `{"payload":"${'x'.repeat(1024 * 1024 - '{"payload":""}'.length)}"}`,
         `{"payload":${nest(MAX_DEPTH - 1)},"__proto__":{"polluted":1}}`,
       ];
+      assert.strictEqual(Buffer.byteLength(frames[3]), 1024 * 1024);
       for (const key of ['c-wide-p', 'c-wide-m']) {
         const r = await sendToClient(key, (ws) => frames.forEach((f) => ws.send(f)), { echoes: frames.length });
         assert.strictEqual(r.echoes.length, frames.length, key);

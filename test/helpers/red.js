@@ -5,6 +5,7 @@ const helper = require('node-red-node-test-helper');
 
 helper.init(require.resolve('node-red'));
 const plusNodes = require(path.join(__dirname, '..', '..', 'nodes', 'websocket-plus.js'));
+const { LISTENER_DEFAULTS } = require('./built').built('core/flow/defaults');
 
 /** Loads `flow` (with `credentials`) and resolves when it has started. */
 function load(flow, credentials = {}, extraNodes = []) {
@@ -29,7 +30,7 @@ function collect(nodeId) {
 
 /** Listener + in -> (optional function) -> helper; in -> out echo wiring built by callers. */
 function listenerNode(id, props) {
-  return { id, type: 'websocket-plus-listener', path: '/ws/test', wholemsg: 'false', authMode: 'none', tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '', onExpiry: 'disconnect', rateLimit: '', maxConnections: '', ...props };
+  return { id, type: 'websocket-plus-listener', ...LISTENER_DEFAULTS, path: '/ws/test', authMode: 'none', ...props };
 }
 
 module.exports = { helper, load, wsUrl, collect, listenerNode, plusNodes };

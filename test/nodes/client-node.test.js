@@ -8,14 +8,14 @@ const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
 const { built } = require('../helpers/built');
-const { headerResolver, heartbeatMs } = built('nodes/client-node');
+const { CLIENT_DEFAULTS } = built('core/flow/defaults');
 
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const SECRET = 'client-test-secret-0123456789abcdef-xyz';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function clientNode(id, props) {
-  return { id, type: 'websocket-plus-client', path: '', tls: '', subprotocol: '', wholemsg: 'false', authMode: 'jwt', hb: '', headers: [], ...props };
+  return { id, type: 'websocket-plus-client', ...CLIENT_DEFAULTS, headers: [], ...props };
 }
 
 /** Client c1 with ws.in+ -> helper h1 and a ws.out+ fed by tests. */
@@ -55,32 +55,6 @@ describe('nodes/client (real Node-RED runtime)', function () {
     await helper.unload();
     helper.settings({});
     delete process.env.WSPLUS_CLIENT_TEST_KEY;
-  });
-
-  describe('helpers', function () {
-    it('resolves core-shaped headers at each call: static, env, preset, other name', function () {
-      const env = { API_KEY: 'one' };
-      const resolve = headerResolver([
-        { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'v1' },
-        { keyType: 'Authorization', keyValue: '', valueType: 'env', valueValue: 'API_KEY' },
-        { keyType: 'User-Agent', keyValue: '', valueType: 'preset-agent', valueValue: '' },
-        { keyType: 'other', keyValue: '', valueType: 'other', valueValue: 'no name' },
-        { keyType: 'other', keyValue: 'X-Missing', valueType: 'env', valueValue: 'NOT_SET' },
-        null,
-      ], (name) => env[name]);
-      assert.deepStrictEqual(resolve(), { 'X-Static': 'v1', Authorization: 'one', 'User-Agent': 'preset-agent' });
-      env.API_KEY = 'two';
-      assert.strictEqual(resolve().Authorization, 'two');
-      assert.deepStrictEqual(headerResolver(undefined, () => 'x')(), {});
-    });
-
-    it('heartbeat: seconds to ms, "" and "0" are off', function () {
-      assert.strictEqual(heartbeatMs(''), 0);
-      assert.strictEqual(heartbeatMs('0'), 0);
-      assert.strictEqual(heartbeatMs('abc'), 0);
-      assert.strictEqual(heartbeatMs('15'), 15000);
-      assert.strictEqual(heartbeatMs(0.5), 500);
-    });
   });
 
   describe('against a remote server', function () {
@@ -170,6 +144,38 @@ describe('nodes/client (real Node-RED runtime)', function () {
       await waitFor(() => server.open === 0, 'socket closed by the redeploy');
       await sleep(1500); // longer than the first backoff delay
       assert.strictEqual(server.connections, after, 'no reconnect after the node closed');
+    });
+
+    it('maxPayload: a message at the limit is delivered, a bigger one closes with 1009 and the client reconnects', async function () {
+      await load(clientFlow({ path: `${server.url}/big`, authMode: 'none', maxPayload: '1024' }, { events: true }));
+      const got = collect('h1');
+      await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
+      const before = server.connections;
+      const peer = [...server.wss.clients].at(-1);
+      let closeCode;
+      peer.once('close', (code) => { closeCode = code; });
+      peer.send('a'.repeat(1024));
+      await waitFor(() => got.some((m) => m.payload !== undefined), 'message at the limit delivered');
+      assert.strictEqual(got.find((m) => m.payload !== undefined).payload, 'a'.repeat(1024));
+      peer.send('b'.repeat(1025));
+      await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
+      assert.strictEqual(closeCode, 1009, 'the client closes with 1009 (message too big)');
+      await waitFor(() => server.connections === before + 1 && helper.getNode('c1').connection.connected, 'reconnected', 10000);
+      assert.ok(!got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')), 'the big message never reaches the flow');
+      assert.deepStrictEqual(got.filter((m) => m.event).map((m) => m.event).slice(-2), ['disconnect', 'connect']);
+    });
+
+    it('maxPayload: a client without the property (an older flow) accepts 1 MiB, not ws\'s 100 MiB', async function () {
+      const flow = clientFlow({ path: `${server.url}/default-limit`, authMode: 'none' });
+      delete flow[0].maxPayload;
+      await load(flow);
+      await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
+      const peer = [...server.wss.clients].at(-1);
+      let closeCode;
+      peer.once('close', (code) => { closeCode = code; });
+      peer.send(Buffer.alloc(1024 * 1024 + 1));
+      await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
+      assert.strictEqual(closeCode, 1009);
     });
 
     it('warns when ws.out+ has no open connection', async function () {

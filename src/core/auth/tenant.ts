@@ -15,8 +15,8 @@ export interface TenantPolicy {
 }
 
 /** Tenant of every connection when nothing can be trusted to name one (mode none, no static id). */
-export const DEFAULT_TENANT = 'default';
-export const MAX_TENANT_LENGTH = 256;
+const DEFAULT_TENANT = 'default';
+const MAX_TENANT_LENGTH = 256;
 
 /**
  * A lone surrogate has no UTF-8 form: Redis and every other UTF-8 channel would turn it into U+FFFD,

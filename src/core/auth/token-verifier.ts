@@ -7,6 +7,7 @@
 import { createPublicKey, KeyObject, webcrypto } from 'node:crypto';
 import * as jose from 'jose';
 import { HandshakeError } from '../errors';
+import { LISTENER_RUNTIME_DEFAULTS } from '../flow/defaults';
 
 export type AuthMode = 'none' | 'hs256' | 'jwks' | 'publickey' | 'custom';
 
@@ -25,21 +26,21 @@ export interface TokenVerifierOptions {
   verifyToken?: CustomVerifyFunction;
   issuer?: string;
   audience?: string;
-  /** Seconds of clock skew accepted on exp, nbf and iat. */
+  /** Seconds of clock skew accepted on exp, nbf and iat. Default is 5. */
   clockToleranceSeconds?: number;
-  /** Longest accepted token, checked before any parsing. */
+  /** Longest accepted token, checked before any parsing. Default is 8192. */
   maxTokenLength?: number;
   /** jwks: fetch used for the key set (proxy support); defaults to the global fetch. */
   fetch?: typeof fetch;
-  /** jwks: fetch timeout in ms. */
+  /** jwks: fetch timeout in ms. Default is 3000. */
   jwksTimeoutMs?: number;
-  /** jwks: shortest time between two refetches caused by an unknown kid, ms. */
+  /** jwks: shortest time between two refetches caused by an unknown kid, ms. Default is 30000. */
   jwksCooldownMs?: number;
-  /** jwks: how long a fetched key set is trusted before it is refetched, ms. */
+  /** jwks: how long a fetched key set is trusted before it is refetched, ms. Default is 600000. */
   jwksCacheMaxAgeMs?: number;
-  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. */
+  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. Default is 1000 (at most the cooldown). */
   jwksFailureBackoffMs?: number;
-  /** jwks: largest key set response accepted, bytes. */
+  /** jwks: largest key set response accepted, bytes. Default is 524288. */
   jwksMaxBytes?: number;
 }
 
@@ -60,16 +61,21 @@ export interface TokenVerifier {
 }
 
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
-export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
-export const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
+const DEFAULT_JWKS_FAILURE_BACKOFF_MS = 1000;
 /**
  * Below the listener's default handshake deadline (4 s), so that core used on its own answers a
  * silent JWKS with 401 "keys unavailable" rather than 503 (see handshakeTiming in listener-config).
  */
 export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
-export const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
+const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
 /** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
 export const MIN_HS256_SECRET_BYTES = 32;
+
+/** An HS256 verifier whose secret is shorter than MIN_HS256_SECRET_BYTES (RFC 8725 §3.5: brute-forceable offline from one token). */
+export function hasShortSecret(options: Pick<TokenVerifierOptions, 'mode' | 'secret'>): boolean {
+  return options.mode === 'hs256' && Buffer.byteLength(options.secret ?? '') < MIN_HS256_SECRET_BYTES;
+}
+
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'ES256'];
 const JOSE_CODE_TO_REFUSAL: Record<string, ConstructorParameters<typeof HandshakeError>[0]> = {
   ERR_JWT_EXPIRED: 'TOKEN_EXPIRED',
@@ -109,7 +115,7 @@ export function toHandshakeError(err: unknown, mode: AuthMode): HandshakeError {
 }
 
 /** Algorithms a PEM public key may verify, decided by the key, not by the token. */
-export function algorithmsForPublicKey(key: KeyObject): string[] {
+function algorithmsForPublicKey(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'rsa': return ['RS256', 'PS256'];
     case 'rsa-pss': return ['PS256'];
@@ -159,7 +165,7 @@ function verifiedResult(claims: Record<string, unknown>, authStatus: 'verified' 
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const mode = options.mode;
-  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  const tolerance = options.clockToleranceSeconds ?? LISTENER_RUNTIME_DEFAULTS.clockToleranceSeconds;
   const maxLength = options.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH;
   let keySetFetches = 0;
 

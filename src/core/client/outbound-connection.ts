@@ -14,9 +14,9 @@ import type { Agent } from 'node:http';
 import { WebSocket, ClientOptions, RawData } from 'ws';
 import { ConfigError, SessionClose, SessionCloseCode } from '../errors';
 import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
+import { sanitiseError } from '../secrets';
 
 export type OutboundAuthMode = 'jwt' | 'none';
-
 
 export interface BackoffOptions {
   /** First delay after a failure, ms (default 1000). */
@@ -34,7 +34,7 @@ export interface OutboundConnectionOptions {
   authMode?: OutboundAuthMode;
   /** The token, or a function read at each connect (so a rotated token is used on reconnect). */
   token?: string | (() => string | undefined);
-  /** Comma-separated subprotocols; empty means none. */
+  /** Comma-separated subprotocols; empty means none. Default is none. */
   subprotocol?: string;
   /** Extra handshake headers, resolved at each connect (environment variables may change). */
   headers?: () => Record<string, string> | undefined;
@@ -42,12 +42,12 @@ export interface OutboundConnectionOptions {
   tls?: TlsOptions;
   /** `RED.settings.proxyOptions`-shaped settings; the environment is used when they name no proxy. */
   proxy?: ProxySettings | null;
-  /** Ping interval in ms; a ping unanswered when the next is due terminates the socket. 0 = off. */
+  /** Ping interval in ms; a ping unanswered when the next is due terminates the socket. 0 = off. Default is 0. */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
-  /** Longest time from the start of an attempt to the open socket (proxy included), ms. */
+  /** Longest time from the start of an attempt to the open socket (proxy included), ms. Default is 30000. */
   handshakeTimeoutMs?: number;
-  /** Largest incoming message in bytes (ws default when unset). */
+  /** Largest incoming message in bytes; bigger closes the socket with 1009. Default is ws's (100 MiB); the client node sets 1048576. */
   maxPayload?: number;
 }
 
@@ -93,29 +93,6 @@ export function appendToken(url: string, token: string): string {
 export function backoffDelay(failures: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
   const base = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30));
   return Math.round(base / 2 + (base / 2) * random());
-}
-
-/**
- * A copy of `err` whose message (and nothing else that could hold it) names no secret. Errors from
- * ws or the network may quote the URL; only safe fields (code, errno, syscall, address, port) are
- * carried over, never `cause` or the original stack.
- */
-export function sanitiseError(err: unknown, secrets: ReadonlyArray<string | undefined>): Error {
-  let message = err instanceof Error ? err.message : String(err);
-  for (const secret of secrets) {
-    if (!secret) continue;
-    for (const form of new Set([secret, encodeURIComponent(secret)])) message = message.split(form).join('***');
-  }
-  // Belt and braces: any token query parameter and any URL credentials are masked too.
-  message = message.replace(/([?&]token=)[^&\s#"']*/gi, '$1***').replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
-  const safe = new Error(message);
-  safe.name = err instanceof Error && typeof err.name === 'string' ? err.name : 'Error';
-  const source = err as Record<string, unknown> | null;
-  for (const key of ['code', 'errno', 'syscall', 'address', 'port'] as const) {
-    const value = source && typeof source === 'object' ? source[key] : undefined;
-    if (typeof value === 'string' || typeof value === 'number') (safe as unknown as Record<string, unknown>)[key] = value;
-  }
-  return safe;
 }
 
 export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {

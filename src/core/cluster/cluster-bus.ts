@@ -83,9 +83,9 @@ export interface ClusterBusStats {
 
 type RedisConstructor = new (url: string, options: RedisOptions) => RedisClient;
 
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
-export const DEFAULT_MAX_RECONNECT_DELAY_MS = 2000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+const DEFAULT_MAX_RECONNECT_DELAY_MS = 2000;
 const QUIT_TIMEOUT_MS = 1000;
 const MAX_PREFIX_LENGTH = 200;
 
@@ -153,7 +153,7 @@ export function encodeEnvelope(origin: string, kind: ClusterKind, key: string, f
   return Buffer.concat([head, keyBytes, frame]);
 }
 
-export interface Envelope {
+interface Envelope {
   origin: string;
   kind: ClusterKind;
   key: string;

@@ -22,7 +22,7 @@ import type { Redis as RedisClient } from 'ioredis';
 import type { TenantConnectionLimiter } from '../server/tenant-limiter';
 import type { ClusterBus, ClusterState } from './cluster-bus';
 
-export const DEFAULT_LEASE_MS = 15_000;
+const DEFAULT_LEASE_MS = 15_000;
 
 const ACQUIRE = `
 local t = redis.call('TIME')

@@ -6,11 +6,12 @@ import { ConfigError } from '../errors';
 import type { RoutingScope } from '../server/session-registry';
 import { normaliseTenantId, TenantPolicy } from '../auth/tenant';
 import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from '../auth/token-verifier';
-import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from '../auth/token-verifier';
-import { joinNodeRoot, normalisePath } from '../server/upgrade-dispatcher';
+import type { Server } from 'node:http';
+import { joinNodeRoot, normalisePath, refuseUpgrades } from '../server/upgrade-dispatcher';
 import { normaliseOrigin } from '../auth/origin';
 import { clusterPrefixProblem, redisUrlProblem } from '../cluster/cluster-bus';
 import { parsePeerProps, PeerProps } from './peer-props';
+import { LISTENER_DEFAULTS as D, LISTENER_RUNTIME_DEFAULTS as R } from './defaults';
 
 export interface ListenerProperties {
   path?: unknown;
@@ -40,27 +41,44 @@ export interface ListenerProperties {
 export interface ListenerConfig {
   /** Path as configured (normalised, before httpNodeRoot is joined). */
   path: string;
+  /** The whole message travels as JSON. Default is false (msg.payload only). */
   wholeMessage: boolean;
-  /** Properties a peer's entire-message frame may set; null = every one ("*", and always in payload mode). */
+  /** Properties a peer's entire-message frame may set; null = every one ("*", and always in payload mode). Default is null. */
   peerProps: PeerProps;
+  /** How the handshake token is verified. Default mode is "hs256", clock tolerance 5 s. */
   verifier: TokenVerifierOptions;
+  /** Where the tenant comes from. Default is the `tenant_id` claim. */
   tenant: TenantPolicy;
+  /** Where a reply goes. Default is "tenant" (migrated listeners: "session"). */
   scope: RoutingScope;
+  /** Close sessions after this many ms (4002); 0 = never. Default is 0. */
   sessionTimeoutMs: number;
+  /** What happens at the token's exp: close with 4001, or keep the session. Default is "disconnect". */
   onExpiry: 'disconnect' | 'allow';
+  /** Messages per second per connection; beyond it the connection is closed with 1008. 0 = none. Default is 0. */
   rateLimit: number;
+  /** Connections per tenant; beyond it the handshake gets 429. 0 = none. Default is 0. */
   maxConnectionsPerTenant: number;
+  /** Largest incoming message in bytes; bigger closes with 1009. Default is 1048576 (1 MiB). */
   maxPayload: number;
+  /** Allowed browser origins; empty = no check. Default is empty. */
   origins: string[];
+  /** Ping interval in ms; a client that misses a pong is terminated. 0 = off. Default is 30000. */
   heartbeatMs: number;
-  /** Scale-out through Redis; "off" unless the listener asks for it. */
+  /** Scale-out through Redis; "off" unless the listener asks for it. Default is off. */
   cluster: ClusterConfig;
 }
+
+/** The parsed options the core listener takes as they are (ListenerOptions derives from them). */
+export type ListenerTuning = Pick<
+  ListenerConfig,
+  'tenant' | 'scope' | 'sessionTimeoutMs' | 'onExpiry' | 'rateLimit' | 'maxConnectionsPerTenant' | 'maxPayload' | 'origins' | 'heartbeatMs'
+>;
 
 export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
 
 /** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
-export const RESERVED_PATH_FRAGMENT = '/debug/ws';
+const RESERVED_PATH_FRAGMENT = '/debug/ws';
 
 /** The runtime settings that decide where Node-RED's own upgrade endpoints live. */
 export interface RuntimeHttpSettings {
@@ -91,8 +109,26 @@ export function listenerRequestPath(path: string, settings: RuntimeHttpSettings)
   return full;
 }
 
+/**
+ * A listener that cannot start answers its path with 503 (fail closed, and fast) until redeployed;
+ * never a path of Node-RED's own (the editor's comms keeps working). Returns the function that
+ * stops refusing, or undefined when the path itself is unusable.
+ */
+export function refuseWhileMisconfigured(
+  server: Server | undefined,
+  path: unknown,
+  settings: RuntimeHttpSettings,
+): (() => void) | undefined {
+  if (!server) return undefined;
+  try {
+    return refuseUpgrades(server, listenerRequestPath(validateListenerPath(path), settings), 503);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Node-RED destroys an upgrade that nothing answered within `inboundWebSocketTimeout` ms, 5000 by default. */
-export const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
+const NODE_RED_INBOUND_WEBSOCKET_TIMEOUT_MS = 5000;
 
 export interface HandshakeTiming {
   /** When Node-RED cuts an unanswered upgrade. */
@@ -122,12 +158,17 @@ function text(value: unknown): string {
 }
 
 /** A count or duration: "" (or absent) is `fallback`; otherwise a finite number ≥ 0. */
-export function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
+function nonNegativeNumber(value: unknown, name: string, fallback: number): number {
   const raw = text(value);
   if (raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new ConfigError('OPTION_INVALID', `${name} must be a number ≥ 0`);
   return n;
+}
+
+/** Bytes of the largest incoming message: "" (or 0) is `fallback`; fractions are cut. */
+export function parseMaxPayload(value: unknown, fallback: number): number {
+  return Math.floor(nonNegativeNumber(value, 'maxPayload', fallback)) || fallback;
 }
 
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
@@ -137,7 +178,7 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback
   return raw as T;
 }
 
-export function validateListenerPath(value: unknown): string {
+function validateListenerPath(value: unknown): string {
   const raw = text(value);
   if (raw === '') throw new ConfigError('PATH_INVALID', 'empty');
   if (/[?#\s]/.test(raw)) throw new ConfigError('PATH_INVALID', 'must not contain ?, # or spaces');
@@ -156,12 +197,12 @@ export interface ListenerSecrets {
 
 export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
   const path = validateListenerPath(props.path);
-  const mode = oneOf<AuthMode>(props.authMode, ['none', 'hs256', 'jwks', 'publickey', 'custom'], 'hs256', 'authMode');
+  const mode = oneOf<AuthMode>(props.authMode, ['none', 'hs256', 'jwks', 'publickey', 'custom'], D.authMode, 'authMode');
   const verifier: TokenVerifierOptions = {
     mode,
     issuer: text(props.issuer) || undefined,
     audience: text(props.audience) || undefined,
-    clockToleranceSeconds: nonNegativeNumber(props.clockTolerance, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE_SECONDS),
+    clockToleranceSeconds: nonNegativeNumber(props.clockTolerance, 'clockTolerance', R.clockToleranceSeconds),
   };
   if (mode === 'hs256') {
     if (!secrets.secret) throw new ConfigError('SECRET_MISSING');
@@ -186,7 +227,7 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     verifier.verifyToken = secrets.verifyToken;
   }
 
-  const tenantFrom = oneOf(props.tenantFrom, ['claim', 'static'] as const, 'claim', 'tenantFrom');
+  const tenantFrom = oneOf(props.tenantFrom, ['claim', 'static'] as const, D.tenantFrom, 'tenantFrom');
   const staticTenantId = text(props.tenantId);
   if (tenantFrom === 'static' && staticTenantId === '') throw new ConfigError('TENANT_MISSING');
   // Refused here, at deploy, rather than on every handshake.
@@ -213,22 +254,22 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     // Payload mode puts the frame in msg.payload only: the list is not used there, so not checked either.
     peerProps: wholeMessage ? parsePeerProps(props.peerProps) : null,
     verifier,
-    tenant: { from: tenantFrom, claim: text(props.tenantClaim) || 'tenant_id', staticTenantId },
-    scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], 'tenant', 'scope'),
-    sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', 0) * 1000,
-    onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, 'disconnect', 'onExpiry'),
-    rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', 0),
-    maxConnectionsPerTenant: Math.floor(nonNegativeNumber(props.maxConnections, 'maxConnections', 0)),
-    maxPayload: Math.floor(nonNegativeNumber(props.maxPayload, 'maxPayload', 1024 * 1024)) || 1024 * 1024,
+    tenant: { from: tenantFrom, claim: text(props.tenantClaim) || D.tenantClaim, staticTenantId },
+    scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], D.scope, 'scope'),
+    sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', R.sessionTimeoutMs / 1000) * 1000,
+    onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, D.onExpiry, 'onExpiry'),
+    rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', R.rateLimit),
+    maxConnectionsPerTenant: Math.floor(nonNegativeNumber(props.maxConnections, 'maxConnections', R.maxConnectionsPerTenant)),
+    maxPayload: parseMaxPayload(props.maxPayload, R.maxPayload),
     origins,
-    heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', 30) * 1000,
+    heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', R.heartbeatMs / 1000) * 1000,
     cluster: parseCluster(props, secrets),
   };
 }
 
 /** `prefix` "" means: derive it from the listener's full path (defaultClusterPrefix). */
 function parseCluster(props: ListenerProperties, secrets: ListenerSecrets): ClusterConfig {
-  const mode = oneOf(props.cluster, ['off', 'redis'] as const, 'off', 'cluster');
+  const mode = oneOf(props.cluster, ['off', 'redis'] as const, D.cluster, 'cluster');
   if (mode === 'off') return { mode };
   const redisUrl = text(secrets.redisUrl);
   // The URL may hold a password: the error names the problem, never the value.

@@ -52,7 +52,7 @@ export function frameToMessage(data: Buffer | string, wholeMessage: boolean, max
 }
 
 /** Core's RED.util.ensureString: Buffers stay binary, objects become JSON, the rest a string. */
-export function payloadToFrame(payload: unknown): OutgoingFrame {
+function payloadToFrame(payload: unknown): OutgoingFrame {
   if (Buffer.isBuffer(payload)) return payload;
   if (typeof payload === 'string') return payload;
   if (payload !== null && typeof payload === 'object') return JSON.stringify(payload);

@@ -9,6 +9,9 @@
  * "reply to the client that sent the message".
  */
 
+import { MigrationError } from '../errors';
+import { CLIENT_DEFAULTS, LISTENER_DEFAULTS } from './defaults';
+
 export type FlowNode = Record<string, unknown> & { id?: unknown; type?: unknown };
 
 /** A flow as Node-RED stores it (an array of nodes) or as the admin API v2 returns it. */
@@ -34,13 +37,6 @@ export interface MigrationResult<T extends FlowInput = FlowInput> {
   changes: MigrationChange[];
 }
 
-export class MigrationInputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MigrationInputError';
-  }
-}
-
 /** Core type → websocket-plus type. */
 export const TYPE_MAP: Readonly<Record<string, string>> = Object.freeze({
   'websocket in': 'websocket-plus in',
@@ -51,41 +47,10 @@ export const TYPE_MAP: Readonly<Record<string, string>> = Object.freeze({
 
 /** Properties a migrated node gets when it does not have them, per new type (order = flow JSON order). */
 export const MIGRATION_DEFAULTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = Object.freeze({
-  'websocket-plus-listener': Object.freeze({
-    path: '',
-    wholemsg: 'false',
-    // Core forwards every property of an entire-message frame: "*" keeps that behaviour.
-    peerProps: '*',
-    authMode: 'hs256',
-    jwksUri: '',
-    publicKey: '',
-    issuer: '',
-    audience: '',
-    tenantFrom: 'claim',
-    tenantClaim: 'tenant_id',
-    tenantId: '',
-    scope: 'session',
-    sessionTimeout: '',
-    onExpiry: 'disconnect',
-    rateLimit: '',
-    maxConnections: '',
-    maxPayload: '1048576',
-    origins: '',
-    heartbeat: '30',
-    clockTolerance: '5',
-    cluster: 'off',
-    clusterPrefix: '',
-  }),
-  'websocket-plus-client': Object.freeze({
-    path: '',
-    tls: '',
-    subprotocol: '',
-    wholemsg: 'false',
-    peerProps: '*',
-    authMode: 'none',
-    hb: '',
-    headers: Object.freeze([]),
-  }),
+  // Replies go to the sending session only: the closest match to core's "reply to the sender".
+  'websocket-plus-listener': Object.freeze({ ...LISTENER_DEFAULTS, scope: 'session' }),
+  // The core client sends no token; it had no message size limit, a migrated one gets the default.
+  'websocket-plus-client': Object.freeze({ ...CLIENT_DEFAULTS, authMode: 'none' }),
   'websocket-plus in': Object.freeze({
     name: '',
     server: '',
@@ -107,24 +72,24 @@ function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
-/** Checks that `input` looks like a Node-RED flow; throws MigrationInputError with a reason if not. */
-export function flowNodesOf(input: unknown): FlowNode[] {
+/** Checks that `input` looks like a Node-RED flow; throws MigrationError with a reason if not. */
+function flowNodesOf(input: unknown): FlowNode[] {
   let nodes: unknown = input;
   if (input !== null && typeof input === 'object' && !Array.isArray(input) && 'flows' in input) {
     nodes = (input as { flows: unknown }).flows;
   }
   if (!Array.isArray(nodes)) {
-    throw new MigrationInputError('not a Node-RED flow: expected a JSON array of nodes (or an object with a "flows" array)');
+    throw new MigrationError('FLOW_INVALID', 'expected a JSON array of nodes (or an object with a "flows" array)');
   }
   if (!isNodeArray(nodes)) {
-    throw new MigrationInputError('not a Node-RED flow: every element must be a node object');
+    throw new MigrationError('FLOW_INVALID', 'every element must be a node object');
   }
   nodes.forEach((n, i) => {
     if (typeof n.type !== 'string' || n.type === '') {
-      throw new MigrationInputError(`not a Node-RED flow: element ${i} has no "type"`);
+      throw new MigrationError('FLOW_INVALID', `element ${i} has no "type"`);
     }
     if (typeof n.id !== 'string' || n.id === '') {
-      throw new MigrationInputError(`not a Node-RED flow: element ${i} (${n.type}) has no "id"`);
+      throw new MigrationError('FLOW_INVALID', `element ${i} (${n.type}) has no "id"`);
     }
   });
   return nodes;

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HandshakeError, SessionClose, SessionCloseCode } from '../errors';
 import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
-import { resolveTenant, TenantPolicy } from '../auth/tenant';
+import { resolveTenant } from '../auth/tenant';
 import { toHandshakeError, TokenVerifier, VerifiedToken } from '../auth/token-verifier';
 import { destroySocket, dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
 import { LocalTenantLimiter, TenantConnectionLimiter } from './tenant-limiter';
@@ -21,37 +21,28 @@ import { ExpirySchedule } from './expiry-schedule';
 import { isOriginAllowed } from '../auth/origin';
 import { readToken } from '../auth/handshake-token';
 import type { ClusterKind, ClusterLink, ClusterReceiver } from '../cluster/cluster-bus';
+import type { ListenerTuning } from '../flow/listener-config';
+import { LISTENER_RUNTIME_DEFAULTS } from '../flow/defaults';
 
-export interface ListenerOptions {
-  server: Server;
-  /** Full request path (httpNodeRoot already joined). */
-  path: string;
-  verifier: TokenVerifier;
-  tenant: TenantPolicy;
-  scope: RoutingScope;
-  /** Close sessions after this many ms (4002); 0 = never. */
-  sessionTimeoutMs?: number;
-  /** What happens at the token's exp: close with 4001, or keep the session. */
-  onExpiry?: 'disconnect' | 'allow';
-  /** Messages per second per connection; beyond it the connection is closed with 1008. 0 = none. */
-  rateLimit?: number;
-  /** Connections per tenant; beyond it the handshake gets 429. 0 = none. */
-  maxConnectionsPerTenant?: number;
-  /** Replaces the local per-tenant counter (cluster-wide counting). */
-  tenantLimiter?: TenantConnectionLimiter;
-  /** Scale-out: tenant/global deliveries and unknown sessions go to the other instances too. */
-  cluster?: ClusterLink;
-  /** Largest incoming message in bytes; bigger closes with 1009. */
-  maxPayload?: number;
-  /** Allowed browser origins; empty = no check. */
-  origins?: string[];
-  /** Ping interval; a client that misses a pong is terminated. 0 = off. */
-  heartbeatMs?: number;
-  /** Bytes queued for one client before it is closed as a slow consumer (1013). */
-  maxBufferedBytes?: number;
-  /** Longest handshake verification before 503. */
-  handshakeTimeoutMs?: number;
-}
+/**
+ * What the listener takes from the parsed flow configuration (documented with their defaults on
+ * ListenerConfig), plus what only the runtime knows.
+ */
+export type ListenerOptions = Pick<ListenerTuning, 'tenant' | 'scope'> &
+  Partial<Omit<ListenerTuning, 'tenant' | 'scope'>> & {
+    server: Server;
+    /** Full request path (httpNodeRoot already joined). */
+    path: string;
+    verifier: TokenVerifier;
+    /** Replaces the local per-tenant counter (cluster-wide counting). */
+    tenantLimiter?: TenantConnectionLimiter;
+    /** Scale-out: tenant/global deliveries and unknown sessions go to the other instances too. */
+    cluster?: ClusterLink;
+    /** Bytes queued for one client before it is closed as a slow consumer (1013). Default is 4194304 (4 MiB). */
+    maxBufferedBytes?: number;
+    /** Longest handshake verification before 503, ms. Default is 4000. */
+    handshakeTimeoutMs?: number;
+  };
 
 export interface SessionInfo {
   type: 'websocket';
@@ -86,6 +77,16 @@ export interface DeliveryResult {
   published?: boolean;
 }
 
+/**
+ * Why a delivery from the flow reached nobody, when the flow should hear of it: undefined when it
+ * was delivered, or when an unknown session may live on another instance (the cluster routes it).
+ */
+export function deliveryProblem(result: DeliveryResult): 'no-session' | 'session-closed' | undefined {
+  if (result.published && result.miss === 'unknown-session') return undefined;
+  if (result.miss === 'no-session' || result.miss === 'unknown-session') return 'no-session';
+  return result.miss === 'session-closed' ? 'session-closed' : undefined;
+}
+
 export interface ListenerEvents {
   open: [session: ListenerSession];
   message: [session: ListenerSession, data: Buffer | string, isBinary: boolean];
@@ -95,9 +96,7 @@ export interface ListenerEvents {
   enforced: [session: ListenerSession, reason: SessionCloseCode];
 }
 
-export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-export const DEFAULT_HEARTBEAT_MS = 30_000;
-export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /**
  * Below Node-RED's default `inboundWebSocketTimeout` (5 s), after which it destroys an upgrade that
  * nothing answered: the 503 must reach the client first (see handshakeTiming in listener-config).
@@ -142,7 +141,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
-      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxPayload: options.maxPayload ?? LISTENER_RUNTIME_DEFAULTS.maxPayload,
       // Pings are answered by onPing, after the rate limit and the slow-consumer check.
       autoPong: false,
       verifyClient: (info, callback) => {
@@ -172,7 +171,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     dispatcherFor(this.options.server).register(this.path, this.upgradeHandler);
     this.started = true;
     this.options.cluster?.attach(this);
-    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    const heartbeatMs = this.options.heartbeatMs ?? LISTENER_RUNTIME_DEFAULTS.heartbeatMs;
     if (heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatMs);
       this.heartbeatTimer.unref();

@@ -14,7 +14,7 @@ export interface SessionRecord<Connection> {
   readonly connection: Connection;
 }
 
-export const DEFAULT_RECENTLY_CLOSED_LIMIT = 10_000;
+const DEFAULT_RECENTLY_CLOSED_LIMIT = 10_000;
 
 export class SessionRegistry<Connection> {
   private readonly sessions = new Map<string, SessionRecord<Connection>>();

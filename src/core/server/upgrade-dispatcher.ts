@@ -41,7 +41,7 @@ export function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
-export class UpgradeDispatcher {
+class UpgradeDispatcher {
   private readonly handlers = new Map<string, UpgradeHandler>();
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = requestPathname(req.url);

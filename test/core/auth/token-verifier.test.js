@@ -1,7 +1,7 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const { createTokenVerifier } = built('core/auth/token-verifier');
+const { createTokenVerifier, hasShortSecret, MIN_HS256_SECRET_BYTES } = built('core/auth/token-verifier');
 const { signHS256, makeKey, signWithKey, rawToken, now } = require('../../helpers/tokens');
 const { startJwksServer } = require('../../helpers/jwks-server');
 const { settleWithin } = require('../../helpers/wait');
@@ -229,5 +229,14 @@ describe('core/token-verifier', function () {
         await jwks.close();
       }
     });
+  });
+
+  it('hasShortSecret flags an HS256 secret below MIN_HS256_SECRET_BYTES (counted in bytes), nothing else', function () {
+    assert.strictEqual(MIN_HS256_SECRET_BYTES, 32);
+    assert.strictEqual(hasShortSecret({ mode: 'hs256', secret: 'x'.repeat(31) }), true);
+    assert.strictEqual(hasShortSecret({ mode: 'hs256', secret: 'x'.repeat(32) }), false);
+    assert.strictEqual(hasShortSecret({ mode: 'hs256', secret: 'é'.repeat(16) }), false, '16 characters, 32 bytes');
+    assert.strictEqual(hasShortSecret({ mode: 'hs256' }), true);
+    assert.strictEqual(hasShortSecret({ mode: 'jwks' }), false);
   });
 });

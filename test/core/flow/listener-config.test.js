@@ -1,7 +1,9 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming } = built('core/flow/listener-config');
+const {
+  parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming, refuseWhileMisconfigured,
+} = built('core/flow/listener-config');
 const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = built('core/server/listener');
 const { DEFAULT_JWKS_TIMEOUT_MS } = built('core/auth/token-verifier');
 
@@ -108,6 +110,35 @@ describe('core/listener-config', function () {
     for (const inbound of [1, 3, 50, 999, 1000, 4999, 5000, 30000, 120000]) {
       const t = handshakeTiming(inbound);
       assert.ok(t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound), JSON.stringify(t));
+    }
+  });
+
+  it('refuseWhileMisconfigured answers the listener path with 503 until stopped; never a path of Node-RED', async function () {
+    const http = require('http');
+    const net = require('net');
+    const server = http.createServer();
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const upgrade = (path) => new Promise((resolve, reject) => {
+      const socket = net.connect(server.address().port, '127.0.0.1');
+      let answer = '';
+      const timer = setTimeout(() => { socket.destroy(); resolve('(no answer)'); }, 3000);
+      socket.on('data', (d) => { answer += d; });
+      socket.on('close', () => { clearTimeout(timer); resolve(answer.split('\r\n')[0]); });
+      socket.on('error', reject);
+      socket.end(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    });
+    try {
+      assert.strictEqual(refuseWhileMisconfigured(undefined, '/ws', {}), undefined);
+      assert.strictEqual(refuseWhileMisconfigured(server, '/comms', {}), undefined, "the editor's own socket is never taken");
+      assert.strictEqual(refuseWhileMisconfigured(server, '', {}), undefined);
+      const stop = refuseWhileMisconfigured(server, 'broken', { httpNodeRoot: '/api' });
+      assert.strictEqual(typeof stop, 'function');
+      assert.strictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
+      stop();
+      assert.notStrictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

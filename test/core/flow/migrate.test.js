@@ -150,9 +150,10 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
     it('fills in the properties a Node-RED 1.x client lacked', function () {
       const { flow, changes } = migrateFlow(fixture('core-userdir-flows.json'));
       const c = flow.find((n) => n.id === '061728394a5b6c7d');
-      assert.deepStrictEqual([c.hb, c.subprotocol, c.headers, c.authMode], ['', '', [], 'none']);
+      // Core's client had no message size limit: a migrated one gets the client default.
+      assert.deepStrictEqual([c.hb, c.subprotocol, c.headers, c.authMode, c.maxPayload], ['', '', [], 'none', '1048576']);
       const added = changes.filter((x) => x.id === c.id && x.kind === 'default').map((x) => x.property).sort();
-      assert.deepStrictEqual(added, ['authMode', 'hb', 'headers', 'peerProps', 'subprotocol']);
+      assert.deepStrictEqual(added, ['authMode', 'hb', 'headers', 'maxPayload', 'peerProps', 'subprotocol']);
     });
 
     it('migrates nodes inside subflows, disabled nodes and flow-scoped config nodes', function () {
@@ -208,7 +209,7 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
         [{ flows: {} }, /expected a JSON array/],
       ];
       for (const [input, re] of cases) {
-        assert.throws(() => migrateFlow(input), (err) => err.name === 'MigrationInputError' && re.test(err.message), JSON.stringify(input));
+        assert.throws(() => migrateFlow(input), (err) => err.name === 'MigrationError' && err.code === 'FLOW_INVALID' && re.test(err.message), JSON.stringify(input));
       }
     });
 

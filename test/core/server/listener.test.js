@@ -3,6 +3,8 @@
 const assert = require('assert');
 const http = require('http');
 const { createListener } = require('../../helpers/listener');
+const { built } = require('../../helpers/built');
+const { deliveryProblem } = built('core/server/listener');
 const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../../helpers/ws-client');
 const { signHS256 } = require('../../helpers/tokens');
 
@@ -120,5 +122,14 @@ describe('core/listener', function () {
     assert.deepStrictEqual(await waitForMessages(b, 1), ['echo still here']);
     assert.strictEqual(listener.connectionCount, 1);
     await listener.close();
+  });
+
+  it('deliveryProblem: what the flow is told when a delivery reached nobody', function () {
+    assert.strictEqual(deliveryProblem({ delivered: 1 }), undefined);
+    assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'no-session' }), 'no-session');
+    assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'unknown-session' }), 'no-session');
+    assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'session-closed' }), 'session-closed');
+    // An unknown session may live on another instance: the cluster routes it, the flow is not warned.
+    assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'unknown-session', published: true }), undefined);
   });
 });
