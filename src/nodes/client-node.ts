@@ -7,6 +7,7 @@ import { OutboundConnection } from '../core/client/outbound-connection';
 import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
 import { filterPeerProps, parsePeerProps, PeerProps } from '../core/flow/peer-props';
 import { LogThrottle } from '../core/log-throttle';
+import { watchClient } from '../core/metrics/metrics';
 import type { ProxySettings, TlsOptions } from '../core/client/proxy';
 import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { describeConfigError } from './listener-node';
@@ -149,6 +150,7 @@ export function registerClient(RED: NodeAPI): void {
         // Already stripped of the token by the connection.
         log.note(`connection to ${connection.displayUrl} failed: ${err.message}`);
       });
+      node.on('close', watchClient(connection));
       connection.start();
     }
 

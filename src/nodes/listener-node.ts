@@ -13,6 +13,7 @@ import { LogThrottle } from '../core/log-throttle';
 import { createProxyFetch, ProxySettings } from '../core/client/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster/cluster-bus';
 import { RedisTenantLimiter } from '../core/cluster/redis-tenant-limiter';
+import { watchListener } from '../core/metrics/metrics';
 import { AttachedNodes, Endpoint, exposeEndpoint, finishClose } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
@@ -72,6 +73,7 @@ export function registerListener(RED: NodeAPI): void {
     let cluster: ClusterBus | undefined;
     let clusterLimiter: RedisTenantLimiter | undefined;
     let stopRefusing: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
 
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
@@ -112,6 +114,7 @@ export function registerListener(RED: NodeAPI): void {
         heartbeatMs: config.heartbeatMs,
       });
       listener.start();
+      unwatch = watchListener(listener);
       node.listener = listener;
     } catch (err) {
       failure = describeConfigError(RED, err);
@@ -206,7 +209,10 @@ export function registerListener(RED: NodeAPI): void {
       clusterLog.close();
       stopRefusing?.();
       // Handshakes refused while the listener closes are still logged; the throttle goes after.
-      const closing = listener?.close().finally(() => refusalLog.close());
+      const closing = listener?.close().finally(() => {
+        refusalLog.close();
+        unwatch?.();
+      });
       if (!closing) refusalLog.close();
       finishClose(node, closing, done);
     });
