@@ -56,7 +56,8 @@ async function main() {
   metrics.watchListener(listener, { perTenant: true, maxTenants: 100 });
   const key = new TextEncoder().encode(SECRET);
   const tokens = [];
-  for (let t = 0; t < TENANTS; t++) tokens.push(await new jose.SignJWT({ tenant_id: `tenant-${t}` }).setProtectedHeader({ alg: 'HS256' }).sign(key));
+  for (let t = 0; t < TENANTS; t++)
+    tokens.push(await new jose.SignJWT({ tenant_id: `tenant-${t}` }).setProtectedHeader({ alg: 'HS256' }).sign(key));
 
   const child = fork(__filename, ['--clients'], { stdio: 'inherit' });
   const opened = await new Promise((resolve) => {
@@ -73,8 +74,12 @@ async function main() {
   }
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
-  console.log(`sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS} (100 reported + other)`);
-  console.log(`scrape: median ${median.toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms, exposition ${size} bytes, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
+  console.log(
+    `sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS} (100 reported + other)`,
+  );
+  console.log(
+    `scrape: median ${median.toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms, exposition ${size} bytes, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`,
+  );
   child.kill();
   await listener.close();
   server.closeAllConnections();
@@ -82,7 +87,8 @@ async function main() {
 }
 
 if (process.argv.includes('--clients')) clients();
-else main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+else
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

@@ -114,7 +114,7 @@ export function registerListener(RED: NodeAPI): void {
         heartbeatMs: config.heartbeatMs,
       });
       listener.start();
-      unwatch = watchListener(listener);
+      unwatch = watchListener(listener, { perTenant: def.metricsPerTenant === true || def.metricsPerTenant === 'true' });
       node.listener = listener;
     } catch (err) {
       failure = describeConfigError(RED, err);

@@ -23,7 +23,9 @@ function parse(text) {
     families,
     value(name, labels = {}) {
       const family = families.find((f) => f.name === name);
-      const hits = (family ? family.metrics : []).filter((m) => Object.entries(labels).every(([k, v]) => (m.labels || {})[k] === v));
+      const hits = (family ? family.metrics : []).filter((m) =>
+        Object.entries(labels).every(([k, v]) => (m.labels || {})[k] === v),
+      );
       return hits.length === 0 ? undefined : hits.reduce((sum, m) => sum + Number(m.value), 0);
     },
   };
@@ -54,18 +56,28 @@ describe('nodes/metrics-endpoint', function () {
       await helper.unload();
     });
 
-    it('answers the Prometheus text format with the listeners\' connections, handshakes and messages', async function () {
+    it("answers the Prometheus text format with the listeners' connections, handshakes and messages", async function () {
       await load([listenerNode('l1', { path: '/ws/metrics-a', authMode: 'hs256' })], { l1: { secret: SECRET } });
       const L = { listener: '/ws/metrics-a' };
       for (const tenant of ['a', 'b']) {
-        const { ws, status } = await connect(wsUrl('/ws/metrics-a', `token=${await signHS256(SECRET, { tenant_id: tenant })}`));
+        const { ws, status } = await connect(
+          wsUrl('/ws/metrics-a', `token=${await signHS256(SECRET, { tenant_id: tenant })}`),
+        );
         assert.strictEqual(status, undefined);
         sockets.push(ws);
       }
       const refused = await connect(wsUrl('/ws/metrics-a'));
       assert.strictEqual(refused.status, 401);
       sockets[0].send('ping me');
-      await waitFor(async () => parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text).value('websocket_plus_messages_received_total', L) === 1, 5000, 'the message counted');
+      await waitFor(
+        async () =>
+          parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text).value(
+            'websocket_plus_messages_received_total',
+            L,
+          ) === 1,
+        5000,
+        'the message counted',
+      );
 
       const res = await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`);
       assert.strictEqual(res.status, 200);
@@ -73,9 +85,15 @@ describe('nodes/metrics-endpoint', function () {
       const m = parse(res.text);
       assert.strictEqual(m.value('websocket_plus_connections', L), 2);
       assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
-      assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }), 1);
+      assert.strictEqual(
+        m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
+        1,
+      );
       assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 7);
-      assert.ok(m.families.every((f) => f.name.startsWith('websocket_plus_')), 'only the package\'s metrics are served');
+      assert.ok(
+        m.families.every((f) => f.name.startsWith('websocket_plus_')),
+        "only the package's metrics are served",
+      );
 
       // A redeploy that removes the listener removes its connections from the report.
       await helper.unload();
@@ -85,6 +103,45 @@ describe('nodes/metrics-endpoint', function () {
       assert.strictEqual(after.value('websocket_plus_connections', L), undefined);
       assert.strictEqual(after.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
     });
+  });
+
+  describe('per-tenant connections (listener property metricsPerTenant)', function () {
+    const sockets = [];
+    let admin;
+    before(async function () {
+      await helper.startServer();
+      admin = await listenOnLoopback(http.createServer((req, res) => helper._httpAdmin(req, res)));
+    });
+    after(async function () {
+      await admin.close();
+      await helper.stopServer();
+    });
+    afterEach(async function () {
+      closeAll(sockets.splice(0));
+      await helper.unload();
+    });
+
+    for (const perTenant of [true, false]) {
+      it(`reports tenants ${perTenant ? 'when' : 'only when'} the listener opts in (metricsPerTenant ${perTenant})`, async function () {
+        const p = `/ws/metrics-tenants-${perTenant}`;
+        await load([listenerNode('l1', { path: p, authMode: 'hs256', metricsPerTenant: perTenant })], {
+          l1: { secret: SECRET },
+        });
+        for (const tenant of ['acme', 'acme', 'globex']) {
+          const { ws, status } = await connect(wsUrl(p, `token=${await signHS256(SECRET, { tenant_id: tenant })}`));
+          assert.strictEqual(status, undefined);
+          sockets.push(ws);
+        }
+        const m = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
+        assert.strictEqual(m.value('websocket_plus_connections', { listener: p }), 3);
+        if (perTenant) {
+          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'acme' }), 2);
+          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'globex' }), 1);
+        } else {
+          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p }), undefined);
+        }
+      });
+    }
   });
 
   describe('in a node-red process with adminAuth', function () {
@@ -105,7 +162,10 @@ describe('nodes/metrics-endpoint', function () {
           default: { permissions: 'settings.read' },
         },
       });
-      fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify([listenerNode('l1', { path: '/ws/metrics-b', authMode: 'none' })]));
+      fs.writeFileSync(
+        path.join(userDir, 'flows.json'),
+        JSON.stringify([listenerNode('l1', { path: '/ws/metrics-b', authMode: 'none' })]),
+      );
       linkPackage(userDir);
       red = await startNodeRed({ runtime: 'node-red-4', userDir });
     });
@@ -116,7 +176,13 @@ describe('nodes/metrics-endpoint', function () {
     });
 
     async function tokenOf(username, scope) {
-      const body = new URLSearchParams({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password: 'metrics-password' });
+      const body = new URLSearchParams({
+        client_id: 'node-red-admin',
+        grant_type: 'password',
+        scope,
+        username,
+        password: 'metrics-password',
+      });
       const res = await fetch(`${red.url}/auth/token`, { method: 'POST', body, signal: AbortSignal.timeout(10000) });
       assert.strictEqual(res.status, 200, `login of ${username}`);
       return (await res.json()).access_token;
@@ -126,10 +192,14 @@ describe('nodes/metrics-endpoint', function () {
       const url = `${red.url}/websocket-plus/metrics`;
       const wsBase = red.url.replace(/^http/, 'ws');
       let opened;
-      await waitFor(async () => {
-        opened = await connect(`${wsBase}/ws/metrics-b`);
-        return opened.status === undefined;
-      }, 15000, 'the listener to answer');
+      await waitFor(
+        async () => {
+          opened = await connect(`${wsBase}/ws/metrics-b`);
+          return opened.status === undefined;
+        },
+        15000,
+        'the listener to answer',
+      );
       sockets.push(opened.ws);
 
       assert.strictEqual((await get(url)).status, 401);
@@ -142,7 +212,10 @@ describe('nodes/metrics-endpoint', function () {
       assert.strictEqual(res.status, 200);
       const m = parse(res.text);
       assert.strictEqual(m.value('websocket_plus_connections', { listener: '/ws/metrics-b' }), 1);
-      assert.strictEqual(m.value('websocket_plus_handshakes_total', { listener: '/ws/metrics-b', result: 'accepted' }), 1);
+      assert.strictEqual(
+        m.value('websocket_plus_handshakes_total', { listener: '/ws/metrics-b', result: 'accepted' }),
+        1,
+      );
     });
   });
 });

@@ -78,7 +78,9 @@ export class WebSocketPlusMetrics {
 
   constructor() {
     const registers = [this.registry];
-    const self = this;
+    // The gauges' collect() runs with `this` bound to the gauge: they read these collections.
+    const listeners = this.listeners;
+    const clients = this.clients;
     new Gauge({
       name: `${METRICS_PREFIX}connections`,
       help: 'Open WebSocket sessions per listener.',
@@ -86,7 +88,7 @@ export class WebSocketPlusMetrics {
       registers,
       collect() {
         this.reset();
-        for (const w of self.listeners) this.inc({ listener: w.path }, w.listener.connectionCount);
+        for (const w of listeners) this.inc({ listener: w.path }, w.listener.connectionCount);
       },
     });
     new Gauge({
@@ -96,9 +98,10 @@ export class WebSocketPlusMetrics {
       registers,
       collect() {
         this.reset();
-        for (const w of self.listeners) {
+        for (const w of listeners) {
           if (!w.perTenant) continue;
-          for (const [tenant, count] of tenantCounts(w.listener, w.maxTenants)) this.inc({ listener: w.path, tenant }, count);
+          for (const [tenant, count] of tenantCounts(w.listener, w.maxTenants))
+            this.inc({ listener: w.path, tenant }, count);
         }
       },
     });
@@ -108,15 +111,30 @@ export class WebSocketPlusMetrics {
       labelNames: ['listener', 'result', 'category'],
       registers,
     });
-    this.messagesIn = new Counter({ name: `${METRICS_PREFIX}messages_received_total`, help: 'Messages received from clients.', labelNames: ['listener'], registers });
-    this.bytesIn = new Counter({ name: `${METRICS_PREFIX}received_bytes_total`, help: 'Payload bytes received from clients.', labelNames: ['listener'], registers });
+    this.messagesIn = new Counter({
+      name: `${METRICS_PREFIX}messages_received_total`,
+      help: 'Messages received from clients.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.bytesIn = new Counter({
+      name: `${METRICS_PREFIX}received_bytes_total`,
+      help: 'Payload bytes received from clients.',
+      labelNames: ['listener'],
+      registers,
+    });
     this.messagesOut = new Counter({
       name: `${METRICS_PREFIX}messages_sent_total`,
       help: 'Messages sent to clients (one per recipient).',
       labelNames: ['listener'],
       registers,
     });
-    this.bytesOut = new Counter({ name: `${METRICS_PREFIX}sent_bytes_total`, help: 'Payload bytes sent to clients (per recipient).', labelNames: ['listener'], registers });
+    this.bytesOut = new Counter({
+      name: `${METRICS_PREFIX}sent_bytes_total`,
+      help: 'Payload bytes sent to clients (per recipient).',
+      labelNames: ['listener'],
+      registers,
+    });
     this.closes = new Counter({
       name: `${METRICS_PREFIX}closes_total`,
       help: 'Closed sessions by reason: what the listener enforced (rate_limit, slow_consumer, token_expired, ...), or peer / abnormal.',
@@ -130,9 +148,15 @@ export class WebSocketPlusMetrics {
       registers,
     });
     const sync = (): void => {
-      for (const w of self.listeners) self.syncCounters(w);
+      for (const w of listeners) this.syncCounters(w);
     };
-    this.jwksFetches = new Counter({ name: `${METRICS_PREFIX}jwks_fetches_total`, help: 'JWKS key set fetches.', labelNames: ['listener'], registers, collect: sync });
+    this.jwksFetches = new Counter({
+      name: `${METRICS_PREFIX}jwks_fetches_total`,
+      help: 'JWKS key set fetches.',
+      labelNames: ['listener'],
+      registers,
+      collect: sync,
+    });
     this.jwksFailures = new Counter({
       name: `${METRICS_PREFIX}jwks_fetch_failures_total`,
       help: 'JWKS key set fetches that failed (error, timeout, non-200, unusable body).',
@@ -168,7 +192,8 @@ export class WebSocketPlusMetrics {
       registers,
       collect() {
         this.reset();
-        for (const c of self.clients.values()) for (const state of CLIENT_STATES) this.inc({ url: c.url, state }, c.state === state ? 1 : 0);
+        for (const c of clients.values())
+          for (const state of CLIENT_STATES) this.inc({ url: c.url, state }, c.state === state ? 1 : 0);
       },
     });
     this.clientReconnects = new Counter({
@@ -214,7 +239,8 @@ export class WebSocketPlusMetrics {
     const messagesOut = this.messagesOut.labels(listenerLabel);
     const bytesOut = this.bytesOut.labels(listenerLabel);
     // Zero series from the start, so a dashboard sees a listener before its first event.
-    for (const counter of [this.messagesIn, this.bytesIn, this.messagesOut, this.bytesOut]) counter.inc(listenerLabel, 0);
+    for (const counter of [this.messagesIn, this.bytesIn, this.messagesOut, this.bytesOut])
+      counter.inc(listenerLabel, 0);
     handshakesAccepted.inc(0);
     const enforcedReasons = new WeakMap<ListenerSession, SessionCloseCode>();
 
@@ -309,7 +335,12 @@ export class WebSocketPlusMetrics {
     const verifier = w.listener.verifier;
     if (verifier.mode === 'jwks') {
       w.seen.fetches = addDelta(this.jwksFetches, label, verifier.keySetFetches, w.seen.fetches);
-      w.seen.fetchFailures = addDelta(this.jwksFailures, label, verifier.keySetFetchFailures ?? 0, w.seen.fetchFailures);
+      w.seen.fetchFailures = addDelta(
+        this.jwksFailures,
+        label,
+        verifier.keySetFetchFailures ?? 0,
+        w.seen.fetchFailures,
+      );
     }
     const stats = clusterStats(w.listener);
     if (stats) {

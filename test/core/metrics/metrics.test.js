@@ -68,14 +68,20 @@ describe('core/metrics', function () {
     const b = await open(rec, 'b', 'bob');
     const missing = await connect(rec.url());
     assert.strictEqual(missing.status, 401);
-    const forged = await connect(rec.url(`token=${await signHS256('another-secret-0123456789abcdef0123456', { tenant_id: 'a' })}`));
+    const forged = await connect(
+      rec.url(`token=${await signHS256('another-secret-0123456789abcdef0123456', { tenant_id: 'a' })}`),
+    );
     assert.strictEqual(forged.status, 401);
 
     a.send('hello');
     a.send('héllo'); // 6 bytes in UTF-8
     a.send(Buffer.from([1, 2, 3, 4]));
     const sessionA = [...rec.listener.registry.forTenant('a')][0];
-    await waitFor(async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 3, 5000, 'three messages counted');
+    await waitFor(
+      async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 3,
+      5000,
+      'three messages counted',
+    );
     rec.listener.deliver(sessionA.id, 'xyz');
     rec.listener.deliver(sessionA.id, Buffer.from([9, 9]));
     await waitForMessages(a, 2);
@@ -84,8 +90,14 @@ describe('core/metrics', function () {
     const L = { listener: '/ws/m' };
     assert.strictEqual(m.value('websocket_plus_connections', L), 2);
     assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted', category: 'none' }), 2);
-    assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }), 1);
-    assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'bad_signature' }), 1);
+    assert.strictEqual(
+      m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
+      1,
+    );
+    assert.strictEqual(
+      m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'bad_signature' }),
+      1,
+    );
     assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused' }), 2);
     assert.strictEqual(m.value('websocket_plus_messages_received_total', L), 3);
     assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 5 + 6 + 4);
@@ -102,7 +114,8 @@ describe('core/metrics', function () {
     assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'peer' }), 1);
     assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'abnormal' }), 1);
     // Nothing identifying a session, subject or token is a label value.
-    for (const secret of ['alice', 'bob', sessionA.id, SECRET]) assert.ok(!m.text.includes(secret), `exposition contains ${secret}`);
+    for (const secret of ['alice', 'bob', sessionA.id, SECRET])
+      assert.ok(!m.text.includes(secret), `exposition contains ${secret}`);
     // Tenants are not reported unless asked for.
     assert.strictEqual(m.value('websocket_plus_tenant_connections'), undefined);
   });
@@ -128,7 +141,11 @@ describe('core/metrics', function () {
     stalled.terminate();
 
     // A token that expires is cut with 4001.
-    const shortLived = await signHS256(SECRET, { tenant_id: 't', sub: 'brief' }, { exp: Math.floor(Date.now() / 1000) + 1 });
+    const shortLived = await signHS256(
+      SECRET,
+      { tenant_id: 't', sub: 'brief' },
+      { exp: Math.floor(Date.now() / 1000) + 1 },
+    );
     const expiring = (await connect(rec.url(`token=${shortLived}`))).ws;
     sockets.push(expiring);
     assert.strictEqual((await waitForClose(expiring, 10000)).code, 4001);
@@ -145,7 +162,13 @@ describe('core/metrics', function () {
     const { metrics, rec } = watched('/ws/tenants', {}, { perTenant: true, maxTenants: 2 });
     const plain = new WebSocketPlusMetrics();
     plain.watchListener(rec.listener);
-    for (const [tenant, n] of [['a', 3], ['b', 2], ['c', 1], ['d', 1]]) for (let i = 0; i < n; i++) await open(rec, tenant, `${tenant}${i}`);
+    for (const [tenant, n] of [
+      ['a', 3],
+      ['b', 2],
+      ['c', 1],
+      ['d', 1],
+    ])
+      for (let i = 0; i < n; i++) await open(rec, tenant, `${tenant}${i}`);
     const L = { listener: '/ws/tenants' };
     const m = await scrape(metrics);
     assert.strictEqual(m.value('websocket_plus_tenant_connections', { ...L, tenant: 'a' }), 3);
@@ -155,14 +178,23 @@ describe('core/metrics', function () {
     assert.strictEqual(m.families.find((f) => f.name === 'websocket_plus_tenant_connections').metrics.length, 3);
     assert.strictEqual(m.value('websocket_plus_connections', L), 7);
     assert.strictEqual((await scrape(plain)).value('websocket_plus_tenant_connections'), undefined);
-    assert.deepStrictEqual([...tenantCounts(rec.listener, 10)].sort(), [['a', 3], ['b', 2], ['c', 1], ['d', 1]]);
+    assert.deepStrictEqual([...tenantCounts(rec.listener, 10)].sort(), [
+      ['a', 3],
+      ['b', 2],
+      ['c', 1],
+      ['d', 1],
+    ]);
   });
 
-  it('stops counting when unwatched and keeps its metrics off prom-client\'s default registry', async function () {
+  it("stops counting when unwatched and keeps its metrics off prom-client's default registry", async function () {
     const { metrics, rec, unwatch } = watched('/ws/unwatch');
     const ws = await open(rec, 't', 'u');
     ws.send('one');
-    await waitFor(async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 1, 5000, 'message counted');
+    await waitFor(
+      async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 1,
+      5000,
+      'message counted',
+    );
     unwatch();
     const seen = [];
     rec.listener.on('message', (_session, data) => seen.push(data));
@@ -186,7 +218,9 @@ describe('core/metrics', function () {
     const jwks = await startJwksServer([key]);
     cleanups.push(() => jwks.close());
     const metrics = new WebSocketPlusMetrics();
-    const rec = startListener(srv, '/ws/jwks', { verifier: { mode: 'jwks', jwksUri: jwks.url, jwksFailureBackoffMs: 0, jwksCooldownMs: 0 } });
+    const rec = startListener(srv, '/ws/jwks', {
+      verifier: { mode: 'jwks', jwksUri: jwks.url, jwksFailureBackoffMs: 0, jwksCooldownMs: 0 },
+    });
     cleanups.push(() => rec.listener.close());
     metrics.watchListener(rec.listener);
     const token = await signWithKey(key, { tenant_id: 't', sub: 's' });
@@ -201,7 +235,10 @@ describe('core/metrics', function () {
     assert.strictEqual(m.value('websocket_plus_jwks_fetches_total', L), jwks.fetches);
     assert.strictEqual(m.value('websocket_plus_jwks_fetches_total', L), 2);
     assert.strictEqual(m.value('websocket_plus_jwks_fetch_failures_total', L), 1);
-    assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'keys_unavailable' }), 1);
+    assert.strictEqual(
+      m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'keys_unavailable' }),
+      1,
+    );
     // Counts stay when scraped again (deltas, not totals added twice).
     assert.strictEqual((await scrape(metrics)).value('websocket_plus_jwks_fetches_total', L), 2);
   });
@@ -212,7 +249,12 @@ describe('core/metrics', function () {
     const metrics = new WebSocketPlusMetrics();
     const instances = [];
     for (const name of ['one', 'two']) {
-      const bus = new ClusterBus({ url: redis.url, prefix: 'wsplus:/ws/cl', instanceId: name, maxReconnectDelayMs: 200 });
+      const bus = new ClusterBus({
+        url: redis.url,
+        prefix: 'wsplus:/ws/cl',
+        instanceId: name,
+        maxReconnectDelayMs: 200,
+      });
       bus.on('connectionError', () => {});
       // Two instances in one process: two HTTP servers, one listener each at the same path.
       const server = name === 'one' ? srv : await startHttpServer();
@@ -247,7 +289,7 @@ describe('core/metrics', function () {
     assert.strictEqual(m.value('websocket_plus_cluster_published_total', L), 1);
   });
 
-  it('reports an outbound client\'s state and its reconnects', async function () {
+  it("reports an outbound client's state and its reconnects", async function () {
     const { rec } = watched('/ws/target', { sessionTimeoutMs: 0 });
     const metrics = new WebSocketPlusMetrics();
     const connection = new OutboundConnection({
@@ -267,7 +309,11 @@ describe('core/metrics', function () {
     assert.strictEqual(m.value('websocket_plus_client_reconnects_total', U), 0);
     const session = [...rec.listener.registry.all()][0];
     rec.listener.deliver(session.id, 'hi');
-    await waitFor(async () => (await scrape(metrics)).value('websocket_plus_client_messages_received_total', U) === 1, 5000, 'message counted');
+    await waitFor(
+      async () => (await scrape(metrics)).value('websocket_plus_client_messages_received_total', U) === 1,
+      5000,
+      'message counted',
+    );
     // The server cuts the session: the client reconnects.
     rec.listener.closeSession(session, 'SESSION_TIMEOUT');
     await waitFor(() => rec.opens.length === 2 && rec.listener.connectionCount === 1, 5000, 'client reconnected');
