@@ -5,7 +5,7 @@
  * per-tenant gauges on, 1,000 tenants capped at 100) on 127.0.0.1 with N sessions opened by a
  * child process (so each side stays within its file-descriptor limit), then 30 scrapes.
  *
- *   npm run build && node bench/metrics-scrape.js [sessions=10000]
+ *   npm run build && node bench/metrics-scrape.js [sessions=10000]   (METRICS_PER_TENANT=0: tenant gauges off)
  */
 const http = require('http');
 const path = require('path');
@@ -53,7 +53,8 @@ async function main() {
   });
   listener.start();
   const metrics = new WebSocketPlusMetrics();
-  metrics.watchListener(listener, { perTenant: true, maxTenants: 100 });
+  const perTenant = process.env.METRICS_PER_TENANT !== '0';
+  metrics.watchListener(listener, { perTenant, maxTenants: 100 });
   const key = new TextEncoder().encode(SECRET);
   const tokens = [];
   for (let t = 0; t < TENANTS; t++)
@@ -75,7 +76,7 @@ async function main() {
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   console.log(
-    `sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS} (100 reported + other)`,
+    `sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS}${perTenant ? ' (100 reported + other)' : ' (not reported)'}`,
   );
   console.log(
     `scrape: median ${median.toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms, exposition ${size} bytes, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`,
