@@ -9,6 +9,7 @@ import { clientSession, ClientProperties, parseClientConfig } from '../core/flow
 import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
 import { filterPeerProps, PeerProps } from '../core/flow/peer-props';
 import { LogThrottle } from '../core/log-throttle';
+import { watchClient } from '../core/metrics/metrics';
 import type { ProxySettings, TlsOptions } from '../core/client/proxy';
 import { AttachedNodes, Endpoint, exposeEndpoint, failureStatus, finishClose } from './endpoint';
 import { text } from './i18n';
@@ -104,6 +105,7 @@ export function registerClient(RED: NodeAPI): void {
         // Already stripped of the token by the connection.
         log.note(`connection to ${connection.displayUrl} failed: ${err.message}`);
       });
+      node.on('close', watchClient(connection));
       connection.start();
     }
 

@@ -15,6 +15,7 @@ import { scrubSecrets, urlSecrets } from '../core/secrets';
 import { createProxyFetch, ProxySettings } from '../core/client/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster/cluster-bus';
 import { RedisTenantLimiter } from '../core/cluster/redis-tenant-limiter';
+import { watchListener } from '../core/metrics/metrics';
 import { AttachedNodes, connectionCountStatus, Endpoint, exposeEndpoint, failureStatus, finishClose } from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
@@ -36,6 +37,7 @@ export function registerListener(RED: NodeAPI): void {
     let cluster: ClusterBus | undefined;
     let clusterLimiter: RedisTenantLimiter | undefined;
     let stopRefusing: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
 
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
@@ -65,6 +67,7 @@ export function registerListener(RED: NodeAPI): void {
         handshakeTimeoutMs: timing.handshakeTimeoutMs,
       });
       listener.start();
+      unwatch = watchListener(listener, { perTenant: def.metricsPerTenant === true || def.metricsPerTenant === 'true' });
       node.listener = listener;
     } catch (err) {
       failure = describeConfigError(err, (key) => text(RED, key));
@@ -148,7 +151,10 @@ export function registerListener(RED: NodeAPI): void {
       clusterLog.close();
       stopRefusing?.();
       // Handshakes refused while the listener closes are still logged; the throttle goes after.
-      const closing = listener?.close().finally(() => refusalLog.close());
+      const closing = listener?.close().finally(() => {
+        refusalLog.close();
+        unwatch?.();
+      });
       if (!closing) refusalLog.close();
       finishClose(node, closing, done);
     });

@@ -20,6 +20,7 @@ const REGISTRY_LATEST = {
   'https-proxy-agent': '9.1.0',
   ioredis: '6.0.0',
   jose: '6.2.18',
+  'prom-client': '15.1.3',
   'proxy-from-env': '2.1.0',
   ws: '8.23.0',
 };

@@ -58,6 +58,8 @@ export interface TokenVerifier {
   verify(token: string | undefined, req?: unknown): Promise<VerifiedToken>;
   /** How many times the JWKS was fetched (jwks mode), for diagnostics and benchmarks. */
   readonly keySetFetches: number;
+  /** How many of those fetches failed (error, timeout, non-200 or unusable body). */
+  readonly keySetFetchFailures?: number;
 }
 
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
@@ -168,6 +170,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const tolerance = options.clockToleranceSeconds ?? LISTENER_RUNTIME_DEFAULTS.clockToleranceSeconds;
   const maxLength = options.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH;
   let keySetFetches = 0;
+  let keySetFetchFailures = 0;
 
   const claimChecks: jose.JWTVerifyOptions = { clockTolerance: tolerance };
   if (options.issuer) claimChecks.issuer = options.issuer;
@@ -230,10 +233,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       });
       try {
         const response = await Promise.race([fetchKeySet(input, init, controller.signal), aborted]);
-        if (response.status !== 200) lastFailureAt = Date.now();
+        if (response.status !== 200) {
+          lastFailureAt = Date.now();
+          keySetFetchFailures++;
+        }
         return response;
       } catch (err) {
         lastFailureAt = Date.now();
+        keySetFetchFailures++;
         throw err;
       } finally {
         clearTimeout(timer);
@@ -313,6 +320,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     verify,
     get keySetFetches() {
       return keySetFetches;
+    },
+    get keySetFetchFailures() {
+      return keySetFetchFailures;
     },
   };
 }

@@ -94,6 +94,8 @@ export interface ListenerEvents {
   refused: [error: HandshakeError];
   /** A session closed by the listener itself (expiry, timeout, limits). */
   enforced: [session: ListenerSession, reason: SessionCloseCode];
+  /** One frame of `bytes` written to `recipients` local sessions (deliveries and cluster receipts). */
+  sent: [recipients: number, bytes: number];
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -159,6 +161,16 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       },
     });
     this.upgradeHandler = (req, socket, head) => this.handleUpgrade(req, socket, head);
+  }
+
+  /** The handshake verifier (its counters are read by the metrics). */
+  get verifier(): TokenVerifier {
+    return this.options.verifier;
+  }
+
+  /** The cluster link, when the listener has one. */
+  get cluster(): ClusterLink | undefined {
+    return this.options.cluster;
   }
 
   get connectionCount(): number {
@@ -453,6 +465,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       socket.send(frame, options);
       delivered++;
     }
+    if (delivered > 0) this.emit('sent', delivered, frame.length);
     return delivered;
   }
 
