@@ -67,7 +67,7 @@ export function registerListener(RED: NodeAPI): void {
         handshakeTimeoutMs: timing.handshakeTimeoutMs,
       });
       listener.start();
-      unwatch = watchListener(listener, { perTenant: def.metricsPerTenant === true || def.metricsPerTenant === 'true' });
+      unwatch = watchListener(listener, { perTenant: config.metricsPerTenant });
       node.listener = listener;
     } catch (err) {
       failure = describeConfigError(err, (key) => text(RED, key));

@@ -37,6 +37,8 @@ export const LISTENER_DEFAULTS = Object.freeze({
   clockTolerance: '5',
   cluster: 'off',
   clusterPrefix: '',
+  /** Also report open connections per tenant in the metrics (the 100 largest; the rest as "other"). */
+  metricsPerTenant: false,
 });
 
 /** Flow properties of a `websocket-plus-client`, with their defaults, in the editor's order. */

@@ -36,6 +36,7 @@ export interface ListenerProperties {
   clockTolerance?: unknown;
   cluster?: unknown;
   clusterPrefix?: unknown;
+  metricsPerTenant?: unknown;
 }
 
 export interface ListenerConfig {
@@ -67,6 +68,8 @@ export interface ListenerConfig {
   heartbeatMs: number;
   /** Scale-out through Redis; "off" unless the listener asks for it. Default is off. */
   cluster: ClusterConfig;
+  /** Per-tenant connection gauges in the metrics. Default is false. */
+  metricsPerTenant: boolean;
 }
 
 /** The parsed options the core listener takes as they are (ListenerOptions derives from them). */
@@ -264,6 +267,7 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     origins,
     heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', R.heartbeatMs / 1000) * 1000,
     cluster: parseCluster(props, secrets),
+    metricsPerTenant: props.metricsPerTenant === true || text(props.metricsPerTenant) === 'true',
   };
 }
 

@@ -141,4 +141,12 @@ describe('core/listener-config', function () {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('metricsPerTenant: off unless the listener opts in (checkbox true or "true")', function () {
+    assert.strictEqual(parseListenerConfig({ ...base }, {}).metricsPerTenant, false);
+    assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: false }, {}).metricsPerTenant, false);
+    assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: 'yes' }, {}).metricsPerTenant, false);
+    assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: true }, {}).metricsPerTenant, true);
+    assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: 'true' }, {}).metricsPerTenant, true);
+  });
 });
