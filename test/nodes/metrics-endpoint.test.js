@@ -39,7 +39,7 @@ async function get(url, headers = {}) {
 describe('nodes/metrics-endpoint', function () {
   this.timeout(60000);
 
-  describe('in a Node-RED runtime (no adminAuth)', function () {
+  describe('in a Node-RED runtime (no adminAuth); per-tenant connections only when the listener opts in', function () {
     const sockets = [];
     let admin;
     before(async function () {
@@ -102,23 +102,6 @@ describe('nodes/metrics-endpoint', function () {
       const after = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
       assert.strictEqual(after.value('websocket_plus_connections', L), undefined);
       assert.strictEqual(after.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
-    });
-  });
-
-  describe('per-tenant connections (listener property metricsPerTenant)', function () {
-    const sockets = [];
-    let admin;
-    before(async function () {
-      await helper.startServer();
-      admin = await listenOnLoopback(http.createServer((req, res) => helper._httpAdmin(req, res)));
-    });
-    after(async function () {
-      await admin.close();
-      await helper.stopServer();
-    });
-    afterEach(async function () {
-      closeAll(sockets.splice(0));
-      await helper.unload();
     });
 
     for (const perTenant of [true, false]) {
