@@ -45,6 +45,10 @@ export const SessionClose = {
   DELIVERY_FAILED: { code: 1011, reason: 'delivery failed' },
   SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
   HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
+  /** Closed from a flow by the control node (logout, revocation); the flow may pick another 4000–4999 code and reason. */
+  CONTROL_CLOSED: { code: 4003, reason: 'closed by control' },
+  /** The client side: a control node asked the client to drop its socket and connect again at once. */
+  CONTROL_RECONNECT: { code: 1000, reason: 'reconnecting' },
 } as const;
 
 export type SessionCloseCode = keyof typeof SessionClose;
@@ -66,6 +70,18 @@ export const ConfigProblem = {
 } as const;
 
 export type ConfigProblemCode = keyof typeof ConfigProblem;
+
+/** Control-node requests that are refused before anything is closed or listed. */
+export const ControlProblem = {
+  ACTION_UNKNOWN: 'unknown action',
+  SELECTOR_MISSING: 'no session selected: give msg.sessionId, msg.subject or msg.tenantId, or msg.all = true',
+  SELECTOR_INVALID: 'selector must be a non-empty string',
+  CODE_INVALID: 'close code must be an integer from 4000 to 4999',
+  REASON_INVALID: 'close reason must be a string of at most 123 bytes (UTF-8)',
+  TARGET_MISSING: 'no listener or client configured',
+} as const;
+
+export type ControlProblemCode = keyof typeof ControlProblem;
 
 /** A handshake that must be refused; `status` is the HTTP status sent back. */
 export class HandshakeError extends Error {
@@ -89,6 +105,16 @@ export class ConfigError extends Error {
   constructor(code: ConfigProblemCode, detail?: string) {
     super(detail ? `${ConfigProblem[code]}: ${detail}` : ConfigProblem[code]);
     this.name = 'ConfigError';
+    this.code = code;
+  }
+}
+
+/** A control request that cannot be carried out; nothing was changed. */
+export class ControlError extends Error {
+  readonly code: ControlProblemCode;
+  constructor(code: ControlProblemCode, detail?: string) {
+    super(detail ? `${ControlProblem[code]}: ${detail}` : ControlProblem[code]);
+    this.name = 'ControlError';
     this.code = code;
   }
 }
