@@ -1,14 +1,16 @@
 /**
- * Node-RED entry point: registers the four websocket-plus types. Each registration is thin; the
+ * Node-RED entry point: registers the websocket-plus types. Each registration is thin; the
  * behaviour lives in src/core.
  */
 import { registerListener } from './listener-node';
 import { registerFlowNodes } from './flow-nodes';
 import { registerClient } from './client-node';
+import { registerControl } from './control-node';
 import type { NodeAPI } from './red-types';
 
 export = function websocketPlus(RED: NodeAPI): void {
   registerListener(RED);
   registerClient(RED);
   registerFlowNodes(RED);
+  registerControl(RED);
 };

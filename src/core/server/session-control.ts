@@ -53,6 +53,7 @@ export interface CloseFrame {
 
 /** The parts of a flow message a request reads (any other property is left alone). */
 export interface ControlMessage {
+  [property: string]: unknown;
   sessionId?: unknown;
   tenantId?: unknown;
   subject?: unknown;

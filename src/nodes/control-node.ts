@@ -1,0 +1,139 @@
+/**
+ * `websocket-plus control` (ws.control+): lists, counts and closes the sessions of a listener, or
+ * reconnects / closes a client's one connection, as `msg.action` asks. The work is done in core
+ * (session-control, OutboundConnection); this is the wiring to the selected config node.
+ */
+import { ControlError } from '../core/errors';
+import { closeFrameFrom, closeSelectionFrom, closeSessions, countSessions, filterFrom, listSessions } from '../core/server/session-control';
+import type { WebSocketListener } from '../core/server/listener';
+import type { OutboundConnection } from '../core/client/outbound-connection';
+import { text } from './i18n';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './red-types';
+
+/** How long the status shows the last action's result. */
+const STATUS_MS = 3000;
+
+/** i18n key (catalogue `websocket-plus.control.*`) of each refusal. */
+const PROBLEM_KEYS: Record<ControlError['code'], string> = {
+  ACTION_UNKNOWN: 'action-unknown',
+  SELECTOR_MISSING: 'selector-missing',
+  SELECTOR_INVALID: 'selector-invalid',
+  CODE_INVALID: 'code-invalid',
+  REASON_INVALID: 'reason-invalid',
+  TARGET_MISSING: 'target-missing',
+};
+
+const LISTENER_ACTIONS = 'list, count, close';
+const CLIENT_ACTIONS = 'reconnect, close';
+
+type Target = { kind: 'listener'; listener: WebSocketListener } | { kind: 'client'; connection: OutboundConnection };
+
+export function registerControl(RED: NodeAPI): void {
+  function WebSocketPlusControlNode(this: Node, def: NodeDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clientId = typeof def.client === 'string' ? def.client : '';
+    const serverId = typeof def.server === 'string' ? def.server : '';
+    let statusTimer: NodeJS.Timeout | undefined;
+
+    const describe = (err: ControlError): string => {
+      const translated = text(RED, `websocket-plus.control.errors.${PROBLEM_KEYS[err.code]}`, '');
+      return translated ? `${translated} (${err.message})` : err.message;
+    };
+    const showBriefly = (statusText: string, fill: 'green' | 'yellow' | 'red' = 'green'): void => {
+      node.status({ fill, shape: 'dot', text: statusText });
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        node.status({});
+      }, STATUS_MS);
+      statusTimer.unref();
+    };
+
+    /** Looked up at each message: a redeployed config node is a new object. Client first, as ws.in+ does. */
+    const target = (): Target => {
+      if (clientId) {
+        const connection = (RED.nodes.getNode(clientId) as { connection?: OutboundConnection } | null)?.connection;
+        if (connection) return { kind: 'client', connection };
+        throw new ControlError('TARGET_MISSING');
+      }
+      const listener = serverId ? (RED.nodes.getNode(serverId) as { listener?: WebSocketListener } | null)?.listener : undefined;
+      if (listener) return { kind: 'listener', listener };
+      throw new ControlError('TARGET_MISSING');
+    };
+
+    const onListener = (listener: WebSocketListener, action: unknown, msg: NodeMessage): string => {
+      if (action === 'list') {
+        const sessions = listSessions(listener, filterFrom(msg));
+        msg.payload = sessions;
+        return text(RED, 'websocket-plus.control.status.listed', `listed ${sessions.length}`, { count: sessions.length });
+      }
+      if (action === 'count') {
+        const count = countSessions(listener, filterFrom(msg));
+        msg.payload = count;
+        return text(RED, 'websocket-plus.control.status.counted', `count ${count.total}`, { count: count.total });
+      }
+      if (action === 'close') {
+        // Both checked before anything is closed.
+        const selection = closeSelectionFrom(msg);
+        const frame = closeFrameFrom(msg);
+        const result = closeSessions(listener, selection, frame);
+        msg.payload = result;
+        return text(RED, 'websocket-plus.control.status.closed', `closed ${result.closed}`, { count: result.closed });
+      }
+      throw new ControlError('ACTION_UNKNOWN', `${String(action)} (a listener takes ${LISTENER_ACTIONS})`);
+    };
+
+    const onClient = (connection: OutboundConnection, action: unknown, msg: NodeMessage): string => {
+      if (action === 'reconnect') {
+        connection.reconnect();
+        msg.payload = { reconnecting: true };
+        return text(RED, 'websocket-plus.control.status.reconnecting', 'reconnecting');
+      }
+      if (action === 'close') {
+        const frame = closeFrameFrom(msg);
+        const closed = connection.disconnect(frame.code, frame.reason) ? 1 : 0;
+        msg.payload = { closed };
+        return text(RED, 'websocket-plus.control.status.closed', `closed ${closed}`, { count: closed });
+      }
+      throw new ControlError('ACTION_UNKNOWN', `${String(action)} (a client takes ${CLIENT_ACTIONS})`);
+    };
+
+    node.on('input', (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void) => {
+      const action = msg.action;
+      try {
+        const found = target();
+        const result = found.kind === 'listener' ? onListener(found.listener, action, msg) : onClient(found.connection, action, msg);
+        showBriefly(result);
+        // The same message goes on: msg.topic, msg.res and the rest survive; only payload is replaced.
+        send(msg);
+        done();
+      } catch (err) {
+        if (!(err instanceof ControlError)) {
+          done(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        const problem = describe(err);
+        if (err.code === 'ACTION_UNKNOWN' || err.code === 'TARGET_MISSING') {
+          // A flow that cannot work as wired: an error (catchable by a catch node).
+          showBriefly(problem, 'red');
+          done(new Error(problem));
+          return;
+        }
+        // A request that names nothing or carries a bad code / reason: nothing was closed.
+        showBriefly(problem, 'yellow');
+        node.warn(problem);
+        done();
+      }
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = undefined;
+      node.status({});
+      done();
+    });
+  }
+
+  RED.nodes.registerType('websocket-plus control', WebSocketPlusControlNode);
+}
