@@ -213,7 +213,7 @@ describe('nodes/control (real Node-RED runtime)', function () {
     assert.deepStrictEqual(closed.payload, { closed: 1 });
     await waitFor(() => closes.length === 2, 3000, 'server saw the close');
     assert.deepStrictEqual(closes[1], { code: 4010, reason: 'paused' });
-    // The client's backoff starts well under a second: stayed away means it is not retrying.
+    // The client's first retry comes within 1 s (default backoff): still away after 1.5 s means it is not retrying.
     await delay(1500);
     assert.strictEqual(listener.connectionCount, 0);
     assert.strictEqual(connection.connected, false);
