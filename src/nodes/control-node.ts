@@ -4,7 +4,14 @@
  * (session-control, OutboundConnection); this is the wiring to the selected config node.
  */
 import { ControlError } from '../core/errors';
-import { closeFrameFrom, closeSelectionFrom, closeSessions, countSessions, filterFrom, listSessions } from '../core/server/session-control';
+import {
+  closeFrameFrom,
+  closeSelectionFrom,
+  closeSessions,
+  countSessions,
+  filterFrom,
+  listSessions,
+} from '../core/server/session-control';
 import type { WebSocketListener } from '../core/server/listener';
 import type { OutboundConnection } from '../core/client/outbound-connection';
 import { text } from './i18n';
@@ -57,7 +64,9 @@ export function registerControl(RED: NodeAPI): void {
         if (connection) return { kind: 'client', connection };
         throw new ControlError('TARGET_MISSING');
       }
-      const listener = serverId ? (RED.nodes.getNode(serverId) as { listener?: WebSocketListener } | null)?.listener : undefined;
+      const listener = serverId
+        ? (RED.nodes.getNode(serverId) as { listener?: WebSocketListener } | null)?.listener
+        : undefined;
       if (listener) return { kind: 'listener', listener };
       throw new ControlError('TARGET_MISSING');
     };
@@ -66,7 +75,9 @@ export function registerControl(RED: NodeAPI): void {
       if (action === 'list') {
         const sessions = listSessions(listener, filterFrom(msg));
         msg.payload = sessions;
-        return text(RED, 'websocket-plus.control.status.listed', `listed ${sessions.length}`, { count: sessions.length });
+        return text(RED, 'websocket-plus.control.status.listed', `listed ${sessions.length}`, {
+          count: sessions.length,
+        });
       }
       if (action === 'count') {
         const count = countSessions(listener, filterFrom(msg));
@@ -103,7 +114,8 @@ export function registerControl(RED: NodeAPI): void {
       const action = msg.action;
       try {
         const found = target();
-        const result = found.kind === 'listener' ? onListener(found.listener, action, msg) : onClient(found.connection, action, msg);
+        const result =
+          found.kind === 'listener' ? onListener(found.listener, action, msg) : onClient(found.connection, action, msg);
         showBriefly(result);
         // The same message goes on: msg.topic, msg.res and the rest survive; only payload is replaced.
         send(msg);

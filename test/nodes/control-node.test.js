@@ -29,7 +29,11 @@ function controlFlow(extra = []) {
   ];
 }
 
-const logsOf = (id, level) => helper.log().args.filter((a) => a[0].id === id && a[0].level === level).map((a) => String(a[0].msg));
+const logsOf = (id, level) =>
+  helper
+    .log()
+    .args.filter((a) => a[0].id === id && a[0].level === level)
+    .map((a) => String(a[0].msg));
 
 describe('nodes/control (real Node-RED runtime)', function () {
   const sockets = [];
@@ -37,7 +41,9 @@ describe('nodes/control (real Node-RED runtime)', function () {
   const open = async (tenant, sub, options) => {
     const listener = helper.getNode('l1').listener;
     const before = listener.connectionCount;
-    const { ws } = await connect(wsUrl('/ws/ctl', `token=${await signHS256(SECRET, { tenant_id: tenant, sub }, options)}`));
+    const { ws } = await connect(
+      wsUrl('/ws/ctl', `token=${await signHS256(SECRET, { tenant_id: tenant, sub }, options)}`),
+    );
     sockets.push(ws);
     await waitFor(() => listener.connectionCount > before, 3000, 'session registered');
     return ws;
@@ -93,7 +99,10 @@ describe('nodes/control (real Node-RED runtime)', function () {
     const alice = await ask('ctl', 'h1', { action: 'count', subject: 'alice' });
     assert.deepStrictEqual(alice.payload, { total: 2, byTenant: { acme: 1, globex: 1 } });
     const statusCalls = helper._NodePrototype.status.getCalls().filter((c) => c.thisValue === helper.getNode('ctl'));
-    assert.ok(statusCalls.some((c) => /2/.test(String(c.args[0].text))), JSON.stringify(statusCalls.map((c) => c.args[0])));
+    assert.ok(
+      statusCalls.some((c) => /2/.test(String(c.args[0].text))),
+      JSON.stringify(statusCalls.map((c) => c.args[0])),
+    );
   });
 
   it('logs a subject out of every socket with the flow’s code and reason; others stay open', async function () {
@@ -101,7 +110,14 @@ describe('nodes/control (real Node-RED runtime)', function () {
     const a1 = await open('acme', 'alice');
     const a2 = await open('acme', 'alice');
     const bob = await open('acme', 'bob');
-    const out = await ask('ctl', 'h1', { action: 'close', tenantId: 'acme', subject: 'alice', code: 4401, reason: 'logged out', topic: 'logout' });
+    const out = await ask('ctl', 'h1', {
+      action: 'close',
+      tenantId: 'acme',
+      subject: 'alice',
+      code: 4401,
+      reason: 'logged out',
+      topic: 'logout',
+    });
     assert.deepStrictEqual(out.payload, { closed: 2 });
     assert.strictEqual(out.topic, 'logout');
     assert.deepStrictEqual(await waitForClose(a1), { code: 4401, reason: 'logged out' });
@@ -171,10 +187,13 @@ describe('nodes/control (real Node-RED runtime)', function () {
   });
 
   it('reports an unknown action as an error the flow can catch, and sends nothing', async function () {
-    await load(controlFlow([
-      { id: 'catch1', type: 'catch', scope: ['ctl'], uncaught: false, wires: [['hc']] },
-      { id: 'hc', type: 'helper' },
-    ]), creds);
+    await load(
+      controlFlow([
+        { id: 'catch1', type: 'catch', scope: ['ctl'], uncaught: false, wires: [['hc']] },
+        { id: 'hc', type: 'helper' },
+      ]),
+      creds,
+    );
     const a = await open('acme', 'alice');
     const received = collect('h1');
     const caught = collect('hc');
@@ -191,7 +210,17 @@ describe('nodes/control (real Node-RED runtime)', function () {
 
   it('on a client: reconnect drops the socket and connects again at once; close stays away until reconnect', async function () {
     const flow = controlFlow([
-      { id: 'c1', type: 'websocket-plus-client', path: wsUrl('/ws/ctl'), tls: '', subprotocol: '', wholemsg: 'false', authMode: 'jwt', hb: '', headers: [] },
+      {
+        id: 'c1',
+        type: 'websocket-plus-client',
+        path: wsUrl('/ws/ctl'),
+        tls: '',
+        subprotocol: '',
+        wholemsg: 'false',
+        authMode: 'jwt',
+        hb: '',
+        headers: [],
+      },
       { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
       { id: 'hc', type: 'helper' },
     ]);
@@ -206,7 +235,11 @@ describe('nodes/control (real Node-RED runtime)', function () {
     const reconnected = await ask('ctlc', 'hc', { action: 'reconnect', topic: 'r' });
     assert.deepStrictEqual(reconnected.payload, { reconnecting: true });
     assert.strictEqual(reconnected.topic, 'r');
-    await waitFor(() => connection.connected && connection.id !== firstId && listener.connectionCount === 1, 5000, 'connected again');
+    await waitFor(
+      () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
+      5000,
+      'connected again',
+    );
     assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
 
     const closed = await ask('ctlc', 'hc', { action: 'close', code: 4010, reason: 'paused' });

@@ -89,7 +89,8 @@ export function closeSelectionFrom(msg: ControlMessage): CloseSelection {
   const selection: CloseSelection = filterFrom(msg);
   const sessionId = selector(msg.sessionId, 'sessionId');
   if (sessionId !== undefined) selection.sessionId = sessionId;
-  if (selection.sessionId !== undefined || selection.tenantId !== undefined || selection.subject !== undefined) return selection;
+  if (selection.sessionId !== undefined || selection.tenantId !== undefined || selection.subject !== undefined)
+    return selection;
   const own = msg._session && typeof msg._session === 'object' ? (msg._session as { id?: unknown }).id : undefined;
   if (typeof own === 'string' && own !== '') return { sessionId: own };
   if (msg.all === true) return { all: true };
@@ -99,7 +100,8 @@ export function closeSelectionFrom(msg: ControlMessage): CloseSelection {
 /** msg.code (4000–4999, default 4003) and msg.reason (at most 123 bytes of UTF-8, default "closed by control"). */
 export function closeFrameFrom(msg: ControlMessage): CloseFrame {
   const code = msg.code === undefined || msg.code === null ? SessionClose.CONTROL_CLOSED.code : msg.code;
-  if (typeof code !== 'number' || !Number.isInteger(code) || code < 4000 || code > 4999) throw new ControlError('CODE_INVALID');
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 4000 || code > 4999)
+    throw new ControlError('CODE_INVALID');
   const reason = msg.reason === undefined || msg.reason === null ? SessionClose.CONTROL_CLOSED.reason : msg.reason;
   if (typeof reason !== 'string' || Buffer.byteLength(reason, 'utf8') > MAX_CLOSE_REASON_BYTES || !wellFormed(reason)) {
     throw new ControlError('REASON_INVALID');
@@ -134,7 +136,11 @@ function select(listener: WebSocketListener, selection: CloseSelection): Listene
   return out;
 }
 
-export function summarize(listener: WebSocketListener, session: ListenerSession, instance = INSTANCE_ID): SessionSummary {
+export function summarize(
+  listener: WebSocketListener,
+  session: ListenerSession,
+  instance = INSTANCE_ID,
+): SessionSummary {
   return {
     id: session.id,
     tenantId: session.tenantId,
@@ -147,7 +153,11 @@ export function summarize(listener: WebSocketListener, session: ListenerSession,
   };
 }
 
-export function listSessions(listener: WebSocketListener, filter: SessionFilter = {}, instance = INSTANCE_ID): SessionSummary[] {
+export function listSessions(
+  listener: WebSocketListener,
+  filter: SessionFilter = {},
+  instance = INSTANCE_ID,
+): SessionSummary[] {
   return select(listener, filter).map((session) => summarize(listener, session, instance));
 }
 
@@ -176,8 +186,17 @@ export function countSessions(listener: WebSocketListener, filter: SessionFilter
  * Closes the selected sessions through the listener's own close path (so its 'enforced' and
  * 'close' events fire as for any other close); counts the sessions this call closed.
  */
-export function closeSessions(listener: WebSocketListener, selection: CloseSelection, frame: CloseFrame): { closed: number } {
-  if (!selection.all && selection.sessionId === undefined && selection.tenantId === undefined && selection.subject === undefined) {
+export function closeSessions(
+  listener: WebSocketListener,
+  selection: CloseSelection,
+  frame: CloseFrame,
+): { closed: number } {
+  if (
+    !selection.all &&
+    selection.sessionId === undefined &&
+    selection.tenantId === undefined &&
+    selection.subject === undefined
+  ) {
     throw new ControlError('SELECTOR_MISSING');
   }
   let closed = 0;

@@ -52,7 +52,16 @@ describe('core/server/session-control', function () {
     const all = control.listSessions(rec.listener, {});
     assert.strictEqual(all.length, 3);
     const first = all.find((s) => s.id === a1.session.id);
-    assert.deepStrictEqual(Object.keys(first).sort(), ['authStatus', 'expiresAt', 'id', 'instance', 'openedAt', 'routingScope', 'subject', 'tenantId']);
+    assert.deepStrictEqual(Object.keys(first).sort(), [
+      'authStatus',
+      'expiresAt',
+      'id',
+      'instance',
+      'openedAt',
+      'routingScope',
+      'subject',
+      'tenantId',
+    ]);
     assert.strictEqual(first.tenantId, 'a');
     assert.strictEqual(first.subject, 'alice');
     assert.strictEqual(first.authStatus, 'verified');
@@ -64,7 +73,11 @@ describe('core/server/session-control', function () {
     // JSON-safe: a list travels through Redis and HTTP responses unchanged.
     assert.deepStrictEqual(JSON.parse(JSON.stringify(all)), all);
 
-    const pick = (filter) => control.listSessions(rec.listener, filter).map((s) => `${s.tenantId}/${s.subject}`).sort();
+    const pick = (filter) =>
+      control
+        .listSessions(rec.listener, filter)
+        .map((s) => `${s.tenantId}/${s.subject}`)
+        .sort();
     assert.deepStrictEqual(pick({ tenantId: 'a' }), ['a/alice', 'a/bob']);
     assert.deepStrictEqual(pick({ subject: 'alice' }), ['a/alice', 'b/alice']);
     assert.deepStrictEqual(pick({ tenantId: 'b', subject: 'alice' }), ['b/alice']);
@@ -86,7 +99,10 @@ describe('core/server/session-control', function () {
     await open('b', 'alice');
     assert.deepStrictEqual(control.countSessions(rec.listener, {}), { total: 3, byTenant: { a: 2, b: 1 } });
     assert.deepStrictEqual(control.countSessions(rec.listener, { tenantId: 'a' }), { total: 2, byTenant: { a: 2 } });
-    assert.deepStrictEqual(control.countSessions(rec.listener, { subject: 'alice' }), { total: 2, byTenant: { a: 1, b: 1 } });
+    assert.deepStrictEqual(control.countSessions(rec.listener, { subject: 'alice' }), {
+      total: 2,
+      byTenant: { a: 1, b: 1 },
+    });
     assert.deepStrictEqual(control.countSessions(rec.listener, { tenantId: 'x' }), { total: 0, byTenant: {} });
   });
 
@@ -121,7 +137,10 @@ describe('core/server/session-control', function () {
     await delay(50);
     assert.ok(isOpen(other.ws));
     assert.ok(isOpen(bAlice.ws), 'the same subject in another tenant is another user');
-    assert.deepStrictEqual(control.closeSessions(rec.listener, control.closeSelectionFrom({ subject: 'alice' }), frame), { closed: 1 });
+    assert.deepStrictEqual(
+      control.closeSessions(rec.listener, control.closeSelectionFrom({ subject: 'alice' }), frame),
+      { closed: 1 },
+    );
     assert.strictEqual((await waitForClose(bAlice.ws)).code, 4100);
   });
 
@@ -130,7 +149,9 @@ describe('core/server/session-control', function () {
     const b1 = await open('b', 'bob');
     const b2 = await open('b', 'carol');
     const frame = control.closeFrameFrom({});
-    assert.deepStrictEqual(control.closeSessions(rec.listener, control.closeSelectionFrom({ tenantId: 'b' }), frame), { closed: 2 });
+    assert.deepStrictEqual(control.closeSessions(rec.listener, control.closeSelectionFrom({ tenantId: 'b' }), frame), {
+      closed: 2,
+    });
     await waitForClose(b1.ws);
     await waitForClose(b2.ws);
     assert.ok(isOpen(a.ws));
@@ -146,21 +167,41 @@ describe('core/server/session-control', function () {
     const own = { id: 'own-session', tenantId: 'a' };
     assert.deepStrictEqual(control.closeSelectionFrom({ _session: own }), { sessionId: 'own-session' });
     assert.deepStrictEqual(control.closeSelectionFrom({ _session: own, sessionId: 's2' }), { sessionId: 's2' });
-    assert.deepStrictEqual(control.closeSelectionFrom({ _session: own, subject: 'alice', tenantId: 'a' }), { subject: 'alice', tenantId: 'a' });
+    assert.deepStrictEqual(control.closeSelectionFrom({ _session: own, subject: 'alice', tenantId: 'a' }), {
+      subject: 'alice',
+      tenantId: 'a',
+    });
     assert.deepStrictEqual(control.closeSelectionFrom({ _session: own, all: true }), { sessionId: 'own-session' });
-    assert.deepStrictEqual(control.closeSelectionFrom({ sessionId: 's', tenantId: 't' }), { sessionId: 's', tenantId: 't' });
+    assert.deepStrictEqual(control.closeSelectionFrom({ sessionId: 's', tenantId: 't' }), {
+      sessionId: 's',
+      tenantId: 't',
+    });
   });
 
   it('refuses a close without selector, and closes nobody', async function () {
     const a = await open('a', 'alice');
     for (const msg of [{}, { all: 'true' }, { all: 1 }, { _session: {} }, { _session: { id: '' } }]) {
-      assert.throws(() => control.closeSelectionFrom(msg), (err) => err instanceof ControlError && err.code === 'SELECTOR_MISSING', JSON.stringify(msg));
+      assert.throws(
+        () => control.closeSelectionFrom(msg),
+        (err) => err instanceof ControlError && err.code === 'SELECTOR_MISSING',
+        JSON.stringify(msg),
+      );
     }
-    assert.throws(() => control.closeSessions(rec.listener, {}, control.closeFrameFrom({})), (err) => err.code === 'SELECTOR_MISSING');
+    assert.throws(
+      () => control.closeSessions(rec.listener, {}, control.closeFrameFrom({})),
+      (err) => err.code === 'SELECTOR_MISSING',
+    );
     for (const msg of [{ sessionId: 42 }, { subject: '' }, { tenantId: { id: 'a' } }, { subject: ['alice'] }]) {
-      assert.throws(() => control.closeSelectionFrom(msg), (err) => err.code === 'SELECTOR_INVALID', JSON.stringify(msg));
+      assert.throws(
+        () => control.closeSelectionFrom(msg),
+        (err) => err.code === 'SELECTOR_INVALID',
+        JSON.stringify(msg),
+      );
     }
-    assert.throws(() => control.filterFrom({ tenantId: 7 }), (err) => err.code === 'SELECTOR_INVALID');
+    assert.throws(
+      () => control.filterFrom({ tenantId: 7 }),
+      (err) => err.code === 'SELECTOR_INVALID',
+    );
     await delay(50);
     assert.ok(isOpen(a.ws));
     assert.deepStrictEqual(rec.enforced, []);
@@ -168,7 +209,11 @@ describe('core/server/session-control', function () {
 
   it('refuses a close code outside 4000–4999 and a reason that is not a string of at most 123 bytes', function () {
     for (const code of [1000, 1008, 3999, 5000, 4000.5, '4003', NaN, -1]) {
-      assert.throws(() => control.closeFrameFrom({ code }), (err) => err instanceof ControlError && err.code === 'CODE_INVALID', String(code));
+      assert.throws(
+        () => control.closeFrameFrom({ code }),
+        (err) => err instanceof ControlError && err.code === 'CODE_INVALID',
+        String(code),
+      );
     }
     assert.strictEqual(control.closeFrameFrom({ code: 4000 }).code, 4000);
     assert.strictEqual(control.closeFrameFrom({ code: 4999 }).code, 4999);
@@ -176,7 +221,11 @@ describe('core/server/session-control', function () {
     // 41 three-byte characters = 123 bytes; one more is 126.
     assert.strictEqual(control.closeFrameFrom({ reason: '€'.repeat(41) }).reason, '€'.repeat(41));
     for (const reason of ['x'.repeat(124), '€'.repeat(42), 42, { text: 'x' }, 'lone \uD800 surrogate']) {
-      assert.throws(() => control.closeFrameFrom({ reason }), (err) => err.code === 'REASON_INVALID', String(reason).slice(0, 20));
+      assert.throws(
+        () => control.closeFrameFrom({ reason }),
+        (err) => err.code === 'REASON_INVALID',
+        String(reason).slice(0, 20),
+      );
     }
     assert.strictEqual(control.closeFrameFrom({ reason: '' }).reason, '');
   });
