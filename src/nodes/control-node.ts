@@ -13,6 +13,7 @@ import {
   listSessions,
 } from '../core/server/session-control';
 import type { WebSocketListener } from '../core/server/listener';
+import { acquireClusterControl, releaseClusterControl } from '../core/cluster/cluster-control';
 import type { OutboundConnection } from '../core/client/outbound-connection';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red-types';
@@ -71,16 +72,40 @@ export function registerControl(RED: NodeAPI): void {
       throw new ControlError('TARGET_MISSING');
     };
 
-    const onListener = (listener: WebSocketListener, action: unknown, msg: NodeMessage): string => {
+    // A clustered listener: list, count and close reach every instance (see cluster-control).
+    const startListener =
+      serverId && !clientId
+        ? (RED.nodes.getNode(serverId) as { listener?: WebSocketListener } | null)?.listener
+        : undefined;
+    const cluster = startListener ? acquireClusterControl(startListener) : undefined;
+
+    const onListener = async (listener: WebSocketListener, action: unknown, msg: NodeMessage): Promise<string> => {
+      const clustered = listener === startListener ? cluster : undefined;
       if (action === 'list') {
-        const sessions = listSessions(listener, filterFrom(msg));
+        const filter = filterFrom(msg);
+        let sessions;
+        if (clustered) {
+          const answer = await clustered.list(filter);
+          sessions = answer.result;
+          msg.partial = answer.partial;
+        } else {
+          sessions = listSessions(listener, filter);
+        }
         msg.payload = sessions;
         return text(RED, 'websocket-plus.control.status.listed', `listed ${sessions.length}`, {
           count: sessions.length,
         });
       }
       if (action === 'count') {
-        const count = countSessions(listener, filterFrom(msg));
+        const filter = filterFrom(msg);
+        let count;
+        if (clustered) {
+          const answer = await clustered.count(filter);
+          count = answer.result;
+          msg.partial = answer.partial;
+        } else {
+          count = countSessions(listener, filter);
+        }
         msg.payload = count;
         return text(RED, 'websocket-plus.control.status.counted', `count ${count.total}`, { count: count.total });
       }
@@ -88,7 +113,14 @@ export function registerControl(RED: NodeAPI): void {
         // Both checked before anything is closed.
         const selection = closeSelectionFrom(msg);
         const frame = closeFrameFrom(msg);
-        const result = closeSessions(listener, selection, frame);
+        let result;
+        if (clustered) {
+          const answer = await clustered.close(selection, frame);
+          result = answer.result;
+          msg.partial = answer.partial;
+        } else {
+          result = closeSessions(listener, selection, frame);
+        }
         msg.payload = result;
         return text(RED, 'websocket-plus.control.status.closed', `closed ${result.closed}`, { count: result.closed });
       }
@@ -110,40 +142,56 @@ export function registerControl(RED: NodeAPI): void {
       throw new ControlError('ACTION_UNKNOWN', `${String(action)} (a client takes ${CLIENT_ACTIONS})`);
     };
 
-    node.on('input', (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void) => {
-      const action = msg.action;
-      try {
-        const found = target();
-        const result =
-          found.kind === 'listener' ? onListener(found.listener, action, msg) : onClient(found.connection, action, msg);
-        showBriefly(result);
-        // The same message goes on: msg.topic, msg.res and the rest survive; only payload is replaced.
-        send(msg);
-        done();
-      } catch (err) {
-        if (!(err instanceof ControlError)) {
-          done(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        const problem = describe(err);
-        if (err.code === 'ACTION_UNKNOWN' || err.code === 'TARGET_MISSING') {
-          // A flow that cannot work as wired: an error (catchable by a catch node).
-          showBriefly(problem, 'red');
-          done(new Error(problem));
-          return;
-        }
-        // A request that names nothing or carries a bad code / reason: nothing was closed.
-        showBriefly(problem, 'yellow');
-        node.warn(problem);
-        done();
+    const run = async (msg: NodeMessage): Promise<string> => {
+      const found = target();
+      return found.kind === 'listener'
+        ? onListener(found.listener, msg.action, msg)
+        : onClient(found.connection, msg.action, msg);
+    };
+
+    const refuse = (err: unknown, done: (err?: Error) => void): void => {
+      if (!(err instanceof ControlError)) {
+        done(err instanceof Error ? err : new Error(String(err)));
+        return;
       }
+      const problem = describe(err);
+      if (err.code === 'ACTION_UNKNOWN' || err.code === 'TARGET_MISSING') {
+        // A flow that cannot work as wired: an error (catchable by a catch node).
+        showBriefly(problem, 'red');
+        done(new Error(problem));
+        return;
+      }
+      // A request that names nothing or carries a bad code / reason: nothing was closed.
+      showBriefly(problem, 'yellow');
+      node.warn(problem);
+      done();
+    };
+
+    node.on('input', (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void) => {
+      run(msg).then(
+        (result) => {
+          showBriefly(result);
+          // The same message goes on: msg.topic, msg.res and the rest survive; only payload (and
+          // partial, in cluster mode) are set.
+          send(msg);
+          done();
+        },
+        (err: unknown) => refuse(err, done),
+      );
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = undefined;
       node.status({});
-      done();
+      if (!startListener || !cluster) {
+        done();
+        return;
+      }
+      releaseClusterControl(startListener).then(
+        () => done(),
+        () => done(),
+      );
     });
   }
 

@@ -396,6 +396,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return true;
   }
 
+  /** The cluster link the listener was created with (scale-out), if any. */
+  get cluster(): ClusterLink | undefined {
+    return this.options.cluster;
+  }
+
   /** When the session is closed at its token's exp (epoch ms); undefined when no expiry is enforced. */
   expiresAtOf(session: ListenerSession): number | undefined {
     return this.states.get(session)?.expiresAt;
