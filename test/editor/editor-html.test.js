@@ -446,7 +446,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.deepStrictEqual(inHelp.dt, ['payload', '_session', 'event', 'code', 'reason']);
       assert.deepStrictEqual(outHelp.dt, ['payload', '_session']);
       const controlHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus control').body);
-      assert.deepStrictEqual(controlHelp.dt, ['action', 'tenantId', 'subject', 'sessionId', '_session', 'all', 'code', 'reason', 'payload']);
+      assert.deepStrictEqual(controlHelp.dt, ['action', 'tenantId', 'subject', 'sessionId', '_session', 'all', 'code', 'reason', 'payload', 'partial']);
       assert.strictEqual(inHelp.h3, 2, 'ws.in+: Outputs and Details');
       assert.strictEqual(outHelp.h3, 2, 'ws.out+: Inputs and Details');
     });
