@@ -4,7 +4,7 @@
 const assert = require('assert');
 const { built } = require('../helpers/built');
 const errors = built('core/errors');
-const { HandshakeRefusal, SessionClose, ConfigProblem, HandshakeError, ConfigError, isHandshakeError } = errors;
+const { HandshakeRefusal, SessionClose, ConfigProblem, ControlProblem, HandshakeError, ConfigError, ControlError, isHandshakeError } = errors;
 
 describe('core/errors', function () {
   it('maps every handshake refusal to a 4xx/5xx status and a non-empty reason', function () {
@@ -49,6 +49,16 @@ describe('core/errors', function () {
     assert.strictEqual(err.code, 'PATH_CONFLICT');
     assert.strictEqual(err.message, `${ConfigProblem.PATH_CONFLICT}: /ws`);
     assert.strictEqual(new ConfigError('SERVER_MISSING').message, ConfigProblem.SERVER_MISSING);
+  });
+
+  it('closes from a control node with 4003 by default, and ControlError names the problem', function () {
+    assert.deepStrictEqual(SessionClose.CONTROL_CLOSED, { code: 4003, reason: 'closed by control' });
+    const err = new ControlError('CODE_INVALID', '1000');
+    assert.ok(err instanceof Error);
+    assert.strictEqual(err.name, 'ControlError');
+    assert.strictEqual(err.code, 'CODE_INVALID');
+    assert.strictEqual(err.message, `${ControlProblem.CODE_INVALID}: 1000`);
+    assert.strictEqual(isHandshakeError(err), false);
   });
 
   it('isHandshakeError tells a refusal from any other error', function () {
