@@ -45,17 +45,21 @@ export interface ClusterAnswer<T> {
   result: T;
   /** An instance seen recently did not answer in time, or Redis was unavailable. */
   partial: boolean;
-  /** Instances (bus ids) that answered, this one included. */
+  /** Instances that answered, this one included. */
   answered: string[];
-  /** Instances (bus ids) seen recently that did not answer. */
+  /** Instances seen recently that did not answer. */
   missing: string[];
 }
 
 export interface ClusterControlOptions {
   answerTimeoutMs?: number;
   presenceIntervalMs?: number;
-  /** The `instance` of listed sessions (default: this process, INSTANCE_ID). */
-  instanceLabel?: string;
+  /**
+   * This instance's name: its presence entry, the sender of its answers and the `instance` of the
+   * sessions it lists. Default INSTANCE_ID, the same for the whole process, so a redeploy comes
+   * back under the same name and is never waited for twice.
+   */
+  instance?: string;
 }
 
 interface Request {
@@ -84,7 +88,7 @@ interface Pending {
 export class ClusterSessionControl {
   private readonly answerTimeoutMs: number;
   private readonly presenceIntervalMs: number;
-  private readonly instanceLabel: string;
+  private readonly instance: string;
   private readonly presenceKey: string;
   private readonly pending = new Map<string, Pending>();
   private presenceTimer: NodeJS.Timeout | undefined;
@@ -97,7 +101,7 @@ export class ClusterSessionControl {
   ) {
     this.answerTimeoutMs = options.answerTimeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     this.presenceIntervalMs = options.presenceIntervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS;
-    this.instanceLabel = options.instanceLabel ?? INSTANCE_ID;
+    this.instance = options.instance ?? INSTANCE_ID;
     this.presenceKey = `${bus.prefix}:${CONTROL_CHANNEL}:instances`;
   }
 
@@ -111,7 +115,7 @@ export class ClusterSessionControl {
       // Members not refreshed within three intervals are dropped; the key itself expires with them.
       redis
         .multi()
-        .zadd(this.presenceKey, Date.now(), this.bus.instanceId)
+        .zadd(this.presenceKey, Date.now(), this.instance)
         .zremrangebyscore(this.presenceKey, '-inf', Date.now() - keepMs)
         .pexpire(this.presenceKey, keepMs)
         .exec()
@@ -133,7 +137,7 @@ export class ClusterSessionControl {
     this.presenceTimer = undefined;
     for (const pending of [...this.pending.values()]) pending.finish();
     const redis = this.bus.commands;
-    if (redis) await bounded(redis.zrem(this.presenceKey, this.bus.instanceId), this.answerTimeoutMs);
+    if (redis) await bounded(redis.zrem(this.presenceKey, this.instance), this.answerTimeoutMs);
   }
 
   list(filter: SessionFilter): Promise<ClusterAnswer<SessionSummary[]>> {
@@ -150,7 +154,7 @@ export class ClusterSessionControl {
 
   /** This instance's answer to `op`; every argument is checked as a flow message would be. */
   private answer(op: Op, args: Record<string, unknown>): unknown {
-    if (op === 'list') return listSessions(this.listener, filterFrom(args), this.instanceLabel);
+    if (op === 'list') return listSessions(this.listener, filterFrom(args), this.instance);
     if (op === 'count') return countSessions(this.listener, filterFrom(args));
     const selection = closeSelectionFrom({
       sessionId: args.sessionId,
@@ -162,7 +166,7 @@ export class ClusterSessionControl {
   }
 
   private async request<O extends Op>(op: O, args: Record<string, unknown>): Promise<ClusterAnswer<ResultOf<O>>> {
-    const own = this.bus.instanceId;
+    const own = this.instance;
     const results = new Map<string, unknown>([[own, this.answer(op, args)]]);
     if (this.stopped || this.bus.state !== 'ready') return this.combine(op, results, new Set([own]), true);
     const until = Date.now() + this.answerTimeoutMs;
@@ -245,7 +249,7 @@ export class ClusterSessionControl {
       return;
     }
     if (!message || typeof message !== 'object' || typeof message.id !== 'string') return;
-    const own = this.bus.instanceId;
+    const own = this.instance;
     if (message.t === 'res') {
       if (message.to !== own || typeof message.from !== 'string') return;
       const pending = this.pending.get(message.id);

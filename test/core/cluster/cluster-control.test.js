@@ -36,7 +36,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     const control = new ClusterSessionControl(bus, rec.listener, {
       answerTimeoutMs: options.answerTimeoutMs ?? ANSWER_MS,
       presenceIntervalMs: PRESENCE_MS,
-      instanceLabel: label,
+      instance: label,
     });
     control.start();
     const instance = { label, srv, bus, rec, control, listener: rec.listener, stopped: false };
@@ -86,7 +86,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     const listed = await a.control.list({});
     assert.strictEqual(listed.partial, false);
     assert.deepStrictEqual(listed.missing, []);
-    assert.deepStrictEqual(listed.answered.sort(), [a.bus.instanceId, b.bus.instanceId].sort());
+    assert.deepStrictEqual(listed.answered.sort(), ['A', 'B']);
     assert.deepStrictEqual(listed.result.map((s) => `${s.instance}/${s.tenantId}/${s.subject}`).sort(), [
       'A/acme/alice',
       'A/acme/bob',
@@ -139,7 +139,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     const counted = await a.control.count({});
     const took = Date.now() - started;
     assert.strictEqual(counted.partial, true);
-    assert.deepStrictEqual(counted.missing, [c.bus.instanceId]);
+    assert.deepStrictEqual(counted.missing, ['C']);
     assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
     assert.ok(took < ANSWER_MS + 5000, `settled after ${took} ms`);
     // The count waited out the answer timeout, longer than three presence intervals: C's entry has
@@ -151,6 +151,25 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     await c.control.stop();
     await c.listener.close();
     await c.srv.close();
+  });
+
+  it('an instance redeployed under the same name is answered by its new listener, not waited for twice', async function () {
+    const a = await startInstance('A');
+    const b = await startInstance('B');
+    await waitFor(async () => (await present()).length === 2, 5000, 'both present');
+    // A redeploy as Node-RED may order it: the listener (and its bus) goes first, so the old
+    // control cannot take its presence entry away.
+    b.stopped = true;
+    await b.listener.close();
+    await b.control.stop();
+    await b.srv.close();
+    const b2 = await startInstance('B');
+    await open(b2, 'acme', 'hana');
+    await open(a, 'acme', 'ivan');
+    const counted = await a.control.count({});
+    assert.strictEqual(counted.partial, false);
+    assert.deepStrictEqual(counted.missing, []);
+    assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
   });
 
   it('with Redis unreachable, answers for this instance only, marked partial', async function () {
@@ -168,7 +187,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     await waitFor(async () => (await present()).length === 2, 5000, 'both present');
     const onB = await open(b, 'acme', 'alice');
     // A request that a flow could not make (no selector), published straight on the bus.
-    const request = { t: 'req', id: 'forged', from: a.bus.instanceId, op: 'close', args: {} };
+    const request = { t: 'req', id: 'forged', from: 'A', op: 'close', args: {} };
     await admin.publish(`${PREFIX}:control`, JSON.stringify(request));
     await delay(300);
     assert.strictEqual(onB.readyState, 1);
@@ -181,7 +200,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     const timers = trackTimers({ stacks: true });
     try {
       const a = await startInstance('A');
-      await waitFor(async () => (await present()).includes(a.bus.instanceId), 5000, 'present');
+      await waitFor(async () => (await present()).includes('A'), 5000, 'present');
       await stopInstance(a);
       assert.deepStrictEqual(await present(), []);
       await delay(50);
