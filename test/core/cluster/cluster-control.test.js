@@ -182,7 +182,7 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
   });
 
   it('refuses a close request without selector on the answering side too', async function () {
-    const a = await startInstance('A');
+    await startInstance('A');
     const b = await startInstance('B');
     await waitFor(async () => (await present()).length === 2, 5000, 'both present');
     const onB = await open(b, 'acme', 'alice');
