@@ -45,6 +45,10 @@ export const SessionClose = {
   DELIVERY_FAILED: { code: 1011, reason: 'delivery failed' },
   SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
   HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
+  /** Closed from a flow by the control node (logout, revocation); the flow may pick another 4000–4999 code and reason. */
+  CONTROL_CLOSED: { code: 4003, reason: 'closed by control' },
+  /** The client side: a control node asked the client to drop its socket and connect again at once. */
+  CONTROL_RECONNECT: { code: 1000, reason: 'reconnecting' },
 } as const;
 
 export type SessionCloseCode = keyof typeof SessionClose;
@@ -67,6 +71,18 @@ export const ConfigProblem = {
 
 export type ConfigProblemCode = keyof typeof ConfigProblem;
 
+/** Control-node requests that are refused before anything is closed or listed. */
+export const ControlProblem = {
+  ACTION_UNKNOWN: 'unknown action',
+  SELECTOR_MISSING: 'no session selected: give msg.sessionId, msg.subject or msg.tenantId, or msg.all = true',
+  SELECTOR_INVALID: 'selector must be a non-empty string',
+  CODE_INVALID: 'close code must be an integer from 4000 to 4999',
+  REASON_INVALID: 'close reason must be a string of at most 123 bytes (UTF-8)',
+  TARGET_MISSING: 'no listener or client configured',
+} as const;
+
+export type ControlProblemCode = keyof typeof ControlProblem;
+
 /** Problems with the input of `migrate` (the flow file is not a Node-RED flow). */
 export const MigrationProblem = {
   FLOW_INVALID: 'not a Node-RED flow',
@@ -80,6 +96,7 @@ const CATALOGUE_SECTIONS = {
   close: 'closes',
   config: 'errors',
   migration: 'migration',
+  control: 'control.errors',
 } as const;
 
 export type ErrorKind = keyof typeof CATALOGUE_SECTIONS;
@@ -89,6 +106,7 @@ interface CodesOfKind {
   close: SessionCloseCode;
   config: ConfigProblemCode;
   migration: MigrationProblemCode;
+  control: ControlProblemCode;
 }
 
 /**
@@ -131,6 +149,16 @@ export class MigrationError extends Error {
   constructor(code: MigrationProblemCode, detail?: string) {
     super(detail ? `${MigrationProblem[code]}: ${detail}` : MigrationProblem[code]);
     this.name = 'MigrationError';
+    this.code = code;
+  }
+}
+
+/** A control request that cannot be carried out; nothing was changed. */
+export class ControlError extends Error {
+  readonly code: ControlProblemCode;
+  constructor(code: ControlProblemCode, detail?: string) {
+    super(detail ? `${ControlProblem[code]}: ${detail}` : ControlProblem[code]);
+    this.name = 'ControlError';
     this.code = code;
   }
 }

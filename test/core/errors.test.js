@@ -6,7 +6,8 @@ const { built } = require('../helpers/built');
 const H = require('../helpers/editor-html');
 const errors = built('core/errors');
 const {
-  HandshakeRefusal, SessionClose, ConfigProblem, MigrationProblem, HandshakeError, ConfigError, MigrationError, isHandshakeError,
+  HandshakeRefusal, SessionClose, ConfigProblem, MigrationProblem, ControlProblem, HandshakeError, ConfigError, MigrationError,
+  ControlError, isHandshakeError,
   messageKey, describeConfigError,
 } = errors;
 
@@ -16,6 +17,7 @@ const ALL_CODES = {
   close: Object.keys(SessionClose),
   config: Object.keys(ConfigProblem),
   migration: Object.keys(MigrationProblem),
+  control: Object.keys(ControlProblem),
 };
 
 describe('core/errors', function () {
@@ -63,6 +65,16 @@ describe('core/errors', function () {
     assert.strictEqual(new ConfigError('SERVER_MISSING').message, ConfigProblem.SERVER_MISSING);
   });
 
+  it('closes from a control node with 4003 by default, and ControlError names the problem', function () {
+    assert.deepStrictEqual(SessionClose.CONTROL_CLOSED, { code: 4003, reason: 'closed by control' });
+    const err = new ControlError('CODE_INVALID', '1000');
+    assert.ok(err instanceof Error);
+    assert.strictEqual(err.name, 'ControlError');
+    assert.strictEqual(err.code, 'CODE_INVALID');
+    assert.strictEqual(err.message, `${ControlProblem.CODE_INVALID}: 1000`);
+    assert.strictEqual(isHandshakeError(err), false);
+  });
+
   it('isHandshakeError tells a refusal from any other error', function () {
     assert.strictEqual(isHandshakeError(new HandshakeError('TOKEN_EXPIRED')), true);
     assert.strictEqual(isHandshakeError(new ConfigError('OPTION_INVALID')), false);
@@ -76,7 +88,7 @@ describe('core/errors', function () {
       assert.ok(codes.length > 0, kind);
       for (const code of codes) {
         const key = messageKey(kind, code);
-        assert.match(key, /^websocket-plus\.(refusals|closes|errors|migration)\.[a-z0-9]+(-[a-z0-9]+)*$/, key);
+        assert.match(key, /^websocket-plus\.(refusals|closes|errors|migration|control\.errors)\.[a-z0-9]+(-[a-z0-9]+)*$/, key);
         for (const lang of H.LANGUAGES) {
           const value = H.lookup(CATALOGUES[lang], key);
           assert.ok(typeof value === 'string' && value.trim() !== '', `${lang}: ${key} (${kind} ${code}) has no text`);

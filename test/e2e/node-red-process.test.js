@@ -70,14 +70,14 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
     removeDir(userDir);
   });
 
-  it('loads the package: GET /nodes lists the four types from this module', async function () {
+  it('loads the package: GET /nodes lists the types of this module', async function () {
     const res = await red.api('GET', '/nodes', { headers: { accept: 'application/json' } });
     assert.strictEqual(res.status, 200);
     const sets = res.json.filter((s) => s.module === PACKAGE_NAME);
     assert.strictEqual(sets.length, 1, `node sets of ${PACKAGE_NAME}: ${JSON.stringify(sets)}`);
     assert.strictEqual(sets[0].enabled, true);
     assert.strictEqual(sets[0].err, undefined, `load error: ${sets[0].err}`);
-    assert.deepStrictEqual([...sets[0].types].sort(), ['websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener']);
+    assert.deepStrictEqual([...sets[0].types].sort(), ['websocket-plus control', 'websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener']);
   });
 
   it('deploys a flow through the admin API (credentials inline) without errors', async function () {

@@ -13,14 +13,14 @@ const fs = require('fs');
 const path = require('path');
 const { ROOT, PACKAGE_NAME, RUNTIMES, makeUserDir, removeDir, writeSettings, startNodeRed, problemLines } = require('../helpers/node-red-process');
 const { packOnce, seedDependencies } = require('../helpers/package-tarball');
-const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
+const { connect, waitForMessages, waitForClose, closeAll } = require('../helpers/ws-client');
 const { signHS256, makeKey, signWithKey } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { startRedis } = require('../helpers/redis-server');
 
 const SECRET = 'palette-e2e-secret-0123456789abcdef012';
-const TYPES = ['websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener'];
+const TYPES = ['websocket-plus control', 'websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener'];
 const EXAMPLES = fs
   .readdirSync(path.join(ROOT, 'examples'))
   .filter((f) => f.endsWith('.json'))
@@ -82,6 +82,24 @@ const TALK = {
     const r = await ctx.connect('/ws/echo');
     r.ws.send('ping-01');
     assert.deepStrictEqual(await waitForMessages(r.ws, 1), ['ping-01']);
+  },
+
+  async '08-logout'(ctx) {
+    const [alice1, alice2, bob] = await Promise.all([
+      ctx.connect('/ws/app', await ctx.sign({ tenant_id: 'acme', sub: 'alice' })),
+      ctx.connect('/ws/app', await ctx.sign({ tenant_id: 'acme', sub: 'alice' })),
+      ctx.connect('/ws/app', await ctx.sign({ tenant_id: 'acme', sub: 'bob' })),
+    ]);
+    alice1.ws.send('logout');
+    for (const a of [alice1, alice2]) assert.deepStrictEqual(await waitForClose(a.ws), { code: 4401, reason: 'logged out' });
+    assert.strictEqual(bob.ws.readyState, 1, 'another user stays connected');
+    const res = await fetch(`http://127.0.0.1:${ctx.red.port}/api/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: 'bob', tenantId: 'acme' }),
+    });
+    assert.deepStrictEqual(await res.json(), { closed: 1 });
+    assert.strictEqual((await waitForClose(bob.ws)).code, 4401);
   },
 
   async '02-tenant-chat'(ctx) {
@@ -272,7 +290,7 @@ describe('e2e: palette install of the packed tarball', function () {
         assert.ok(userPkg.dependencies[PACKAGE_NAME], 'recorded in the user dir package.json');
       });
 
-      it('GET /nodes lists the four types, enabled and loaded without error', async function () {
+      it('GET /nodes lists the five types, enabled and loaded without error', async function () {
         const res = await red.api('GET', '/nodes', { headers: { accept: 'application/json' } });
         const sets = res.json.filter((s) => s.module === PACKAGE_NAME);
         assert.strictEqual(sets.length, 1);

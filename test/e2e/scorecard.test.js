@@ -92,7 +92,7 @@ describe('e2e: flow library scorecard (node-red-dev validate, offline)', functio
     assert.ok(scorecard, 'no scorecard written');
     const failed = REQUIRED_CHECKS.filter((c) => !scorecard[c] || scorecard[c].test !== true);
     assert.deepStrictEqual(failed, [], `failed checks: ${JSON.stringify(Object.fromEntries(failed.map((c) => [c, scorecard[c]])))}\n${result.stderr}`);
-    assert.deepStrictEqual(scorecard.N02.nodes.sort(), ['websocket-plus in', 'websocket-plus out']);
+    assert.deepStrictEqual(scorecard.N02.nodes.sort(), ['websocket-plus control', 'websocket-plus in', 'websocket-plus out']);
   });
 
   it("judges every runtime dependency against the registry's latest release, not the installed copy", function () {

@@ -26,7 +26,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
   });
 
   describe('registrations', function () {
-    it('registers each of the four types exactly once, and nothing else', function () {
+    it('registers each type exactly once, and nothing else', function () {
       const types = regs.map((r) => r.type).sort();
       assert.deepStrictEqual(types, H.TYPES.slice().sort());
     });
@@ -99,6 +99,28 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.ok(!('events' in byType['websocket-plus out'].defaults));
     });
 
+    it('has ws.control+ in network, with a name and a listener or client, one input and one output', function () {
+      const def = byType['websocket-plus control'];
+      assert.strictEqual(def.props.category, 'network');
+      assert.strictEqual(def.props.paletteLabel, 'ws.control+');
+      assert.strictEqual(def.props.color, 'rgb(215, 215, 160)');
+      assert.deepStrictEqual([def.props.inputs, def.props.outputs], [1, 1]);
+      assert.deepStrictEqual(Object.keys(def.defaults).sort(), ['client', 'name', 'server']);
+      assert.strictEqual(def.defaults.name.value, '');
+      assert.strictEqual(def.defaults.server.type, 'websocket-plus-listener');
+      assert.strictEqual(def.defaults.client.type, 'websocket-plus-client');
+      assert.ok(def.defaults.server.hasValidate && def.defaults.client.hasValidate, 'server/client need validators');
+      // An icon of the package's own, present in the build.
+      assert.ok(fs.existsSync(path.join(built, 'icons', def.props.icon)), def.props.icon);
+      assert.match(html, /W\.endpointLabel\(this, "ws\.control\+"\)/);
+      for (const lang of H.LANGUAGES) {
+        for (const key of ['tip', 'status.listed', 'status.counted', 'status.closed', 'status.reconnecting', 'errors.action-unknown', 'errors.selector-missing',
+          'errors.selector-invalid', 'errors.code-invalid', 'errors.reason-invalid', 'errors.target-missing']) {
+          assert.ok(typeof H.lookup(catalogues[lang], `websocket-plus.control.${key}`) === 'string', `${lang}: control.${key}`);
+        }
+      }
+    });
+
     it('keeps secrets in password credentials only', function () {
       assert.deepStrictEqual(byType['websocket-plus-listener'].credentials, {
         secret: { type: 'password', hasValidate: false, hasLabel: false },
@@ -147,7 +169,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     });
 
     it('has an input for every property and credential, and no input for an unknown property', function () {
-      const extraIds = { 'websocket-plus in': ['mode'], 'websocket-plus out': ['mode'], 'websocket-plus-client': ['hb-cb', 'headers-container'], 'websocket-plus-listener': [] };
+      const extraIds = { 'websocket-plus in': ['mode'], 'websocket-plus out': ['mode'], 'websocket-plus control': ['mode'], 'websocket-plus-client': ['hb-cb', 'headers-container'], 'websocket-plus-listener': [] };
       for (const t of H.templates(html)) {
         const reg = byType[t.name];
         const prefix = reg.props.category === 'config' ? 'node-config-input-' : 'node-input-';
@@ -184,7 +206,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.deepStrictEqual(options(l, 'node-config-input-cluster'), ['off', 'redis']);
       assert.deepStrictEqual(options(l, 'node-config-input-wholemsg'), ['false', 'true']);
       assert.deepStrictEqual(options(tpl['websocket-plus-client'], 'node-config-input-authMode'), ['jwt', 'none']);
-      for (const t of ['websocket-plus in', 'websocket-plus out']) assert.deepStrictEqual(options(tpl[t], 'node-input-mode'), ['server', 'client']);
+      for (const t of ['websocket-plus in', 'websocket-plus out', 'websocket-plus control']) assert.deepStrictEqual(options(tpl[t], 'node-input-mode'), ['server', 'client']);
     });
 
     it('has the listener sections, warnings and mode-dependent rows the browser test drives', function () {
@@ -426,6 +448,8 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       const outHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus out').body);
       assert.deepStrictEqual(inHelp.dt, ['payload', '_session', 'event', 'code', 'reason']);
       assert.deepStrictEqual(outHelp.dt, ['payload', '_session']);
+      const controlHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus control').body);
+      assert.deepStrictEqual(controlHelp.dt, ['action', 'tenantId', 'subject', 'sessionId', '_session', 'all', 'code', 'reason', 'payload', 'partial']);
       assert.strictEqual(inHelp.h3, 2, 'ws.in+: Outputs and Details');
       assert.strictEqual(outHelp.h3, 2, 'ws.out+: Inputs and Details');
     });

@@ -8,7 +8,7 @@ const walk = require('acorn-walk');
 
 const root = path.join(__dirname, '..', '..');
 const LANGUAGES = ['en-US', 'de', 'ja'];
-const TYPES = ['websocket-plus-listener', 'websocket-plus-client', 'websocket-plus in', 'websocket-plus out'];
+const TYPES = ['websocket-plus-listener', 'websocket-plus-client', 'websocket-plus in', 'websocket-plus out', 'websocket-plus control'];
 
 function parseAttributes(text) {
   const attrs = {};

@@ -175,6 +175,13 @@ async function spawnInstance({ flows, credentials = {}, env = {}, settingsModule
         events.on('line', check);
       });
     },
+    /** SIGKILL at once: the process vanishes without closing anything, as in a crash. */
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    },
     /** SIGTERM (flows stop, sockets close with 1001), SIGKILL if it takes too long. */
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

@@ -113,6 +113,10 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closeGraceTimer: NodeJS.Timeout | undefined;
   private retryAfterMs = 0;
+  /** Disconnected on request (see disconnect()): no retry until reconnect(). */
+  private held = false;
+  /** The current socket is being closed by reconnect(): connect again as soon as it is gone. */
+  private reconnectNow = false;
   private lastToken: string | undefined;
   /** Aborted when the current attempt's socket is done with: ends its tunnel socket at the proxy. */
   private tunnel: AbortController | undefined;
@@ -177,6 +181,53 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     ws.close(SessionClose[reason].code, SessionClose[reason].reason);
+    const grace = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    grace.unref();
+    ws.once('close', () => clearTimeout(grace));
+  }
+
+  /**
+   * Closes the current socket with `code` and `reason` and stays disconnected (no backoff retry)
+   * until reconnect() or a restart. True when an open socket was closed.
+   */
+  disconnect(code: number, reason: string): boolean {
+    if (this.stopped) return false;
+    this.held = true;
+    this.reconnectNow = false;
+    this.clearTimer('retryTimer');
+    const ws = this.ws;
+    if (!ws) return false;
+    if (ws.readyState === WebSocket.CONNECTING) {
+      this.clearTimer('attemptTimer');
+      ws.terminate();
+      this.tunnel?.abort();
+      return false;
+    }
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    this.closeWithGrace(ws, code, reason);
+    return true;
+  }
+
+  /**
+   * Closes the current socket (if open) and connects again at once, without the backoff delay;
+   * also ends a disconnect(). An attempt already in progress is left to finish.
+   */
+  reconnect(): void {
+    if (this.stopped || !this.started) return;
+    this.held = false;
+    const ws = this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      this.reconnectNow = true;
+      this.closeWithGrace(ws, SessionClose.CONTROL_RECONNECT.code, SessionClose.CONTROL_RECONNECT.reason);
+      return;
+    }
+    if (ws) return;
+    this.clearTimer('retryTimer');
+    this.connect();
+  }
+
+  private closeWithGrace(ws: WebSocket, code: number, reason: string): void {
+    ws.close(code, reason);
     const grace = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
     grace.unref();
     ws.once('close', () => clearTimeout(grace));
@@ -345,14 +396,19 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
         const reason = heartbeatMissed ? SessionClose.HEARTBEAT_MISSED.reason : reasonBuffer.toString('utf8');
         this.emit('close', code, reason, id);
       }
-      if (this.stopped) return;
+      if (this.stopped || this.held) return;
+      if (this.reconnectNow) {
+        this.reconnectNow = false;
+        this.connect();
+        return;
+      }
       this.failures++;
       this.scheduleRetry();
     });
   }
 
   private scheduleRetry(): void {
-    if (this.stopped || this.retryTimer) return;
+    if (this.stopped || this.held || this.retryTimer) return;
     const { initialDelayMs, maxDelayMs } = this.backoff;
     let delay = backoffDelay(this.failures - 1, initialDelayMs, maxDelayMs);
     // A server that says when to come back (429/503 Retry-After) is obeyed, within the cap.

@@ -195,6 +195,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   private settled = false;
   private currentState: ClusterState = 'connecting';
   private closePromise: Promise<void> | undefined;
+  /** Side channels `<prefix>:<name>` on the same connections (session control), channel → handler. */
+  private readonly sideChannels = new Map<string, (message: Buffer) => void>();
 
   constructor(private readonly options: ClusterBusOptions) {
     super();
@@ -229,7 +231,7 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
     subscriber.on('ready', () => {
       // Subscribed again on every (re)connection; the bus is ready once Redis has confirmed it.
-      subscriber.subscribe(...Object.values(this.channels)).then(
+      subscriber.subscribe(...Object.values(this.channels), ...this.sideChannels.keys()).then(
         () => {
           this.subscribed = subscriber.status === 'ready';
           this.updateState();
@@ -315,7 +317,44 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     return true;
   }
 
+  /**
+   * Also receives `<prefix>:<name>` (a channel of its own, not a delivery kind) and hands every
+   * message on it, own ones included, to `handler`. Subscribed with the delivery channels, now and
+   * on every reconnection.
+   */
+  onSideChannel(name: string, handler: (message: Buffer) => void): void {
+    const channel = `${this.prefix}:${name}`;
+    if (this.kindsByChannel.has(channel)) throw new Error(`${name} is a delivery channel`);
+    this.sideChannels.set(channel, handler);
+    const subscriber = this.subscriber;
+    if (subscriber?.status === 'ready') {
+      subscriber.subscribe(channel).catch((err: Error) => {
+        if (!this.closePromise) this.emit('connectionError', err);
+      });
+    }
+  }
+
+  /** Publishes `message` on `<prefix>:<name>`; false when the bus is not ready (nothing is queued). */
+  publishSide(name: string, message: Buffer | string): boolean {
+    const publisher = this.commands;
+    if (!publisher || this.closePromise || this.currentState !== 'ready') return false;
+    publisher.publish(`${this.prefix}:${name}`, message).catch((err: Error) => {
+      if (!this.closePromise) this.emit('connectionError', err);
+    });
+    return true;
+  }
+
   private onMessage(channel: Buffer, message: Buffer): void {
+    const side = this.sideChannels.get(channel.toString('utf8'));
+    if (side) {
+      if (this.closePromise) return;
+      try {
+        side(message);
+      } catch (err) {
+        this.emit('deliveryError', err instanceof Error ? err : new Error(String(err)));
+      }
+      return;
+    }
     const kind = this.kindsByChannel.get(channel.toString('utf8'));
     if (!kind || !this.receiver || this.closePromise) return;
     const envelope = decodeEnvelope(message);

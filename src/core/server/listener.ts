@@ -383,23 +383,33 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     this.emit('close', session, code, reason);
   }
 
-  /** Closes a session for a reason of the listener's own, with that reason's close code. */
-  closeSession(session: ListenerSession, reason: SessionCloseCode): void {
+  /**
+   * Closes a session for a reason of the listener's own, with that reason's close code (or with
+   * `frame`, a code and text the caller chose, e.g. a control node's 4000–4999 code). False when
+   * the session was already closing.
+   */
+  closeSession(session: ListenerSession, reason: SessionCloseCode, frame?: { code: number; reason: string }): boolean {
     const state = this.states.get(session);
-    if (!state || state.closing) return;
+    if (!state || state.closing) return false;
     state.closing = true;
-    const { code, reason: text } = SessionClose[reason];
+    const { code, reason: text } = frame ?? SessionClose[reason];
     this.emit('enforced', session, reason);
     const socket = session.connection;
     if (reason === 'HEARTBEAT_MISSED') {
       socket.terminate();
-      return;
+      return true;
     }
     socket.close(code, text);
     // A peer that never answers the close frame is cut off.
     const grace = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
     grace.unref();
     socket.once('close', () => clearTimeout(grace));
+    return true;
+  }
+
+  /** When the session is closed at its token's exp (epoch ms); undefined when no expiry is enforced. */
+  expiresAtOf(session: ListenerSession): number | undefined {
+    return this.states.get(session)?.expiresAt;
   }
 
   private heartbeat(): void {

@@ -484,6 +484,92 @@ describe('core/outbound-connection', function () {
     });
   });
 
+  describe('reconnect() and disconnect() on request', function () {
+    it('reconnect() closes the open socket (1000 "reconnecting") and connects again at once, not after the backoff', async function () {
+      const closes = [];
+      const server = await startRecordingServer({ onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })) });
+      try {
+        // A backoff far longer than the test: only an immediate reconnect can make the second open.
+        const conn = connection({ url: `${server.url}/again`, authMode: 'none', backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+        const events = record(conn);
+        conn.start();
+        await waitFor(() => conn.connected, 'first open');
+        const firstId = conn.id;
+        conn.reconnect();
+        await waitFor(() => events.of('open').length === 2 && conn.connected, 'second open');
+        assert.notStrictEqual(conn.id, firstId);
+        assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
+        assert.strictEqual(events.of('reconnecting').length, 0, 'no backoff delay was scheduled');
+        assert.strictEqual(server.maxOpen, 1, 'never two sockets at once');
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('reconnect() while waiting out a backoff delay connects at once', async function () {
+      const server = await startRecordingServer();
+      try {
+        const conn = connection({ url: `${server.url}/wait`, authMode: 'none', backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+        const events = record(conn);
+        conn.start();
+        await waitFor(() => conn.connected, 'open');
+        for (const ws of server.wss.clients) ws.terminate();
+        await waitFor(() => events.of('reconnecting').length === 1, 'retry scheduled');
+        conn.reconnect();
+        await waitFor(() => events.of('open').length === 2 && conn.connected, 'open again');
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('disconnect() closes with the given code and reason and stays away until reconnect()', async function () {
+      const closes = [];
+      const server = await startRecordingServer({ onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })) });
+      try {
+        const conn = connection({ url: `${server.url}/hold`, authMode: 'none', backoff: { initialDelayMs: 20, maxDelayMs: 40 } });
+        const events = record(conn);
+        conn.start();
+        await waitFor(() => conn.connected, 'open');
+        assert.strictEqual(conn.disconnect(4010, 'paused by flow'), true);
+        await waitFor(() => events.of('close').length === 1, 'closed');
+        assert.deepStrictEqual(closes, [{ code: 4010, reason: 'paused by flow' }]);
+        // With a 20–40 ms backoff, 300 ms would see several attempts if it were retrying.
+        await sleep(300);
+        assert.strictEqual(server.connections, 1);
+        assert.strictEqual(events.of('reconnecting').length, 0);
+        assert.strictEqual(conn.disconnect(4010, 'again'), false, 'nothing open to close');
+        conn.reconnect();
+        await waitFor(() => conn.connected && server.connections === 2, 'reconnected');
+        // Back to normal: a server-side cut is retried with the backoff again.
+        for (const ws of server.wss.clients) ws.terminate();
+        await waitFor(() => server.connections === 3 && conn.connected, 'retried after a cut');
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('leaves no timer behind after disconnect() and close()', async function () {
+      const server = await startRecordingServer();
+      const timers = trackTimers();
+      try {
+        const conn = new OutboundConnection({ url: `${server.url}/t`, authMode: 'none', backoff: FAST });
+        conn.start();
+        await waitFor(() => conn.connected, 'open');
+        conn.disconnect(4003, 'bye');
+        await waitFor(() => !conn.connected && server.open === 0, 'closed');
+        conn.reconnect();
+        await waitFor(() => conn.connected, 'open again');
+        await conn.close();
+        conn.reconnect();
+        assert.strictEqual(conn.connected, false, 'a closed connection stays closed');
+        assert.strictEqual(await timers.settled(), 0, timers.where().join('\n'));
+      } finally {
+        timers.stop();
+        await server.close();
+      }
+    });
+  });
+
   describe('close()', function () {
     it('stops reconnecting and leaves no timer: while open, while waiting to retry, while connecting', async function () {
       const server = await startRecordingServer();

@@ -1,0 +1,167 @@
+'use strict';
+// ws.control+ across two real Node-RED processes sharing one real redis-server: each instance
+// serves POST /control (http in → function → ws.control+ → function → http response), so a test
+// can ask either instance to list, count or close the sessions of both.
+const assert = require('assert');
+const { startRedis } = require('../helpers/redis-server');
+const { spawnInstance } = require('../helpers/nr-instance');
+const { connect, waitForClose, closeAll, delay } = require('../helpers/ws-client');
+const { signHS256 } = require('../helpers/tokens');
+
+const SECRET = 'control-two-instances-secret-0123456789abc';
+
+function flow() {
+  return [
+    { id: 'tab1', type: 'tab', label: 'control' },
+    {
+      id: 'lc',
+      type: 'websocket-plus-listener',
+      path: '/ws/app',
+      wholemsg: 'false',
+      authMode: 'hs256',
+      tenantFrom: 'claim',
+      tenantClaim: 'tenant_id',
+      tenantId: '',
+      scope: 'tenant',
+      sessionTimeout: '',
+      onExpiry: 'disconnect',
+      rateLimit: '',
+      maxConnections: '',
+      cluster: 'redis',
+      clusterPrefix: '',
+    },
+    { id: 'in', type: 'websocket-plus in', z: 'tab1', server: 'lc', client: '', wires: [[]] },
+    { id: 'http', type: 'http in', z: 'tab1', url: '/control', method: 'post', upload: false, wires: [['req']] },
+    {
+      id: 'req',
+      type: 'function',
+      z: 'tab1',
+      func: "for (const k of ['action', 'tenantId', 'subject', 'sessionId', 'code', 'reason', 'all']) {\n  if (msg.payload[k] !== undefined) msg[k] = msg.payload[k];\n}\nreturn msg;",
+      outputs: 1,
+      wires: [['ctl']],
+    },
+    { id: 'ctl', type: 'websocket-plus control', z: 'tab1', server: 'lc', client: '', wires: [['res']] },
+    {
+      id: 'res',
+      type: 'function',
+      z: 'tab1',
+      func: 'msg.payload = { result: msg.payload, partial: msg.partial };\nreturn msg;',
+      outputs: 1,
+      wires: [['reply']],
+    },
+    { id: 'reply', type: 'http response', z: 'tab1', statusCode: '', headers: {} },
+  ];
+}
+
+describe('cluster: ws.control+ on two Node-RED instances through Redis', function () {
+  this.timeout(60000);
+  let redis;
+  let one;
+  let two;
+  let sockets = [];
+
+  before(async function () {
+    redis = await startRedis();
+    const env = { NR_LOG_LEVEL: 'info' };
+    const credentials = { lc: { secret: SECRET, redisUrl: redis.url } };
+    [one, two] = await Promise.all([
+      spawnInstance({ flows: flow(), credentials, env }),
+      spawnInstance({ flows: flow(), credentials, env }),
+    ]);
+    for (const inst of [one, two]) await inst.waitForLines(/cluster connected/, 1);
+  });
+
+  after(async function () {
+    closeAll(sockets);
+    await Promise.all([one && one.stop(), two && two.stop()]);
+    if (redis) await redis.close();
+  });
+
+  afterEach(async function () {
+    if (this.currentTest.state === 'failed') {
+      for (const [name, inst] of [
+        ['one', one],
+        ['two', two],
+      ])
+        if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
+    }
+    closeAll(sockets);
+    sockets = [];
+  });
+
+  async function open(inst, tenant, sub) {
+    const token = await signHS256(SECRET, { tenant_id: tenant, sub });
+    const result = await connect(inst.url('/ws/app', `token=${token}`));
+    sockets.push(result.ws);
+    assert.strictEqual(result.opened, true, `connect refused with ${result.status}`);
+    return result.ws;
+  }
+
+  async function control(inst, body) {
+    const res = await fetch(`http://127.0.0.1:${inst.port}/control`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(20000),
+    });
+    assert.strictEqual(res.status, 200);
+    return res.json();
+  }
+
+  /** Both instances have announced themselves (presence) and see each other's sessions. */
+  async function untilBothAnswer(expectedTotal) {
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const answer = await control(one, { action: 'count' });
+      if (answer.result.total === expectedTotal && answer.partial === false) return answer;
+      if (Date.now() > deadline) throw new Error(`count never reached ${expectedTotal}: ${JSON.stringify(answer)}`);
+      await delay(200);
+    }
+  }
+
+  it('lists and counts the sessions of both instances from either one', async function () {
+    await open(one, 'acme', 'alice');
+    await open(two, 'acme', 'bob');
+    await open(two, 'globex', 'alice');
+    const counted = await untilBothAnswer(3);
+    assert.deepStrictEqual(counted.result, { total: 3, byTenant: { acme: 2, globex: 1 } });
+    const listed = await control(two, { action: 'list', subject: 'alice' });
+    assert.strictEqual(listed.partial, false);
+    assert.deepStrictEqual(listed.result.map((s) => s.tenantId).sort(), ['acme', 'globex']);
+    const instances = new Set(listed.result.map((s) => s.instance));
+    assert.strictEqual(instances.size, 2, 'each session names the instance that holds it');
+  });
+
+  it('a logout (close by subject) reaches the sockets on both instances', async function () {
+    const a1 = await open(one, 'acme', 'dora');
+    const a2 = await open(two, 'acme', 'dora');
+    const other = await open(two, 'acme', 'erin');
+    await untilBothAnswer(3);
+    const answer = await control(one, {
+      action: 'close',
+      tenantId: 'acme',
+      subject: 'dora',
+      code: 4401,
+      reason: 'logged out',
+    });
+    assert.deepStrictEqual(answer, { result: { closed: 2 }, partial: false });
+    assert.deepStrictEqual(await waitForClose(a1), { code: 4401, reason: 'logged out' });
+    assert.deepStrictEqual(await waitForClose(a2), { code: 4401, reason: 'logged out' });
+    await delay(100);
+    assert.strictEqual(other.readyState, 1);
+  });
+
+  it('an instance killed before answering makes the answer partial, not a hang', async function () {
+    await open(one, 'acme', 'frank');
+    await open(two, 'acme', 'gina');
+    await untilBothAnswer(2);
+    await two.kill();
+    const started = Date.now();
+    const answer = await control(one, { action: 'count' });
+    const took = Date.now() - started;
+    assert.strictEqual(answer.partial, true);
+    assert.deepStrictEqual(answer.result, { total: 1, byTenant: { acme: 1 } });
+    // The answer timeout is 1 s; the bound only says "settled", generous for a loaded machine.
+    assert.ok(took < 10000, `answered after ${took} ms`);
+  });
+});
