@@ -83,7 +83,19 @@ function startCoreInstance(redisUrl) {
 function nodeRedFlow() {
   return [
     { id: 'tab', type: 'tab', label: 'bench' },
-    { id: 'lis', type: 'websocket-plus-listener', path: WS_PATH, wholemsg: 'false', authMode: 'none', tenantFrom: 'static', tenantId: TENANT, scope: 'tenant', cluster: 'redis', clusterPrefix: '', heartbeat: '0' },
+    {
+      id: 'lis',
+      type: 'websocket-plus-listener',
+      path: WS_PATH,
+      wholemsg: 'false',
+      authMode: 'none',
+      tenantFrom: 'static',
+      tenantId: TENANT,
+      scope: 'tenant',
+      cluster: 'redis',
+      clusterPrefix: '',
+      heartbeat: '0',
+    },
     { id: 'in', type: 'websocket-plus in', z: 'tab', server: 'lis', client: '', wires: [['out']] },
     { id: 'out', type: 'websocket-plus out', z: 'tab', server: 'lis', client: '', wires: [] },
   ];
@@ -157,7 +169,10 @@ async function run(options = {}) {
     for (let i = 0; i < warmup + samples; i++) {
       const id = `m${++seq}`;
       const elapsed = await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`message ${id} not delivered within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`message ${id} not delivered within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         const t0 = process.hrtime.bigint();
         pending = {
           id,

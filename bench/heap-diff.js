@@ -47,4 +47,5 @@ rows.sort((x, y) => y.bytes - x.bytes);
 let total = 0;
 for (const r of rows) total += r.bytes;
 console.log(`total ${total.toFixed(0)} bytes per unit`);
-for (const r of rows.slice(0, 40)) console.log(`${r.bytes.toFixed(0).padStart(7)} B ${r.count.toFixed(2).padStart(7)}×  ${r.k}`);
+for (const r of rows.slice(0, 40))
+  console.log(`${r.bytes.toFixed(0).padStart(7)} B ${r.count.toFixed(2).padStart(7)}×  ${r.k}`);

@@ -59,7 +59,11 @@ async function sign(kind, claims) {
   const header = { alg, typ: 'JWT' };
   if (kid === 'random') header.kid = `unknown-${randomUUID()}`;
   else if (kid) header.kid = kid;
-  const jwt = new jose.SignJWT({ ...claims }).setProtectedHeader(header).setIssuedAt().setExpirationTime('15m').setJti(randomUUID());
+  const jwt = new jose.SignJWT({ ...claims })
+    .setProtectedHeader(header)
+    .setIssuedAt()
+    .setExpirationTime('15m')
+    .setJti(randomUUID());
   if (state.issuer) jwt.setIssuer(state.issuer);
   if (state.audience) jwt.setAudience(state.audience);
   return jwt.sign(key);
@@ -122,7 +126,11 @@ const handlers = {
     try {
       const batch = 64;
       for (let i = 0; i < count; i += batch) {
-        const part = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => sign(kind, { sub: `user-${i + j}`, tenant_id: tenant })));
+        const part = await Promise.all(
+          Array.from({ length: Math.min(batch, count - i) }, (_, j) =>
+            sign(kind, { sub: `user-${i + j}`, tenant_id: tenant }),
+          ),
+        );
         state.tokens.push(...part);
       }
     } finally {
@@ -158,7 +166,8 @@ const handlers = {
   async openPool({ name, url, count, concurrency = 50, kind = 'none', tenants }) {
     const tokenByTenant = new Map();
     if (kind !== 'none') {
-      for (const t of new Set(tenants || ['t0'])) tokenByTenant.set(t, await sign(kind, { sub: `pool-${t}`, tenant_id: t }));
+      for (const t of new Set(tenants || ['t0']))
+        tokenByTenant.set(t, await sign(kind, { sub: `pool-${t}`, tenant_id: t }));
     }
     const conns = state.pools.get(name) || [];
     state.pools.set(name, conns);
@@ -259,7 +268,15 @@ const handlers = {
     });
     for (const c of conns) c.onmsg = null;
     lat.sort((a, b) => a - b);
-    return { samples: lat.length, expected: total, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], timedOut: r.timedOut, pings: state.pings - pings0 };
+    return {
+      samples: lat.length,
+      expected: total,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      max: lat[lat.length - 1],
+      timedOut: r.timedOut,
+      pings: state.pings - pings0,
+    };
   },
 
   /**
@@ -315,7 +332,11 @@ const handlers = {
 
   poolInfo({ name }) {
     const conns = state.pools.get(name) || [];
-    return { count: conns.length, open: conns.filter((c) => c.ws.readyState === WebSocket.OPEN).length, stray: conns.reduce((s, c) => s + c.stray, 0) };
+    return {
+      count: conns.length,
+      open: conns.filter((c) => c.ws.readyState === WebSocket.OPEN).length,
+      stray: conns.reduce((s, c) => s + c.stray, 0),
+    };
   },
 };
 

@@ -48,7 +48,9 @@ function main() {
       .filter(([k]) => !filter || k.includes(filter))
       .sort((a, b) => b[1] - a[1])
       .slice(0, rows)
-      .forEach(([k, us]) => console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`));
+      .forEach(([k, us]) =>
+        console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`),
+      );
   };
   show('self time', self);
   show('total time', total);
@@ -69,7 +71,10 @@ function main() {
       stacks.set(s, (stacks.get(s) || 0) + us);
     }
     console.log(`\nstacks through ${process.env.CALLERS}`);
-    [...stacks.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).forEach(([s, us]) => console.log(`${(us / 1000).toFixed(1).padStart(9)} ms  ${s}`));
+    [...stacks.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .forEach(([s, us]) => console.log(`${(us / 1000).toFixed(1).padStart(9)} ms  ${s}`));
   }
 }
 

@@ -87,7 +87,13 @@ const WS_VERSION = require(require.resolve('ws/package.json', { paths: [ROOT] })
 /** The ws copy Node-RED core uses (Node-RED 4 bundles ws 7), when it is a different copy. */
 const WS7 = (() => {
   try {
-    const nodesDir = path.dirname(require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(require.resolve(`${process.env.BENCH_NODE_RED || 'node-red'}/package.json`, { paths: [ROOT] }))] }));
+    const nodesDir = path.dirname(
+      require.resolve('@node-red/nodes/package.json', {
+        paths: [
+          path.dirname(require.resolve(`${process.env.BENCH_NODE_RED || 'node-red'}/package.json`, { paths: [ROOT] })),
+        ],
+      }),
+    );
     const dir = path.dirname(require.resolve('ws/package.json', { paths: [nodesDir] }));
     const version = require(path.join(dir, 'package.json')).version;
     return dir === path.dirname(require.resolve('ws/package.json', { paths: [ROOT] })) ? undefined : { dir, version };
@@ -96,18 +102,81 @@ const WS7 = (() => {
   }
 })();
 const CONTENDERS = [
-  { id: 'raw', label: `raw ws ${WS_VERSION} (echo server)`, kind: 'raw', auth: 'none', token: 'none', figures: ALL_FIGURES },
-  { id: 'raw-jwt', label: 'raw ws + jose HS256 verifyClient', kind: 'raw', auth: 'hs256', token: 'hs', figures: ALL_FIGURES },
+  {
+    id: 'raw',
+    label: `raw ws ${WS_VERSION} (echo server)`,
+    kind: 'raw',
+    auth: 'none',
+    token: 'none',
+    figures: ALL_FIGURES,
+  },
+  {
+    id: 'raw-jwt',
+    label: 'raw ws + jose HS256 verifyClient',
+    kind: 'raw',
+    auth: 'hs256',
+    token: 'hs',
+    figures: ALL_FIGURES,
+  },
   // The ws copy Node-RED core bundles (7.5): shows what the ws major version alone costs per frame.
-  { id: 'raw-ws7', label: `raw ws ${WS7 ? WS7.version : '7'} (the copy Node-RED core bundles)`, kind: 'raw', auth: 'none', token: 'none', wsModule: WS7 && WS7.dir, figures: ['echo', 'broadcast'] },
+  {
+    id: 'raw-ws7',
+    label: `raw ws ${WS7 ? WS7.version : '7'} (the copy Node-RED core bundles)`,
+    kind: 'raw',
+    auth: 'none',
+    token: 'none',
+    wsModule: WS7 && WS7.dir,
+    figures: ['echo', 'broadcast'],
+  },
   { id: 'core', label: 'Node-RED core websocket in/out', kind: 'node-red', token: 'none', figures: ALL_FIGURES },
-  { id: 'plus-none', label: 'websocket-plus, auth none', kind: 'node-red', plus: true, authMode: 'none', token: 'none', figures: ALL_FIGURES },
-  { id: 'plus-hs256', label: 'websocket-plus, HS256', kind: 'node-red', plus: true, authMode: 'hs256', token: 'hs', figures: [...ALL_FIGURES, 'tenant'] },
+  {
+    id: 'plus-none',
+    label: 'websocket-plus, auth none',
+    kind: 'node-red',
+    plus: true,
+    authMode: 'none',
+    token: 'none',
+    figures: ALL_FIGURES,
+  },
+  {
+    id: 'plus-hs256',
+    label: 'websocket-plus, HS256',
+    kind: 'node-red',
+    plus: true,
+    authMode: 'hs256',
+    token: 'hs',
+    figures: [...ALL_FIGURES, 'tenant'],
+  },
   // After the handshake every mode runs the same code, so the JWKS modes skip echo, latency and
   // broadcast (measured for none and HS256) and keep what the key type changes: handshakes, RSS.
-  { id: 'plus-rs256', label: 'websocket-plus, JWKS RS256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'rsa', token: 'rs', figures: ['rss', 'handshake', 'jwksStorm'] },
-  { id: 'plus-es256', label: 'websocket-plus, JWKS ES256', kind: 'node-red', plus: true, authMode: 'jwks', jwks: 'ec', token: 'es', figures: ['rss', 'handshake', 'jwksStorm'] },
-  { id: 'listener', label: 'websocket-plus core listener alone (HS256, no Node-RED)', kind: 'listener', plus: true, token: 'hs', figures: ['handshake', 'echo', 'tenant'] },
+  {
+    id: 'plus-rs256',
+    label: 'websocket-plus, JWKS RS256',
+    kind: 'node-red',
+    plus: true,
+    authMode: 'jwks',
+    jwks: 'rsa',
+    token: 'rs',
+    figures: ['rss', 'handshake', 'jwksStorm'],
+  },
+  {
+    id: 'plus-es256',
+    label: 'websocket-plus, JWKS ES256',
+    kind: 'node-red',
+    plus: true,
+    authMode: 'jwks',
+    jwks: 'ec',
+    token: 'es',
+    figures: ['rss', 'handshake', 'jwksStorm'],
+  },
+  {
+    id: 'listener',
+    label: 'websocket-plus core listener alone (HS256, no Node-RED)',
+    kind: 'listener',
+    plus: true,
+    token: 'hs',
+    figures: ['handshake', 'echo', 'tenant'],
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +189,10 @@ async function makeKeys(jose) {
   const pub = async (kp, kid, alg) => ({ ...(await jose.exportJWK(kp.publicKey)), kid, alg, use: 'sig' });
   return {
     hsSecret,
-    jwks: { rsa: { keys: [await pub(rsa, 'bench-rsa-1', 'RS256')] }, ec: { keys: [await pub(ec, 'bench-ec-1', 'ES256')] } },
+    jwks: {
+      rsa: { keys: [await pub(rsa, 'bench-rsa-1', 'RS256')] },
+      ec: { keys: [await pub(ec, 'bench-ec-1', 'ES256')] },
+    },
     loadgen: {
       hs: { secret: hsSecret, alg: 'HS256' },
       rs: { jwk: await jose.exportJWK(rsa.privateKey), alg: 'RS256', kid: 'bench-rsa-1' },
@@ -150,12 +222,17 @@ function startJwksServer(sets) {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(sets[m[1]]));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    server,
-    fetches,
-    byListener,
-    url: (set, listener) => `http://127.0.0.1:${server.address().port}/${set}/jwks.json${listener ? `?listener=${listener}` : ''}`,
-  })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        server,
+        fetches,
+        byListener,
+        url: (set, listener) =>
+          `http://127.0.0.1:${server.address().port}/${set}/jwks.json${listener ? `?listener=${listener}` : ''}`,
+      }),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,12 +243,56 @@ function coreFlow() {
     { id: 'tab', type: 'tab', label: 'bench' },
     { id: 'lEcho', type: 'websocket-listener', path: '/echo', wholemsg: 'false' },
     { id: 'lBcast', type: 'websocket-listener', path: '/bcast', wholemsg: 'false' },
-    { id: 'inEcho', type: 'websocket in', z: 'tab', name: '', server: 'lEcho', client: '', x: 100, y: 40, wires: [['outEcho']] },
+    {
+      id: 'inEcho',
+      type: 'websocket in',
+      z: 'tab',
+      name: '',
+      server: 'lEcho',
+      client: '',
+      x: 100,
+      y: 40,
+      wires: [['outEcho']],
+    },
     { id: 'outEcho', type: 'websocket out', z: 'tab', name: '', server: 'lEcho', client: '', x: 300, y: 40, wires: [] },
     // Core broadcasts only a message without _session: a change node deletes it.
-    { id: 'inBcast', type: 'websocket in', z: 'tab', name: '', server: 'lBcast', client: '', x: 100, y: 100, wires: [['dropSession']] },
-    { id: 'dropSession', type: 'change', z: 'tab', name: '', rules: [{ t: 'delete', p: '_session', pt: 'msg' }], action: '', property: '', from: '', to: '', reg: false, x: 200, y: 100, wires: [['outBcast']] },
-    { id: 'outBcast', type: 'websocket out', z: 'tab', name: '', server: 'lBcast', client: '', x: 300, y: 100, wires: [] },
+    {
+      id: 'inBcast',
+      type: 'websocket in',
+      z: 'tab',
+      name: '',
+      server: 'lBcast',
+      client: '',
+      x: 100,
+      y: 100,
+      wires: [['dropSession']],
+    },
+    {
+      id: 'dropSession',
+      type: 'change',
+      z: 'tab',
+      name: '',
+      rules: [{ t: 'delete', p: '_session', pt: 'msg' }],
+      action: '',
+      property: '',
+      from: '',
+      to: '',
+      reg: false,
+      x: 200,
+      y: 100,
+      wires: [['outBcast']],
+    },
+    {
+      id: 'outBcast',
+      type: 'websocket out',
+      z: 'tab',
+      name: '',
+      server: 'lBcast',
+      client: '',
+      x: 300,
+      y: 100,
+      wires: [],
+    },
   ];
 }
 
@@ -197,8 +318,28 @@ function plusFlow(c, ctx) {
     ...JSON.parse(process.env.BENCH_PLUS_PROPS || '{}'),
   });
   const pair = (name, listenerId, y) => [
-    { id: `in${name}`, type: 'websocket-plus in', z: 'tab', name: '', server: listenerId, client: '', x: 100, y, wires: [[`out${name}`]] },
-    { id: `out${name}`, type: 'websocket-plus out', z: 'tab', name: '', server: listenerId, client: '', x: 300, y, wires: [] },
+    {
+      id: `in${name}`,
+      type: 'websocket-plus in',
+      z: 'tab',
+      name: '',
+      server: listenerId,
+      client: '',
+      x: 100,
+      y,
+      wires: [[`out${name}`]],
+    },
+    {
+      id: `out${name}`,
+      type: 'websocket-plus out',
+      z: 'tab',
+      name: '',
+      server: listenerId,
+      client: '',
+      x: 300,
+      y,
+      wires: [],
+    },
   ];
   const flow = [
     { id: 'tab', type: 'tab', label: 'bench' },
@@ -207,9 +348,11 @@ function plusFlow(c, ctx) {
     ...pair('Echo', 'lEcho', 40),
     ...pair('Bcast', 'lBcast', 100),
   ];
-  if (c.figures.includes('tenant')) flow.push(listener('lTenant', '/tenant', 'tenant'), ...pair('Tenant', 'lTenant', 160));
+  if (c.figures.includes('tenant'))
+    flow.push(listener('lTenant', '/tenant', 'tenant'), ...pair('Tenant', 'lTenant', 160));
   const creds = {};
-  if (c.authMode === 'hs256') for (const n of flow) if (n.type === 'websocket-plus-listener') creds[n.id] = { secret: ctx.keys.hsSecret };
+  if (c.authMode === 'hs256')
+    for (const n of flow) if (n.type === 'websocket-plus-listener') creds[n.id] = { secret: ctx.keys.hsSecret };
   return { flow, creds };
 }
 
@@ -224,14 +367,39 @@ async function startServer(c, rep, ctx) {
   const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
   if ((process.env.BENCH_PROFILE || '').split(',').includes(c.id)) {
     fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(TMP, 'prof')}`, `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`);
+    execArgv.push(
+      '--cpu-prof',
+      `--cpu-prof-dir=${path.join(TMP, 'prof')}`,
+      `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`,
+    );
   }
   let child;
   let userDir;
   if (c.kind === 'raw') {
-    child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), { name: c.id, execArgv, logFile, cpu: PIN ? 1 : undefined, env: { BENCH_AUTH: c.auth, BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_WS_MODULE: c.wsModule || process.env.BENCH_WS_MODULE || '' } });
+    child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), {
+      name: c.id,
+      execArgv,
+      logFile,
+      cpu: PIN ? 1 : undefined,
+      env: {
+        BENCH_AUTH: c.auth,
+        BENCH_HS_SECRET: ctx.keys.hsSecret,
+        BENCH_WS_MODULE: c.wsModule || process.env.BENCH_WS_MODULE || '',
+      },
+    });
   } else if (c.kind === 'listener') {
-    child = new Child(path.join(__dirname, 'servers', 'listener.js'), { name: c.id, execArgv, logFile, cpu: PIN ? 1 : undefined, env: { BENCH_AUTH: 'hs256', BENCH_HS_SECRET: ctx.keys.hsSecret, BENCH_NODES_DIR: ctx.pkgDir, BENCH_LISTENER_OPTIONS: process.env.BENCH_LISTENER_OPTIONS || '{}' } });
+    child = new Child(path.join(__dirname, 'servers', 'listener.js'), {
+      name: c.id,
+      execArgv,
+      logFile,
+      cpu: PIN ? 1 : undefined,
+      env: {
+        BENCH_AUTH: 'hs256',
+        BENCH_HS_SECRET: ctx.keys.hsSecret,
+        BENCH_NODES_DIR: ctx.pkgDir,
+        BENCH_LISTENER_OPTIONS: process.env.BENCH_LISTENER_OPTIONS || '{}',
+      },
+    });
   } else {
     userDir = fs.mkdtempSync(path.join(ctx.runDir, `userdir-${c.id}-`));
     const { flow, creds } = c.plus ? plusFlow(c, ctx) : { flow: coreFlow(), creds: {} };
@@ -277,7 +445,9 @@ async function waitListening(lg, server, p, kind) {
     if (last.opened === 1) return;
     await sleep(200);
   }
-  throw new Error(`${p} never accepted a connection: ${JSON.stringify(last && last.reasons)}\n${server.child.logTail()}`);
+  throw new Error(
+    `${p} never accepted a connection: ${JSON.stringify(last && last.reasons)}\n${server.child.logTail()}`,
+  );
 }
 
 /** Machine-wide busy and total CPU time (all CPUs) from /proc/stat, in µs. */
@@ -308,7 +478,10 @@ async function measured(server, fn, { retryOnPing = true } = {}) {
     result = { ...r, cpuUs: m1.cpuUs - m0.cpuUs, loadgenCpuUs: l1.cpuUs - l0.cpuUs, attempts: attempt };
     if (c0 && c1 && c1.total > c0.total) {
       // Share of the whole machine used by processes other than this server and the load generator.
-      result.otherCpuShare = Math.max(0, (c1.busy - c0.busy - result.cpuUs - result.loadgenCpuUs) / (c1.total - c0.total));
+      result.otherCpuShare = Math.max(
+        0,
+        (c1.busy - c0.busy - result.cpuUs - result.loadgenCpuUs) / (c1.total - c0.total),
+      );
       result.serverCpuShare = result.cpuUs / (c1.total - c0.total);
     }
     if (!retryOnPing || !r.pings) break;
@@ -319,7 +492,8 @@ async function measured(server, fn, { retryOnPing = true } = {}) {
 /** JWKS fetches so far of key set `set`, by listener id. */
 function listenerFetches(ctx, set) {
   const out = {};
-  for (const [k, v] of Object.entries(ctx.jwks.byListener)) if (k.startsWith(`${set}:`)) out[k.slice(set.length + 1)] = v;
+  for (const [k, v] of Object.entries(ctx.jwks.byListener))
+    if (k.startsWith(`${set}:`)) out[k.slice(set.length + 1)] = v;
   return out;
 }
 
@@ -370,13 +544,25 @@ async function runContender(c, rep, ctx) {
       // (RSS with 2N idle connections - RSS with N) / N. The first batch then serves the broadcast.
       const n = COUNTS.broadcastClients;
       const m0 = await server.child.call('mark', { memory: true });
-      const pool = await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
+      const pool = await lg.call('openPool', {
+        name: 'idle',
+        url: server.url('/bcast'),
+        count: n,
+        concurrency: 50,
+        kind: c.token,
+      });
       handshakesOk += pool.opened;
       if (pool.failed) warn(`idle pool: ${pool.failed} connections failed ${JSON.stringify(pool.reasons)}`);
       await sleep(300);
       const m1 = await server.child.call('mark', { memory: true });
       if (c.figures.includes('rss')) {
-        const second = await lg.call('openPool', { name: 'idle2', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
+        const second = await lg.call('openPool', {
+          name: 'idle2',
+          url: server.url('/bcast'),
+          count: n,
+          concurrency: 50,
+          kind: c.token,
+        });
         handshakesOk += second.opened;
         if (second.failed) warn(`idle pool 2: ${second.failed} connections failed ${JSON.stringify(second.reasons)}`);
         await sleep(300);
@@ -385,9 +571,23 @@ async function runContender(c, rep, ctx) {
           // Diagnostics: heap snapshots with N and 2N idle connections, to diff offline.
           fs.mkdirSync(path.join(TMP, 'heap'), { recursive: true });
           await lg.call('closePool', { name: 'idle2' });
-          await server.child.call('heapSnapshot', { file: path.join(TMP, 'heap', `${c.id}-r${rep}-n.heapsnapshot`) }, 300000);
-          await lg.call('openPool', { name: 'idle2', url: server.url('/bcast'), count: n, concurrency: 50, kind: c.token });
-          await server.child.call('heapSnapshot', { file: path.join(TMP, 'heap', `${c.id}-r${rep}-2n.heapsnapshot`) }, 300000);
+          await server.child.call(
+            'heapSnapshot',
+            { file: path.join(TMP, 'heap', `${c.id}-r${rep}-n.heapsnapshot`) },
+            300000,
+          );
+          await lg.call('openPool', {
+            name: 'idle2',
+            url: server.url('/bcast'),
+            count: n,
+            concurrency: 50,
+            kind: c.token,
+          });
+          await server.child.call(
+            'heapSnapshot',
+            { file: path.join(TMP, 'heap', `${c.id}-r${rep}-2n.heapsnapshot`) },
+            300000,
+          );
         }
         const heap = (m) => m.heapUsed + m.external;
         fig.rss = {
@@ -401,8 +601,20 @@ async function runContender(c, rep, ctx) {
         await lg.call('closePool', { name: 'idle2' });
       }
       if (c.figures.includes('broadcast')) {
-        await lg.call('fanoutRun', { pool: 'idle', count: 3, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes });
-        const r = await measured(server, () => lg.call('fanoutRun', { pool: 'idle', count: COUNTS.broadcasts, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes }));
+        await lg.call('fanoutRun', {
+          pool: 'idle',
+          count: 3,
+          window: COUNTS.broadcastWindow,
+          size: COUNTS.messageBytes,
+        });
+        const r = await measured(server, () =>
+          lg.call('fanoutRun', {
+            pool: 'idle',
+            count: COUNTS.broadcasts,
+            window: COUNTS.broadcastWindow,
+            size: COUNTS.messageBytes,
+          }),
+        );
         if (r.timedOut) warn(`broadcast timed out: ${r.complete}/${r.sent} complete`);
         fig.broadcast = {
           clients: pool.opened,
@@ -422,26 +634,77 @@ async function runContender(c, rep, ctx) {
 
     if (c.figures.includes('handshake')) {
       await lg.call('sign', { kind: c.token, count: COUNTS.handshakes });
-      const r = await measured(server, () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }), { retryOnPing: false });
+      const r = await measured(
+        server,
+        () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
+        { retryOnPing: false },
+      );
       handshakesOk += r.ok;
       if (r.failed) warn(`handshakes: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
-      fig.handshake = { handshakes: r.ok, failed: r.failed, perSecond: r.ok / (r.ms / 1000), cpuUsPerHandshake: r.cpuUs / r.ok, ms: r.ms, cpuMs: r.cpuUs / 1000, otherCpuShare: r.otherCpuShare, loadgenCpuUsPerHandshake: r.loadgenCpuUs / r.ok };
+      fig.handshake = {
+        handshakes: r.ok,
+        failed: r.failed,
+        perSecond: r.ok / (r.ms / 1000),
+        cpuUsPerHandshake: r.cpuUs / r.ok,
+        ms: r.ms,
+        cpuMs: r.cpuUs / 1000,
+        otherCpuShare: r.otherCpuShare,
+        loadgenCpuUsPerHandshake: r.loadgenCpuUs / r.ok,
+      };
     }
 
     if (c.figures.includes('echo') || c.figures.includes('latency')) {
-      const pool = await lg.call('openPool', { name: 'echo', url: server.url('/echo'), count: COUNTS.echoConnections, kind: c.token });
+      const pool = await lg.call('openPool', {
+        name: 'echo',
+        url: server.url('/echo'),
+        count: COUNTS.echoConnections,
+        kind: c.token,
+      });
       handshakesOk += pool.opened;
       if (pool.failed) throw new Error(`echo pool: ${pool.failed} failed ${JSON.stringify(pool.reasons)}`);
       if (c.figures.includes('echo')) {
-        await lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.warmupMessages });
-        const r = await measured(server, () => lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: COUNTS.echoMessages }));
+        await lg.call('echoRun', {
+          pool: 'echo',
+          inflight: COUNTS.echoInFlight,
+          size: COUNTS.messageBytes,
+          total: COUNTS.warmupMessages,
+        });
+        const r = await measured(server, () =>
+          lg.call('echoRun', {
+            pool: 'echo',
+            inflight: COUNTS.echoInFlight,
+            size: COUNTS.messageBytes,
+            total: COUNTS.echoMessages,
+          }),
+        );
         if (r.timedOut) warn(`echo timed out: ${r.messages}/${COUNTS.echoMessages}`);
-        fig.echo = { messages: r.messages, perSecond: r.messages / (r.ms / 1000), cpuUsPerMessage: r.cpuUs / r.messages, ms: r.ms, cpuMs: r.cpuUs / 1000, attempts: r.attempts, otherCpuShare: r.otherCpuShare, loadgenCpuUsPerMessage: r.loadgenCpuUs / r.messages };
+        fig.echo = {
+          messages: r.messages,
+          perSecond: r.messages / (r.ms / 1000),
+          cpuUsPerMessage: r.cpuUs / r.messages,
+          ms: r.ms,
+          cpuMs: r.cpuUs / 1000,
+          attempts: r.attempts,
+          otherCpuShare: r.otherCpuShare,
+          loadgenCpuUsPerMessage: r.loadgenCpuUs / r.messages,
+        };
       }
       if (c.figures.includes('latency')) {
-        const r = await lg.call('latencyRun', { pool: 'echo', rate: COUNTS.latencyRate, durationMs: COUNTS.latencyMs, size: COUNTS.messageBytes });
+        const r = await lg.call('latencyRun', {
+          pool: 'echo',
+          rate: COUNTS.latencyRate,
+          durationMs: COUNTS.latencyMs,
+          size: COUNTS.messageBytes,
+        });
         if (r.timedOut) warn(`latency run timed out: ${r.samples}/${r.expected}`);
-        fig.latency = { rate: COUNTS.latencyRate, samples: r.samples, p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max, pings: r.pings };
+        fig.latency = {
+          rate: COUNTS.latencyRate,
+          samples: r.samples,
+          p50Ms: r.p50,
+          p99Ms: r.p99,
+          maxMs: r.max,
+          pings: r.pings,
+        };
       }
       await lg.call('closePool', { name: 'echo' });
     }
@@ -457,7 +720,14 @@ async function runContender(c, rep, ctx) {
       stormDelta = {};
       for (const [l, v] of Object.entries(after)) stormDelta[l] = v - (before[l] || 0);
       const fetches = Object.values(stormDelta).reduce((x, y) => x + y, 0);
-      fig.jwksStorm = { handshakes: COUNTS.jwksStormHandshakes, refused: r.failed, accepted: r.ok, reasons: r.reasons, fetches, ms: Date.now() - t0 };
+      fig.jwksStorm = {
+        handshakes: COUNTS.jwksStormHandshakes,
+        refused: r.failed,
+        accepted: r.ok,
+        reasons: r.reasons,
+        fetches,
+        ms: Date.now() - t0,
+      };
     }
 
     if (c.figures.includes('tenant')) {
@@ -466,22 +736,54 @@ async function runContender(c, rep, ctx) {
       const small = COUNTS.tenantTotalSmall;
       const large = COUNTS.tenantTotalLarge;
       const open = async (count, offset) => {
-        const r = await lg.call('openPool', { name: 'tenant', url: server.url('/tenant'), count, concurrency: 100, kind: c.token, tenants: tenantsFor(count, per, offset) }, 300000);
+        const r = await lg.call(
+          'openPool',
+          {
+            name: 'tenant',
+            url: server.url('/tenant'),
+            count,
+            concurrency: 100,
+            kind: c.token,
+            tenants: tenantsFor(count, per, offset),
+          },
+          300000,
+        );
         if (r.failed) throw new Error(`tenant pool: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
         return r;
       };
       const measure = async () => {
         await lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: 50, window: 4, size: COUNTS.messageBytes });
-        const r = await measured(server, () => lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: COUNTS.tenantBroadcasts, window: 4, size: COUNTS.messageBytes }));
+        const r = await measured(server, () =>
+          lg.call('fanoutRun', {
+            pool: 'tenant',
+            tenant: 't0',
+            count: COUNTS.tenantBroadcasts,
+            window: 4,
+            size: COUNTS.messageBytes,
+          }),
+        );
         if (r.timedOut) warn(`tenant fan-out timed out: ${r.complete}/${r.sent}`);
         if (r.leaks) warn(`tenant fan-out: ${r.leaks} messages reached other tenants`);
-        return { broadcasts: r.complete, deliveries: r.deliveries, leaks: r.leaks, cpuUsPerBroadcast: r.cpuUs / r.complete, perSecond: r.complete / (r.ms / 1000), attempts: r.attempts, otherCpuShare: r.otherCpuShare };
+        return {
+          broadcasts: r.complete,
+          deliveries: r.deliveries,
+          leaks: r.leaks,
+          cpuUsPerBroadcast: r.cpuUs / r.complete,
+          perSecond: r.complete / (r.ms / 1000),
+          attempts: r.attempts,
+          otherCpuShare: r.otherCpuShare,
+        };
       };
       await open(small, 0);
       const s = await measure();
       await open(large - small, small);
       const l = await measure();
-      fig.tenant = { perTenant: per, small: { total: small, ...s }, large: { total: large, ...l }, ratio: l.cpuUsPerBroadcast / s.cpuUsPerBroadcast };
+      fig.tenant = {
+        perTenant: per,
+        small: { total: small, ...s },
+        large: { total: large, ...l },
+        ratio: l.cpuUsPerBroadcast / s.cpuUsPerBroadcast,
+      };
     }
 
     if (c.jwks) {
@@ -529,7 +831,15 @@ function machineInfo() {
       return undefined;
     }
   };
-  return { nproc, cpuModel: model.trim(), node: process.version, platform: `${os.type()} ${os.release()} ${os.arch()}`, memGB: +(os.totalmem() / 2 ** 30).toFixed(1), ws: version('ws'), jose: version('jose') };
+  return {
+    nproc,
+    cpuModel: model.trim(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    memGB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    ws: version('ws'),
+    jose: version('jose'),
+  };
 }
 
 function fdLimit() {
@@ -553,11 +863,23 @@ function snapshotPackage(runDir) {
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkgDir, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkgDir, 'node_modules'), 'dir');
   try {
-    const out = execFileSync(process.execPath, ['-e', `console.log(typeof require(${JSON.stringify(path.join(pkgDir, 'nodes', 'websocket-plus.js'))}))`], { encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'] });
-    if (out.trim() !== 'function') return { ok: false, reason: `nodes/websocket-plus.js exports ${out.trim()}, not a function`, pkgDir };
+    const out = execFileSync(
+      process.execPath,
+      ['-e', `console.log(typeof require(${JSON.stringify(path.join(pkgDir, 'nodes', 'websocket-plus.js'))}))`],
+      { encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    if (out.trim() !== 'function')
+      return { ok: false, reason: `nodes/websocket-plus.js exports ${out.trim()}, not a function`, pkgDir };
     return { ok: true, pkgDir };
   } catch (err) {
-    return { ok: false, reason: `the package does not load: ${String(err.stderr || err.message).split('\n').slice(0, 5).join(' ')}`, pkgDir };
+    return {
+      ok: false,
+      reason: `the package does not load: ${String(err.stderr || err.message)
+        .split('\n')
+        .slice(0, 5)
+        .join(' ')}`,
+      pkgDir,
+    };
   }
 }
 
@@ -574,23 +896,38 @@ async function main() {
     // Node already raises its soft limit to the hard one; try to raise the hard limit too (root
     // with CAP_SYS_RESOURCE) by re-running under a shell's ulimit. Failing that, scale down below.
     const { spawnSync } = require('child_process');
-    const r = spawnSync('/bin/sh', ['-c', `ulimit -n ${needFds} 2>/dev/null; exec "$0" "$@"`, process.execPath, ...process.execArgv, __filename, ...process.argv.slice(2)], {
-      stdio: 'inherit',
-      env: { ...process.env, BENCH_ULIMIT_TRIED: '1' },
-    });
+    const r = spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        `ulimit -n ${needFds} 2>/dev/null; exec "$0" "$@"`,
+        process.execPath,
+        ...process.execArgv,
+        __filename,
+        ...process.argv.slice(2),
+      ],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, BENCH_ULIMIT_TRIED: '1' },
+      },
+    );
     fs.rmSync(runDir, { recursive: true, force: true });
     process.exit(r.status === null ? 1 : r.status);
   }
   if (Number.isFinite(limit) && limit < needFds) {
     const scaled = Math.max(COUNTS.tenantTotalSmall * 2, Math.floor((limit - 500) / 100) * 100);
-    ctx.notes.push(`ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} connections (raise ulimit -n for the full figure).`);
+    ctx.notes.push(
+      `ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} connections (raise ulimit -n for the full figure).`,
+    );
     COUNTS.tenantTotalLarge = scaled;
   }
   if (SCALE !== 1) ctx.notes.push(`BENCH_SCALE=${SCALE}: counts scaled.`);
 
   // BENCH_PKG_DIR: a prepared package folder (nodes/, package.json, node_modules) instead of a
   // snapshot of this repo's build (for A/B experiments on the built code).
-  const snap = process.env.BENCH_PKG_DIR ? { ok: true, pkgDir: path.resolve(process.env.BENCH_PKG_DIR) } : snapshotPackage(runDir);
+  const snap = process.env.BENCH_PKG_DIR
+    ? { ok: true, pkgDir: path.resolve(process.env.BENCH_PKG_DIR) }
+    : snapshotPackage(runDir);
   let contenders = CONTENDERS;
   if (!snap.ok) {
     ctx.notes.push(`websocket-plus contenders skipped: ${snap.reason}.`);
@@ -604,7 +941,9 @@ async function main() {
   }
   if (process.env.BENCH_FIGURES) {
     const figures = new Set(process.env.BENCH_FIGURES.split(',').map((s) => s.trim()));
-    contenders = contenders.map((c) => ({ ...c, figures: c.figures.filter((f) => figures.has(f)) })).filter((c) => c.figures.length > 0);
+    contenders = contenders
+      .map((c) => ({ ...c, figures: c.figures.filter((f) => figures.has(f)) }))
+      .filter((c) => c.figures.length > 0);
   }
 
   const keys = await makeKeys(jose);
@@ -613,14 +952,20 @@ async function main() {
   // A fresh load generator per contender and round: the previous contender's connections (up to
   // 10,000) and garbage must not change how the next one's load arrives.
   ctx.startLoadgen = async (name) => {
-    const lg = new Child(path.join(__dirname, 'loadgen.js'), { name: `loadgen ${name}`, logFile: path.join(runDir, `loadgen-${name}.log`), cpu: PIN ? 0 : undefined });
+    const lg = new Child(path.join(__dirname, 'loadgen.js'), {
+      name: `loadgen ${name}`,
+      logFile: path.join(runDir, `loadgen-${name}.log`),
+      cpu: PIN ? 0 : undefined,
+    });
     await lg.ready;
     await lg.call('init', { keys: keys.loadgen, issuer: ISSUER, audience: AUDIENCE });
     return lg;
   };
 
   const machine = machineInfo();
-  log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`);
+  log(
+    `machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`,
+  );
   for (const n of ctx.notes) log(`note: ${n}`);
 
   const runs = Object.fromEntries(contenders.map((c) => [c.id, []]));
@@ -632,10 +977,12 @@ async function main() {
         try {
           const fig = await runContender(c, rep, ctx);
           runs[c.id].push(fig);
-          log(`round ${rep}/${REPEATS} ${c.id.padEnd(10)} ${((Date.now() - t0) / 1000).toFixed(1)} s  ${summaryLine(fig)}`);
+          log(
+            `round ${rep}/${REPEATS} ${c.id.padEnd(10)} ${((Date.now() - t0) / 1000).toFixed(1)} s  ${summaryLine(fig)}`,
+          );
         } catch (err) {
-          failures.push({ contender: c.id, round: rep, error: String(err && err.message || err) });
-          log(`round ${rep}/${REPEATS} ${c.id} FAILED: ${err && err.stack || err}`);
+          failures.push({ contender: c.id, round: rep, error: String((err && err.message) || err) });
+          log(`round ${rep}/${REPEATS} ${c.id} FAILED: ${(err && err.stack) || err}`);
         }
       }
     }
@@ -650,7 +997,12 @@ async function main() {
     date: new Date().toISOString(),
     durationS: Math.round((Date.now() - started) / 1000),
     pinned: PIN,
-    machine: { ...machine, nodeRed: ctx.nodeRedVersion || require(path.join(ROOT, 'node_modules', NODE_RED, 'package.json')).version, nodeRedModule: NODE_RED, fdLimit: limit },
+    machine: {
+      ...machine,
+      nodeRed: ctx.nodeRedVersion || require(path.join(ROOT, 'node_modules', NODE_RED, 'package.json')).version,
+      nodeRedModule: NODE_RED,
+      fdLimit: limit,
+    },
     repeats: REPEATS,
     counts: COUNTS,
     notes: ctx.notes,
@@ -661,7 +1013,16 @@ async function main() {
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   const md = renderMarkdown(result);
-  const partial = ['BENCH_ONLY', 'BENCH_FIGURES', 'BENCH_PKG_DIR', 'BENCH_PLUS_PROPS', 'BENCH_LISTENER_OPTIONS', 'BENCH_WS_MODULE', 'BENCH_HEAP_SNAPSHOTS', 'BENCH_PROFILE'].some((k) => process.env[k]);
+  const partial = [
+    'BENCH_ONLY',
+    'BENCH_FIGURES',
+    'BENCH_PKG_DIR',
+    'BENCH_PLUS_PROPS',
+    'BENCH_LISTENER_OPTIONS',
+    'BENCH_WS_MODULE',
+    'BENCH_HEAP_SNAPSHOTS',
+    'BENCH_PROFILE',
+  ].some((k) => process.env[k]);
   if (!partial) {
     fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
     fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);
@@ -671,7 +1032,9 @@ async function main() {
   }
   console.log(`\n${md}`);
   if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
-  log(`done in ${result.durationS} s${partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`);
+  log(
+    `done in ${result.durationS} s${partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`,
+  );
   if (failures.length) process.exitCode = 1;
 }
 
@@ -683,7 +1046,10 @@ function summaryLine(fig) {
   if (fig.latency) parts.push(`p50/p99 ${f(fig.latency.p50Ms, 2)}/${f(fig.latency.p99Ms, 2)}ms`);
   if (fig.broadcast) parts.push(`bcast ${f(fig.broadcast.perSecond, 0)}/s ${f(fig.broadcast.cpuUsPerDelivery, 2)}µs`);
   if (fig.rss) parts.push(`rss ${f(fig.rss.rssPerConnKB, 1)}KB/conn`);
-  if (fig.tenant) parts.push(`tenant ${f(fig.tenant.small.cpuUsPerBroadcast)}→${f(fig.tenant.large.cpuUsPerBroadcast)}µs (×${f(fig.tenant.ratio, 2)})`);
+  if (fig.tenant)
+    parts.push(
+      `tenant ${f(fig.tenant.small.cpuUsPerBroadcast)}→${f(fig.tenant.large.cpuUsPerBroadcast)}µs (×${f(fig.tenant.ratio, 2)})`,
+    );
   if (fig.jwks) parts.push(`jwks ${fig.jwks.fetches} fetch/${fig.jwks.handshakes} hs`);
   if (fig.jwksStorm) parts.push(`storm ${fig.jwksStorm.fetches} fetch`);
   return parts.join(' | ');

@@ -38,7 +38,15 @@ const EXIT_USAGE = 2;
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const opts = { command: undefined, input: undefined, output: undefined, inPlace: false, force: false, dryRun: false, help: false };
+  const opts = {
+    command: undefined,
+    input: undefined,
+    output: undefined,
+    inPlace: false,
+    force: false,
+    dryRun: false,
+    help: false,
+  };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -70,7 +78,9 @@ function loadMigrate() {
     return require('../nodes/lib/core/flow/migrate.js');
   } catch (err) {
     if (err && err.code === 'MODULE_NOT_FOUND') {
-      throw new Error('the package is not built (nodes/lib/core/flow/migrate.js is missing): run "npm run build" first');
+      throw new Error(
+        'the package is not built (nodes/lib/core/flow/migrate.js is missing): run "npm run build" first',
+      );
     }
     throw err;
   }
@@ -149,7 +159,9 @@ function main(argv, out, errOut) {
   try {
     text = fs.readFileSync(input, 'utf8');
   } catch (err) {
-    errOut.write(`error: cannot read ${opts.input}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`);
+    errOut.write(
+      `error: cannot read ${opts.input}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`,
+    );
     return EXIT_INPUT;
   }
   let parsed;
@@ -239,7 +251,9 @@ function main(argv, out, errOut) {
   // for a new file, than the input.
   let like;
   try {
-    like = existing ? { mode: existing.mode, uid: existing.uid, gid: existing.gid, keepOwner: true } : { mode: fs.statSync(input).mode, keepOwner: false };
+    like = existing
+      ? { mode: existing.mode, uid: existing.uid, gid: existing.gid, keepOwner: true }
+      : { mode: fs.statSync(input).mode, keepOwner: false };
   } catch (err) {
     errOut.write(`error: cannot read ${opts.input}: ${err.message}\n`);
     return EXIT_INPUT;
@@ -252,7 +266,9 @@ function main(argv, out, errOut) {
   }
   report.write(`${lines.join('\n')}\nWrote ${target}\n`);
   if (opts.inPlace) {
-    report.write('Restart Node-RED to load the migrated flow (a running Node-RED overwrites flows.json on its next deploy).\n');
+    report.write(
+      'Restart Node-RED to load the migrated flow (a running Node-RED overwrites flows.json on its next deploy).\n',
+    );
   }
   return EXIT_OK;
 }

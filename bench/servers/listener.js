@@ -18,8 +18,14 @@ async function main() {
     res.end();
   });
   const listeners = [];
-  for (const [p, scope] of [['/echo', 'session'], ['/bcast', 'global'], ['/tenant', 'tenant']]) {
-    const verifier = createTokenVerifier(auth === 'hs256' ? { mode: 'hs256', secret: process.env.BENCH_HS_SECRET } : { mode: 'none' });
+  for (const [p, scope] of [
+    ['/echo', 'session'],
+    ['/bcast', 'global'],
+    ['/tenant', 'tenant'],
+  ]) {
+    const verifier = createTokenVerifier(
+      auth === 'hs256' ? { mode: 'hs256', secret: process.env.BENCH_HS_SECRET } : { mode: 'none' },
+    );
     const listener = new WebSocketListener({
       server,
       path: p,
@@ -39,6 +45,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.send({ type: 'fatal', error: String(err && err.stack || err) });
+  process.send({ type: 'fatal', error: String((err && err.stack) || err) });
   process.exit(1);
 });

@@ -43,8 +43,13 @@ async function main() {
   await RED.start();
   const missing = (process.env.BENCH_REQUIRE_TYPES || '').split(',').filter((t) => t && !RED.nodes.getType(t));
   if (missing.length) {
-    const errors = RED.nodes.getNodeList().filter((n) => n.err).map((n) => `${n.id}: ${n.err}`);
-    throw new Error(`node types not registered: ${missing.join(', ')}${errors.length ? `; load errors: ${errors.join('; ')}` : ''}`);
+    const errors = RED.nodes
+      .getNodeList()
+      .filter((n) => n.err)
+      .map((n) => `${n.id}: ${n.err}`);
+    throw new Error(
+      `node types not registered: ${missing.join(', ')}${errors.length ? `; load errors: ${errors.join('; ')}` : ''}`,
+    );
   }
   await started;
   serve({ ...markHandlers() });
@@ -53,6 +58,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.send({ type: 'fatal', error: String(err && err.stack || err) });
+  process.send({ type: 'fatal', error: String((err && err.stack) || err) });
   process.exit(1);
 });

@@ -15,7 +15,13 @@ async function main() {
   if (auth === 'hs256') {
     const jose = require('jose');
     // Imported once, as a careful hand-written server would (jose would import raw bytes per token).
-    const key = await crypto.webcrypto.subtle.importKey('raw', new TextEncoder().encode(process.env.BENCH_HS_SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    const key = await crypto.webcrypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(process.env.BENCH_HS_SECRET),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['verify'],
+    );
     verifyClient = (info, callback) => {
       const token = new URL(info.req.url, 'http://localhost').searchParams.get('token');
       if (!token) return callback(false, 401);
@@ -56,6 +62,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.send({ type: 'fatal', error: String(err && err.stack || err) });
+  process.send({ type: 'fatal', error: String((err && err.stack) || err) });
   process.exit(1);
 });

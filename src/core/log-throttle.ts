@@ -6,7 +6,10 @@ export class LogThrottle {
   private readonly suppressed = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly write: (line: string) => void, private readonly windowMs = 1000) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly windowMs = 1000,
+  ) {}
 
   note(line: string): void {
     const count = this.suppressed.get(line);

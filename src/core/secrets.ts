@@ -16,7 +16,9 @@ export function scrubSecrets(text: string, secrets: ReadonlyArray<string | undef
     if (!secret) continue;
     for (const form of new Set([secret, encodeURIComponent(secret)])) out = out.split(form).join(MASK);
   }
-  return out.replace(/([?&]token=)[^&\s#"']*/gi, `$1${MASK}`).replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, `$1${MASK}@`);
+  return out
+    .replace(/([?&]token=)[^&\s#"']*/gi, `$1${MASK}`)
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, `$1${MASK}@`);
 }
 
 /** The secrets a URL with credentials carries: the URL itself and its password (as written and decoded). */
@@ -42,7 +44,8 @@ export function sanitiseError(err: unknown, secrets: ReadonlyArray<string | unde
   const source = err as Record<string, unknown> | null;
   for (const key of ['code', 'errno', 'syscall', 'address', 'port'] as const) {
     const value = source && typeof source === 'object' ? source[key] : undefined;
-    if (typeof value === 'string' || typeof value === 'number') (safe as unknown as Record<string, unknown>)[key] = value;
+    if (typeof value === 'string' || typeof value === 'number')
+      (safe as unknown as Record<string, unknown>)[key] = value;
   }
   return safe;
 }

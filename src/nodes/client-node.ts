@@ -44,9 +44,14 @@ export function registerClient(RED: NodeAPI): void {
       wholeMessage = config.wholeMessage;
       peerProps = config.peerProps;
       const tls: TlsOptions = {};
-      const tlsNode = typeof def.tls === 'string' && def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : null;
+      const tlsNode =
+        typeof def.tls === 'string' && def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : null;
       if (tlsNode && typeof tlsNode.addTLSOptions === 'function') tlsNode.addTLSOptions(tls as Record<string, unknown>);
-      node.connection = new OutboundConnection({ ...config, tls, proxy: RED.settings.proxyOptions as ProxySettings | undefined });
+      node.connection = new OutboundConnection({
+        ...config,
+        tls,
+        proxy: RED.settings.proxyOptions as ProxySettings | undefined,
+      });
     } catch (err) {
       failure = describeConfigError(err, (key) => text(RED, key));
       node.error(failure);
@@ -54,7 +59,11 @@ export function registerClient(RED: NodeAPI): void {
     const connection = node.connection;
 
     const show = (status: NodeStatus): void => attached.setStatus(status);
-    const connecting: NodeStatus = { fill: 'yellow', shape: 'ring', text: text(RED, 'websocket-plus.status.connecting') };
+    const connecting: NodeStatus = {
+      fill: 'yellow',
+      shape: 'ring',
+      text: text(RED, 'websocket-plus.status.connecting'),
+    };
     show(failure ? failureStatus(failure) : connecting);
 
     if (connection) {

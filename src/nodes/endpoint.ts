@@ -19,7 +19,11 @@ export interface Endpoint {
 }
 
 export function isEndpoint(value: unknown): value is Endpoint {
-  return !!value && typeof (value as Endpoint).registerInput === 'function' && typeof (value as Endpoint).sendFromFlow === 'function';
+  return (
+    !!value &&
+    typeof (value as Endpoint).registerInput === 'function' &&
+    typeof (value as Endpoint).sendFromFlow === 'function'
+  );
 }
 
 const STATUS_COALESCE_MS = 100;
@@ -47,7 +51,11 @@ export function finishClose(node: Node, closing: Promise<void> | undefined, done
 }
 
 /** Makes a config node an Endpoint whose in/out nodes are kept in `attached`. */
-export function exposeEndpoint(node: Node & Endpoint, attached: AttachedNodes, sendFromFlow: Endpoint['sendFromFlow']): void {
+export function exposeEndpoint(
+  node: Node & Endpoint,
+  attached: AttachedNodes,
+  sendFromFlow: Endpoint['sendFromFlow'],
+): void {
   node.registerInput = (input: Node, options: InputOptions) => attached.addInput(input, options);
   node.deregisterInput = (input: Node) => attached.removeInput(input);
   node.registerOutput = (output: Node) => attached.addOutput(output);

@@ -8,13 +8,16 @@ let english: Record<string, unknown> | undefined;
 function englishText(key: string): string | undefined {
   if (!english) {
     try {
-      english = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'locales', 'en-US', 'websocket-plus.json'), 'utf8'));
+      english = JSON.parse(
+        fs.readFileSync(path.join(__dirname, '..', '..', 'locales', 'en-US', 'websocket-plus.json'), 'utf8'),
+      );
     } catch {
       english = {};
     }
   }
   let node: unknown = english;
-  for (const part of key.split('.')) node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined;
+  for (const part of key.split('.'))
+    node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined;
   return typeof node === 'string' ? node : undefined;
 }
 

@@ -4,12 +4,22 @@
  */
 import { ConfigError, describeConfigError } from '../core/errors';
 import {
-  handshakeTiming, listenerRequestPath, parseListenerConfig, ListenerConfig, ListenerProperties, refuseWhileMisconfigured,
+  handshakeTiming,
+  listenerRequestPath,
+  parseListenerConfig,
+  ListenerConfig,
+  ListenerProperties,
+  refuseWhileMisconfigured,
 } from '../core/flow/listener-config';
 import { deliveryProblem, WebSocketListener, ListenerSession } from '../core/server/listener';
 import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
 import { filterPeerProps } from '../core/flow/peer-props';
-import { createTokenVerifier, CustomVerifyFunction, hasShortSecret, MIN_HS256_SECRET_BYTES } from '../core/auth/token-verifier';
+import {
+  createTokenVerifier,
+  CustomVerifyFunction,
+  hasShortSecret,
+  MIN_HS256_SECRET_BYTES,
+} from '../core/auth/token-verifier';
 import { LogThrottle } from '../core/log-throttle';
 import { scrubSecrets, urlSecrets } from '../core/secrets';
 import { createProxyFetch, ProxySettings } from '../core/client/proxy';
@@ -41,16 +51,25 @@ export function registerListener(RED: NodeAPI): void {
 
     try {
       const settings = (RED.settings.websocketPlusListener ?? {}) as { verifyToken?: CustomVerifyFunction };
-      config = parseListenerConfig(def as ListenerProperties, { secret: node.credentials?.secret, verifyToken: settings.verifyToken, redisUrl: node.credentials?.redisUrl });
-      if (hasShortSecret(config.verifier)) node.warn(text(RED, 'websocket-plus.warnings.short-secret', { bytes: MIN_HS256_SECRET_BYTES }));
+      config = parseListenerConfig(def as ListenerProperties, {
+        secret: node.credentials?.secret,
+        verifyToken: settings.verifyToken,
+        redisUrl: node.credentials?.redisUrl,
+      });
+      if (hasShortSecret(config.verifier))
+        node.warn(text(RED, 'websocket-plus.warnings.short-secret', { bytes: MIN_HS256_SECRET_BYTES }));
       if (!RED.server) throw new ConfigError('SERVER_MISSING');
       const listenerPath = listenerRequestPath(config.path, RED.settings);
       // Every handshake answer (401/503) must reach the client before Node-RED cuts the upgrade.
       const timing = handshakeTiming(RED.settings.inboundWebSocketTimeout);
       if (config.cluster.mode === 'redis') {
         // ioredis is loaded here, only for listeners that use the cluster.
-        cluster = new ClusterBus({ url: config.cluster.redisUrl, prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath) });
-        if (config.maxConnectionsPerTenant > 0) clusterLimiter = new RedisTenantLimiter(cluster, { maxPerTenant: config.maxConnectionsPerTenant });
+        cluster = new ClusterBus({
+          url: config.cluster.redisUrl,
+          prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath),
+        });
+        if (config.maxConnectionsPerTenant > 0)
+          clusterLimiter = new RedisTenantLimiter(cluster, { maxPerTenant: config.maxConnectionsPerTenant });
       }
       const listener = new WebSocketListener({
         ...config,
@@ -84,7 +103,11 @@ export function registerListener(RED: NodeAPI): void {
       const count = node.listener?.connectionCount ?? 0;
       // Redis away: local connections are still served, other instances are not reached.
       const degraded = cluster?.state === 'degraded';
-      return connectionCountStatus(count, degraded, text(RED, `websocket-plus.status.${degraded ? 'degraded' : 'connected'}`, { count }));
+      return connectionCountStatus(
+        count,
+        degraded,
+        text(RED, `websocket-plus.status.${degraded ? 'degraded' : 'connected'}`, { count }),
+      );
     };
     attached.setStatus(failure ? failureStatus(failure) : connectedStatus());
 
@@ -120,7 +143,9 @@ export function registerListener(RED: NodeAPI): void {
         if (attached.hasEventInputs) emitEvent({ event: 'disconnect', code, reason, _session: { ...session.info } });
       });
       listener.on('refused', (err) => refusalLog.note(`handshake refused: ${err.publicReason} (HTTP ${err.status})`));
-      listener.on('enforced', (_session, reason) => refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`));
+      listener.on('enforced', (_session, reason) =>
+        refusalLog.note(`session closed: ${reason.toLowerCase().replace(/_/g, ' ')}`),
+      );
     }
     if (listener && cluster) {
       const secrets = urlSecrets(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);

@@ -31,7 +31,10 @@ export interface Node {
   warn(msg: unknown): void;
   error(err: unknown, msg?: NodeMessage): void;
   debug(msg: unknown): void;
-  on(event: 'input', handler: (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void) => void): void;
+  on(
+    event: 'input',
+    handler: (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (err?: Error) => void) => void,
+  ): void;
   on(event: 'close', handler: (removed: boolean, done: () => void) => void): void;
 }
 
@@ -39,9 +42,16 @@ export interface NodeAPI {
   nodes: {
     createNode(node: object, def: NodeDef): void;
     getNode(id: string): unknown;
-    registerType<T extends Node>(type: string, ctor: (this: T, def: NodeDef) => void, opts?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
+    registerType<T extends Node>(
+      type: string,
+      ctor: (this: T, def: NodeDef) => void,
+      opts?: { credentials?: Record<string, { type: 'text' | 'password' }> },
+    ): void;
   };
-  settings: Record<string, unknown> & { httpNodeRoot?: string | false; proxyOptions?: Record<string, string | undefined> };
+  settings: Record<string, unknown> & {
+    httpNodeRoot?: string | false;
+    proxyOptions?: Record<string, string | undefined>;
+  };
   server: Server | undefined;
   util: { cloneMessage<T>(msg: T): T };
   _(key: string, substitutions?: Record<string, unknown>): string;

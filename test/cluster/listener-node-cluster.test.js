@@ -48,15 +48,25 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
     await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET } });
     const l1 = helper.getNode('l1');
     assert.strictEqual(l1.listener, undefined);
-    const errors = helper.log().args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1').map((a) => String(a[0].msg));
-    assert.ok(errors.some((m) => /Redis URL missing/.test(m)), errors.join('\n'));
-    const result = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`), { ws: { handshakeTimeout: 1000 } }).catch((err) => ({ error: err }));
+    const errors = helper
+      .log()
+      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
+      .map((a) => String(a[0].msg));
+    assert.ok(
+      errors.some((m) => /Redis URL missing/.test(m)),
+      errors.join('\n'),
+    );
+    const result = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`), {
+      ws: { handshakeTimeout: 1000 },
+    }).catch((err) => ({ error: err }));
     if (result.ws) sockets.push(result.ws);
     assert.notStrictEqual(result.opened, true);
   });
 
   it('refuses a Redis URL that is not redis:// or rediss:// without logging it', async function () {
-    await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET, redisUrl: `http://user:${REDIS_PASSWORD}@127.0.0.1:1` } });
+    await load(echoFlow({ cluster: 'redis' }), {
+      l1: { secret: SECRET, redisUrl: `http://user:${REDIS_PASSWORD}@127.0.0.1:1` },
+    });
     assert.strictEqual(helper.getNode('l1').listener, undefined);
     const logged = JSON.stringify(helper.log().args);
     assert.match(logged, /redis:\/\/ or rediss:\/\//);
@@ -65,7 +75,9 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
 
   it('unreachable Redis: status "cluster degraded", local delivery works, the password is never logged', async function () {
     const deadPort = await freePort();
-    await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0` } });
+    await load(echoFlow({ cluster: 'redis' }), {
+      l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0` },
+    });
     const out1 = helper.getNode('out1');
     const l1 = helper.getNode('l1');
     assert.ok(l1.listener, 'the listener serves without Redis');

@@ -35,7 +35,14 @@ function flow() {
       clusterPrefix: '',
       ...props,
     });
-    nodes.push({ id: `in-${id}`, type: 'websocket-plus in', z: 'tab1', server: id, client: '', wires: [[`out-${id}`]] });
+    nodes.push({
+      id: `in-${id}`,
+      type: 'websocket-plus in',
+      z: 'tab1',
+      server: id,
+      client: '',
+      wires: [[`out-${id}`]],
+    });
     nodes.push({ id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] });
   }
   return nodes;
@@ -75,7 +82,11 @@ describe('cluster: two Node-RED instances through Redis', function () {
 
   afterEach(async function () {
     if (this.currentTest.state === 'failed') {
-      for (const [name, inst] of [['one', one], ['two', two]]) if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
+      for (const [name, inst] of [
+        ['one', one],
+        ['two', two],
+      ])
+        if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
     }
     closeAll(sockets);
     sockets = [];
@@ -142,7 +153,11 @@ describe('cluster: two Node-RED instances through Redis', function () {
   });
 
   it('maxConnections counts a tenant across both instances', async function () {
-    const held = [await open(one, '/ws/limited', 'a'), await open(one, '/ws/limited', 'a'), await open(two, '/ws/limited', 'a')];
+    const held = [
+      await open(one, '/ws/limited', 'a'),
+      await open(one, '/ws/limited', 'a'),
+      await open(two, '/ws/limited', 'a'),
+    ];
     const overTwo = await client(two, '/ws/limited', 'a');
     const overOne = await client(one, '/ws/limited', 'a');
     assert.strictEqual(overTwo.status, 429);
@@ -178,10 +193,14 @@ describe('cluster: two Node-RED instances through Redis', function () {
     await Promise.all([one, two].map((inst) => inst.waitForStatus('out-lt', (s) => s.fill === 'green', 15000)));
     // the subscriber confirms its SUBSCRIBE before the status turns green; deliver until it arrives
     let n = 0;
-    await until(() => {
-      a1.send(`after ${++n}`);
-      return a2.messages.some((m) => String(m).startsWith('after'));
-    }, 10000, 'cluster delivery after recovery');
+    await until(
+      () => {
+        a1.send(`after ${++n}`);
+        return a2.messages.some((m) => String(m).startsWith('after'));
+      },
+      10000,
+      'cluster delivery after recovery',
+    );
     await delay(300);
     assert.ok(!a2.messages.includes('during outage'), 'what was sent during the outage is never replayed');
     assert.strictEqual(a2.messages[0], 'before');

@@ -6,9 +6,18 @@ const { built } = require('../helpers/built');
 const H = require('../helpers/editor-html');
 const errors = built('core/errors');
 const {
-  HandshakeRefusal, SessionClose, ConfigProblem, MigrationProblem, ControlProblem, HandshakeError, ConfigError, MigrationError,
-  ControlError, isHandshakeError,
-  messageKey, describeConfigError,
+  HandshakeRefusal,
+  SessionClose,
+  ConfigProblem,
+  MigrationProblem,
+  ControlProblem,
+  HandshakeError,
+  ConfigError,
+  MigrationError,
+  ControlError,
+  isHandshakeError,
+  messageKey,
+  describeConfigError,
 } = errors;
 
 const CATALOGUES = Object.fromEntries(H.LANGUAGES.map((lang) => [lang, H.readCatalogue(H.root, lang)]));
@@ -88,7 +97,11 @@ describe('core/errors', function () {
       assert.ok(codes.length > 0, kind);
       for (const code of codes) {
         const key = messageKey(kind, code);
-        assert.match(key, /^websocket-plus\.(refusals|closes|errors|migration|control\.errors)\.[a-z0-9]+(-[a-z0-9]+)*$/, key);
+        assert.match(
+          key,
+          /^websocket-plus\.(refusals|closes|errors|migration|control\.errors)\.[a-z0-9]+(-[a-z0-9]+)*$/,
+          key,
+        );
         for (const lang of H.LANGUAGES) {
           const value = H.lookup(CATALOGUES[lang], key);
           assert.ok(typeof value === 'string' && value.trim() !== '', `${lang}: ${key} (${kind} ${code}) has no text`);
@@ -121,10 +134,15 @@ describe('core/errors', function () {
       seen.push(key);
       return key === 'websocket-plus.errors.path-conflict' ? 'Pfad schon belegt' : key;
     };
-    assert.strictEqual(describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
-      'Pfad schon belegt (path is already used by another listener: /ws)');
+    assert.strictEqual(
+      describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
+      'Pfad schon belegt (path is already used by another listener: /ws)',
+    );
     assert.strictEqual(describeConfigError(new ConfigError('SERVER_MISSING'), translate), 'no HTTP server');
-    assert.strictEqual(describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''), 'token missing');
+    assert.strictEqual(
+      describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''),
+      'token missing',
+    );
     assert.strictEqual(describeConfigError(new Error('boom'), translate), 'boom');
     assert.strictEqual(describeConfigError('text', translate), 'text');
     assert.deepStrictEqual(seen, ['websocket-plus.errors.path-conflict', 'websocket-plus.errors.server-missing']);

@@ -7,7 +7,9 @@ const { scrubSecrets, urlSecrets, sanitiseError } = built('core/secrets');
 describe('core/secrets', function () {
   it('sanitiseError masks the token (raw and encoded), token parameters and URL credentials', function () {
     const token = 'se+cret/tok=en';
-    const original = new Error(`failed ws://u:pw@h/x?a=1&token=${encodeURIComponent(token)} and ${token} and ?token=other`);
+    const original = new Error(
+      `failed ws://u:pw@h/x?a=1&token=${encodeURIComponent(token)} and ${token} and ?token=other`,
+    );
     original.code = 'ECONNRESET';
     original.cause = new Error(token);
     const safe = sanitiseError(original, [token]);
@@ -38,7 +40,12 @@ describe('core/secrets', function () {
   it('scrubSecrets removes a Redis password from an ioredis-style message, however it is quoted', function () {
     const url = 'rediss://app:p%40ss@redis.example:6380/0';
     const secrets = urlSecrets(url);
-    for (const message of [`connect to ${url} failed`, 'WRONGPASS for p@ss', 'auth p%40ss refused', 'via redis://other:p@ss@x']) {
+    for (const message of [
+      `connect to ${url} failed`,
+      'WRONGPASS for p@ss',
+      'auth p%40ss refused',
+      'via redis://other:p@ss@x',
+    ]) {
       const out = scrubSecrets(message, secrets);
       assert.ok(!out.includes('p@ss') && !out.includes('p%40ss') && !out.includes(url), `${message} -> ${out}`);
     }

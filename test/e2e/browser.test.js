@@ -29,7 +29,10 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--disable-quic',
 ];
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'images') : path.join(ROOT, '.test-tmp', 'screenshots');
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? path.join(ROOT, 'docs', 'images')
+    : path.join(ROOT, '.test-tmp', 'screenshots');
 const SECRET = 'browser-typed-secret-7f3a9c2e5b8d1f4a6c0e';
 const LISTENER_PATH = '/ws/from-the-editor';
 
@@ -38,7 +41,8 @@ const LISTENER_PATH = '/ws/from-the-editor';
  * recorded in `blocked`); page errors are recorded in `pageErrors`.
  */
 async function launchBrowser(port, viewport) {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
   const { chromium } = require('playwright-core');
   const browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
   const context = await chromium.launchPersistentContext(browserDir, {
@@ -115,7 +119,11 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     browser = await launchBrowser(red.port, { width: 1280, height: 960 });
     ({ page, blocked, pageErrors } = browser);
     await page.goto(red.url, { waitUntil: 'domcontentloaded' });
-    await page.waitForFunction(() => window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('websocket-plus in'), null, { timeout: 30000 });
+    await page.waitForFunction(
+      () => window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('websocket-plus in'),
+      null,
+      { timeout: 30000 },
+    );
   });
 
   after(async function () {
@@ -146,14 +154,19 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     const search = page.locator('#red-ui-palette-search input');
     await search.click();
     await search.pressSequentially('websocket', { delay: 20 });
-    await page.waitForFunction(() => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length > 0);
+    await page.waitForFunction(
+      () => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length > 0,
+    );
     assert.ok(await plusIn.isVisible(), 'ws.in+ matches the filter "websocket"');
     await page.waitForTimeout(300);
     const palette = page.locator('#red-ui-palette-container-network');
     await screenshot(palette, 'palette.png');
     await search.fill('');
     await search.press('Backspace');
-    await page.waitForFunction(() => document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length === 0);
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#red-ui-palette-container .red-ui-palette-node[data-filter="true"]').length === 0,
+    );
   });
 
   it('a ws.in+ dragged from the palette lands in the workspace', async function () {
@@ -231,7 +244,12 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
       const l = RED.nodes.node(n.server);
       return { server: !!l, type: l && l.type, path: l && l.path, valid: n.valid && l.valid };
     });
-    assert.deepStrictEqual(configured, { server: true, type: 'websocket-plus-listener', path: LISTENER_PATH, valid: true });
+    assert.deepStrictEqual(configured, {
+      server: true,
+      type: 'websocket-plus-listener',
+      path: LISTENER_PATH,
+      valid: true,
+    });
   });
 
   it('deploys from the editor, and the listener works with the secret typed in the dialog', async function () {
@@ -243,7 +261,9 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     const r = await connect(`ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${token}`);
     sockets.push(r.ws);
     assert.strictEqual(r.opened, true, `handshake refused: HTTP ${r.status}`);
-    const bad = await connect(`ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${await signHS256('some-other-secret-0123456789abcdef', { tenant_id: 'acme' })}`);
+    const bad = await connect(
+      `ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${await signHS256('some-other-secret-0123456789abcdef', { tenant_id: 'acme' })}`,
+    );
     sockets.push(bad.ws);
     assert.strictEqual(bad.status, 401);
     // ws.in+ counts the connection in its status, which the editor shows
@@ -259,7 +279,11 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     // Export dialog (Ctrl+E / menu Export), all flows, as the user copies it
     await page.evaluate(() => RED.actions.invoke('core:show-export-dialog'));
     await page.locator('#red-ui-clipboard-dialog-export-rng-full').click();
-    await page.locator('#red-ui-clipboard-dialog-export-tab-clipboard-tabs a[href="#red-ui-clipboard-dialog-export-tab-clipboard-json"]').click();
+    await page
+      .locator(
+        '#red-ui-clipboard-dialog-export-tab-clipboard-tabs a[href="#red-ui-clipboard-dialog-export-tab-clipboard-json"]',
+      )
+      .click();
     const exportText = page.locator('#red-ui-clipboard-dialog-export-text');
     await exportText.waitFor({ state: 'visible' });
     await page.waitForFunction(() => /websocket-plus-listener/.test($('#red-ui-clipboard-dialog-export-text').val()));
@@ -281,7 +305,15 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
 
     // a fresh editor session: the dialog shows a placeholder, not the secret
     await page.reload({ waitUntil: 'domcontentloaded' });
-    await page.waitForFunction(() => window.RED && RED.nodes && RED.nodes.filterNodes && RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1, null, { timeout: 30000 });
+    await page.waitForFunction(
+      () =>
+        window.RED &&
+        RED.nodes &&
+        RED.nodes.filterNodes &&
+        RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1,
+      null,
+      { timeout: 30000 },
+    );
     await (await flowNode(page, 'websocket-plus in')).dblclick();
     await page.locator('#node-input-btn-server-edit, #node-input-lookup-server').first().click();
     await page.locator('#node-config-input-secret').waitFor({ state: 'visible' });
@@ -297,7 +329,10 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
 
   it('the editor raised no page errors and reached nothing but this Node-RED', function () {
     assert.deepStrictEqual(pageErrors, []);
-    assert.deepStrictEqual([...new Set(blocked)].filter((o) => o !== 'https://catalogue.nodered.org'), []);
+    assert.deepStrictEqual(
+      [...new Set(blocked)].filter((o) => o !== 'https://catalogue.nodered.org'),
+      [],
+    );
   });
 
   it('saved the screenshots for the README', function () {
@@ -317,7 +352,8 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
   async function connectPane(n, tenant) {
     await pane(n).locator('select.tenant').selectOption(tenant);
     await pane(n).locator('button.connect').click();
-    const connected = ([id, t]) => new RegExp(`^connected as tenant ${t} `).test(document.querySelector(`#${id} .status`).textContent);
+    const connected = ([id, t]) =>
+      new RegExp(`^connected as tenant ${t} `).test(document.querySelector(`#${id} .status`).textContent);
     await page.waitForFunction(connected, [`pane-${n}`, tenant]);
   }
 
@@ -327,7 +363,8 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
   }
 
   async function waitForLine(n, text) {
-    const shown = ([id, t]) => [...document.querySelectorAll(`#${id} ul.log li.message`)].some((li) => li.textContent === t);
+    const shown = ([id, t]) =>
+      [...document.querySelectorAll(`#${id} ul.log li.message`)].some((li) => li.textContent === t);
     await page.waitForFunction(shown, [`pane-${n}`, text]);
   }
 

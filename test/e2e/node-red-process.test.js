@@ -4,7 +4,15 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { makeUserDir, removeDir, writeSettings, startNodeRed, problemLines, PACKAGE_NAME, RUNTIMES } = require('../helpers/node-red-process');
+const {
+  makeUserDir,
+  removeDir,
+  writeSettings,
+  startNodeRed,
+  problemLines,
+  PACKAGE_NAME,
+  RUNTIMES,
+} = require('../helpers/node-red-process');
 const { connect, waitForMessages, waitForClose, expectNoMessage, closeAll } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { installPackedCopy } = require('../helpers/package-tarball');
@@ -14,9 +22,23 @@ const OTHER_SECRET = 'not-the-secret-0123456789abcdef0123';
 
 function listener(id, props) {
   return {
-    id, type: 'websocket-plus-listener', path: '/ws/x', wholemsg: 'false', authMode: 'hs256', jwksUri: '', issuer: '', audience: '',
-    tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'session', sessionTimeout: '', onExpiry: 'disconnect',
-    rateLimit: '', maxConnections: '', ...props,
+    id,
+    type: 'websocket-plus-listener',
+    path: '/ws/x',
+    wholemsg: 'false',
+    authMode: 'hs256',
+    jwksUri: '',
+    issuer: '',
+    audience: '',
+    tenantFrom: 'claim',
+    tenantClaim: 'tenant_id',
+    tenantId: '',
+    scope: 'session',
+    sessionTimeout: '',
+    onExpiry: 'disconnect',
+    rateLimit: '',
+    maxConnections: '',
+    ...props,
   };
 }
 
@@ -25,11 +47,51 @@ function flow() {
   return [
     { id: 'e2e-tab', type: 'tab', label: 'e2e' },
     { ...listener('e2e-l-echo', { path: '/ws/echo', scope: 'session' }), credentials: { secret: SECRET } },
-    { id: 'e2e-in-echo', type: 'websocket-plus in', z: 'e2e-tab', name: '', server: 'e2e-l-echo', client: '', x: 150, y: 80, wires: [['e2e-out-echo']] },
-    { id: 'e2e-out-echo', type: 'websocket-plus out', z: 'e2e-tab', name: '', server: 'e2e-l-echo', client: '', x: 400, y: 80, wires: [] },
+    {
+      id: 'e2e-in-echo',
+      type: 'websocket-plus in',
+      z: 'e2e-tab',
+      name: '',
+      server: 'e2e-l-echo',
+      client: '',
+      x: 150,
+      y: 80,
+      wires: [['e2e-out-echo']],
+    },
+    {
+      id: 'e2e-out-echo',
+      type: 'websocket-plus out',
+      z: 'e2e-tab',
+      name: '',
+      server: 'e2e-l-echo',
+      client: '',
+      x: 400,
+      y: 80,
+      wires: [],
+    },
     { ...listener('e2e-l-chat', { path: '/ws/chat', scope: 'tenant' }), credentials: { secret: SECRET } },
-    { id: 'e2e-in-chat', type: 'websocket-plus in', z: 'e2e-tab', name: '', server: 'e2e-l-chat', client: '', x: 150, y: 160, wires: [['e2e-out-chat']] },
-    { id: 'e2e-out-chat', type: 'websocket-plus out', z: 'e2e-tab', name: '', server: 'e2e-l-chat', client: '', x: 400, y: 160, wires: [] },
+    {
+      id: 'e2e-in-chat',
+      type: 'websocket-plus in',
+      z: 'e2e-tab',
+      name: '',
+      server: 'e2e-l-chat',
+      client: '',
+      x: 150,
+      y: 160,
+      wires: [['e2e-out-chat']],
+    },
+    {
+      id: 'e2e-out-chat',
+      type: 'websocket-plus out',
+      z: 'e2e-tab',
+      name: '',
+      server: 'e2e-l-chat',
+      client: '',
+      x: 400,
+      y: 160,
+      wires: [],
+    },
   ];
 }
 
@@ -50,7 +112,8 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
   const sockets = [];
   const tokens = [];
   let earlierOutput = '';
-  const wsUrl = (p, token) => `${red.url.replace(/^http/, 'ws')}${p}${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`;
+  const wsUrl = (p, token) =>
+    `${red.url.replace(/^http/, 'ws')}${p}${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`;
   const sign = async (claims, options) => {
     const t = await signHS256(SECRET, claims, options);
     tokens.push(t);
@@ -77,7 +140,13 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
     assert.strictEqual(sets.length, 1, `node sets of ${PACKAGE_NAME}: ${JSON.stringify(sets)}`);
     assert.strictEqual(sets[0].enabled, true);
     assert.strictEqual(sets[0].err, undefined, `load error: ${sets[0].err}`);
-    assert.deepStrictEqual([...sets[0].types].sort(), ['websocket-plus control', 'websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener']);
+    assert.deepStrictEqual([...sets[0].types].sort(), [
+      'websocket-plus control',
+      'websocket-plus in',
+      'websocket-plus out',
+      'websocket-plus-client',
+      'websocket-plus-listener',
+    ]);
   });
 
   it('deploys a flow through the admin API (credentials inline) without errors', async function () {
@@ -111,7 +180,13 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
     const expired = await sign({ tenant_id: 'acme' }, { exp: Math.floor(Date.now() / 1000) - 3600 });
     const noTenant = await sign({ sub: 'bob' });
     tokens.push(wrongKey);
-    for (const [what, token] of [['garbage', 'not-a-jwt'], ['wrong key', wrongKey], ['expired', expired], ['no tenant claim', noTenant], ['missing', undefined]]) {
+    for (const [what, token] of [
+      ['garbage', 'not-a-jwt'],
+      ['wrong key', wrongKey],
+      ['expired', expired],
+      ['no tenant claim', noTenant],
+      ['missing', undefined],
+    ]) {
       const r = await connect(wsUrl('/ws/echo', token));
       sockets.push(r.ws);
       assert.strictEqual(r.opened, false, `${what}: must not open`);
@@ -154,7 +229,10 @@ describe(`e2e: a real node-red process (${RUNTIMES['node-red-4'].label} on Node 
     earlierOutput += red.output;
     // listener sockets are closed with 1001 (going away) when the runtime stops
     const codes = (await Promise.all(closes)).map((c) => c.code);
-    assert.deepStrictEqual(codes, open.map(() => 1001));
+    assert.deepStrictEqual(
+      codes,
+      open.map(() => 1001),
+    );
     assert.ok(fs.existsSync(path.join(userDir, 'flows_cred.json')), 'credentials stored in the user dir');
     red = await startNodeRed({ runtime: 'node-red-4', userDir });
     const token = await sign({ tenant_id: 'acme', sub: 'alice' });

@@ -11,7 +11,16 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { ROOT, PACKAGE_NAME, RUNTIMES, makeUserDir, removeDir, writeSettings, startNodeRed, problemLines } = require('../helpers/node-red-process');
+const {
+  ROOT,
+  PACKAGE_NAME,
+  RUNTIMES,
+  makeUserDir,
+  removeDir,
+  writeSettings,
+  startNodeRed,
+  problemLines,
+} = require('../helpers/node-red-process');
 const { packOnce, seedDependencies } = require('../helpers/package-tarball');
 const { connect, waitForMessages, waitForClose, closeAll } = require('../helpers/ws-client');
 const { signHS256, makeKey, signWithKey } = require('../helpers/tokens');
@@ -20,7 +29,13 @@ const { startConnectProxy } = require('../helpers/connect-proxy');
 const { startRedis } = require('../helpers/redis-server');
 
 const SECRET = 'palette-e2e-secret-0123456789abcdef012';
-const TYPES = ['websocket-plus control', 'websocket-plus in', 'websocket-plus out', 'websocket-plus-client', 'websocket-plus-listener'];
+const TYPES = [
+  'websocket-plus control',
+  'websocket-plus in',
+  'websocket-plus out',
+  'websocket-plus-client',
+  'websocket-plus-listener',
+];
 const EXAMPLES = fs
   .readdirSync(path.join(ROOT, 'examples'))
   .filter((f) => f.endsWith('.json'))
@@ -33,7 +48,8 @@ async function waitForMatch(ws, predicate, ms = 5000) {
   for (;;) {
     const hit = ws.messages.map(parse).find(predicate);
     if (hit !== undefined) return hit;
-    if (Date.now() > deadline) throw new Error(`no matching message within ${ms} ms; got ${JSON.stringify(ws.messages.map(String))}`);
+    if (Date.now() > deadline)
+      throw new Error(`no matching message within ${ms} ms; got ${JSON.stringify(ws.messages.map(String))}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -91,7 +107,8 @@ const TALK = {
       ctx.connect('/ws/app', await ctx.sign({ tenant_id: 'acme', sub: 'bob' })),
     ]);
     alice1.ws.send('logout');
-    for (const a of [alice1, alice2]) assert.deepStrictEqual(await waitForClose(a.ws), { code: 4401, reason: 'logged out' });
+    for (const a of [alice1, alice2])
+      assert.deepStrictEqual(await waitForClose(a.ws), { code: 4401, reason: 'logged out' });
     assert.strictEqual(bob.ws.readyState, 1, 'another user stays connected');
     const res = await fetch(`http://127.0.0.1:${ctx.red.port}/api/logout`, {
       method: 'POST',
@@ -148,7 +165,9 @@ const TALK = {
     let event;
     for (let attempt = 0; attempt < 20 && !event; attempt++) {
       await ctx.red.inject(byType(flow, 'inject')[0].id);
-      event = await comms.waitFor((e) => e.topic === 'debug' && e.data && e.data.id === debugId, 500).catch(() => undefined);
+      event = await comms
+        .waitFor((e) => e.topic === 'debug' && e.data && e.data.id === debugId, 500)
+        .catch(() => undefined);
     }
     assert.ok(event, `no reply reached the debug node through client ${client.id}`);
     assert.match(String(event.data.msg), /hello from the client/);
@@ -168,7 +187,8 @@ const TALK = {
       ctx.connect('/ws/cluster', await ctx.sign({ tenant_id: 'globex', sub: 'g' })),
     ]);
     a1.ws.send('through redis');
-    for (const c of [a1, a2]) assert.strictEqual((await waitForMatch(c.ws, (m) => m && m.text === 'through redis')).from, 'a1');
+    for (const c of [a1, a2])
+      assert.strictEqual((await waitForMatch(c.ws, (m) => m && m.text === 'through redis')).from, 'a1');
     await new Promise((r) => setTimeout(r, 300));
     assert.strictEqual(g.ws.messages.length, 0);
   },
@@ -180,7 +200,8 @@ const TALK = {
  * error.
  */
 const EXPECTED_PROBLEMS = {
-  '06-client-through-proxy': (line, flow) => /\[warn\]/.test(line) && byType(flow, 'websocket-plus-client').some((c) => line.includes(c.id)),
+  '06-client-through-proxy': (line, flow) =>
+    /\[warn\]/.test(line) && byType(flow, 'websocket-plus-client').some((c) => line.includes(c.id)),
 };
 
 describe('e2e: palette install of the packed tarball', function () {
@@ -204,12 +225,26 @@ describe('e2e: palette install of the packed tarball', function () {
 
   it('the tarball holds the built nodes, editor, help, icons and examples and nothing else', function () {
     const files = new Set(pack.files);
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'nodes/websocket-plus.js', 'nodes/websocket-plus.html', 'nodes/lib/nodes/websocket-plus.js', 'nodes/locales/en-US/websocket-plus.json', 'nodes/locales/en-US/websocket-plus.html']) {
+    for (const f of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'nodes/websocket-plus.js',
+      'nodes/websocket-plus.html',
+      'nodes/lib/nodes/websocket-plus.js',
+      'nodes/locales/en-US/websocket-plus.json',
+      'nodes/locales/en-US/websocket-plus.html',
+    ]) {
       assert.ok(files.has(f), `${f} missing from ${pack.file}`);
     }
-    assert.ok(pack.files.some((f) => /^nodes\/icons\/.+\.(svg|png)$/.test(f)), 'no icons in nodes/icons');
+    assert.ok(
+      pack.files.some((f) => /^nodes\/icons\/.+\.(svg|png)$/.test(f)),
+      'no icons in nodes/icons',
+    );
     for (const e of EXAMPLES) assert.ok(files.has(`examples/${e}.json`), `examples/${e}.json missing`);
-    const stray = pack.files.filter((f) => /^(src|test|bench|scripts|docs|node_modules|\.demo-userdir|\.ci)\//.test(f) || /\.ts$/.test(f));
+    const stray = pack.files.filter(
+      (f) => /^(src|test|bench|scripts|docs|node_modules|\.demo-userdir|\.ci)\//.test(f) || /\.ts$/.test(f),
+    );
     assert.deepStrictEqual(stray, []);
     const pkg = JSON.parse(fs.readFileSync(path.join(pack.extractedDir, 'package.json'), 'utf8'));
     assert.ok(fs.existsSync(path.join(pack.extractedDir, pkg['node-red'].nodes['websocket-plus'])));
@@ -217,7 +252,8 @@ describe('e2e: palette install of the packed tarball', function () {
 
   for (const runtime of ['node-red-4', 'node-red-5']) {
     const rt = RUNTIMES[runtime];
-    const expectVersions = runtime === 'node-red-4' ? { red: /^4\.1\./, node: /^v20\./ } : { red: /^5\./, node: /^v22\./ };
+    const expectVersions =
+      runtime === 'node-red-4' ? { red: /^4\.1\./, node: /^v20\./ } : { red: /^5\./, node: /^v22\./ };
 
     describe(`${rt.label} (${require(rt.packageJson).version}), fresh user dir`, function () {
       let userDir;
@@ -231,7 +267,11 @@ describe('e2e: palette install of the packed tarball', function () {
           editorTheme: { palette: { upload: true } },
           externalModules: { palette: { allowInstall: true, allowUpload: true } },
           // example 06: the client finds its proxy in settings.js; loopback bypasses it
-          proxyOptions: { https_proxy: shared.proxy.url, http_proxy: shared.proxy.url, no_proxy: '127.0.0.1,localhost' },
+          proxyOptions: {
+            https_proxy: shared.proxy.url,
+            http_proxy: shared.proxy.url,
+            no_proxy: '127.0.0.1,localhost',
+          },
         });
         seedDependencies(userDir);
         const env = {
@@ -267,10 +307,17 @@ describe('e2e: palette install of the packed tarball', function () {
 
       it('installs the tarball through POST /nodes, as the palette manager uploads it', async function () {
         const before = await red.api('GET', '/nodes', { headers: { accept: 'application/json' } });
-        assert.ok(!before.json.some((s) => s.module === PACKAGE_NAME), 'a fresh user dir must not have the package yet');
+        assert.ok(
+          !before.json.some((s) => s.module === PACKAGE_NAME),
+          'a fresh user dir must not have the package yet',
+        );
 
         const form = new FormData();
-        form.append('tarball', new Blob([fs.readFileSync(pack.file)], { type: 'application/gzip' }), path.basename(pack.file));
+        form.append(
+          'tarball',
+          new Blob([fs.readFileSync(pack.file)], { type: 'application/gzip' }),
+          path.basename(pack.file),
+        );
         const mark = red.output.length;
         const res = await red.api('POST', '/nodes', { body: form, timeoutMs: 60000 });
         assert.strictEqual(res.status, 200, `install failed: HTTP ${res.status} ${res.text}\n${red.logSince(mark)}`);
@@ -284,7 +331,10 @@ describe('e2e: palette install of the packed tarball', function () {
         assert.ok(!fs.lstatSync(installed).isSymbolicLink());
         assert.ok(fs.existsSync(path.join(installed, 'nodes', 'websocket-plus.html')));
         for (const dep of Object.keys(require(path.join(installed, 'package.json')).dependencies)) {
-          assert.ok(fs.existsSync(path.join(userDir, 'node_modules', dep, 'package.json')), `${dep} not installed in the user dir`);
+          assert.ok(
+            fs.existsSync(path.join(userDir, 'node_modules', dep, 'package.json')),
+            `${dep} not installed in the user dir`,
+          );
         }
         const userPkg = JSON.parse(fs.readFileSync(path.join(userDir, 'package.json'), 'utf8'));
         assert.ok(userPkg.dependencies[PACKAGE_NAME], 'recorded in the user dir package.json');
@@ -299,7 +349,11 @@ describe('e2e: palette install of the packed tarball', function () {
         assert.deepStrictEqual([...sets[0].types].sort(), TYPES);
         // the editor gets the node definitions and the message catalogue
         const html = await red.api('GET', '/nodes', { headers: { accept: 'text/html' } });
-        for (const t of TYPES) assert.ok(html.text.includes(`RED.nodes.registerType("${t}"`) || html.text.includes(`RED.nodes.registerType('${t}'`), `${t} not registered in the editor`);
+        for (const t of TYPES)
+          assert.ok(
+            html.text.includes(`RED.nodes.registerType("${t}"`) || html.text.includes(`RED.nodes.registerType('${t}'`),
+            `${t} not registered in the editor`,
+          );
         const catalogue = await red.api('GET', `/nodes/messages?lng=en-US`);
         assert.ok(catalogue.json[`${PACKAGE_NAME}/websocket-plus`], 'message catalogue not served');
       });
@@ -329,7 +383,8 @@ describe('e2e: palette install of the packed tarball', function () {
               const url = `ws://127.0.0.1:${red.port}${p}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
               const r = await connect(url, { ws: wsOptions });
               sockets.push(r.ws);
-              if (mustOpen) assert.strictEqual(r.opened, true, `${p}: handshake refused with HTTP ${r.status} ${r.body || ''}`);
+              if (mustOpen)
+                assert.strictEqual(r.opened, true, `${p}: handshake refused with HTTP ${r.status} ${r.body || ''}`);
               return r;
             },
           };
@@ -346,7 +401,10 @@ describe('e2e: palette install of the packed tarball', function () {
           const log = red.logSince(mark);
           assert.ok(!/Waiting for missing types/.test(log), `missing types:\n${log}`);
           const allowed = EXPECTED_PROBLEMS[example] || (() => false);
-          assert.deepStrictEqual(problemLines(log).filter((l) => !allowed(l, flow)), []);
+          assert.deepStrictEqual(
+            problemLines(log).filter((l) => !allowed(l, flow)),
+            [],
+          );
         });
       }
     });

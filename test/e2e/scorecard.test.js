@@ -42,7 +42,8 @@ const CHECKS = ['P01', 'P03', 'P04', 'P05', 'P06', 'P07', 'P08', 'N01', 'N02', '
 const EXPECTED_WARNINGS = ['Warning: P04 New Packages should use a scoped name'];
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 const AWAITING_REPOSITORY = !pkg.repository && !pkg.bugs;
-if (AWAITING_REPOSITORY) EXPECTED_WARNINGS.unshift('Warning: P03 Please provide either a repository URL or a Bugs URL/Email');
+if (AWAITING_REPOSITORY)
+  EXPECTED_WARNINGS.unshift('Warning: P03 Please provide either a repository URL or a Bugs URL/Email');
 const REQUIRED_CHECKS = AWAITING_REPOSITORY ? CHECKS.filter((c) => c !== 'P03') : CHECKS;
 
 function installedVersion(name) {
@@ -58,11 +59,20 @@ function olderThan(a, b) {
 
 function validate(dir, output) {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['-r', PRELOAD, CLI, 'validate', '-p', dir, '-o', output], {
-      cwd: dir,
-      timeout: 60000,
-      env: { ...process.env, OFFLINE_CATALOGUE_TRACE: '1', OFFLINE_CATALOGUE_LATEST: JSON.stringify(REGISTRY_LATEST) },
-    }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      ['-r', PRELOAD, CLI, 'validate', '-p', dir, '-o', output],
+      {
+        cwd: dir,
+        timeout: 60000,
+        env: {
+          ...process.env,
+          OFFLINE_CATALOGUE_TRACE: '1',
+          OFFLINE_CATALOGUE_LATEST: JSON.stringify(REGISTRY_LATEST),
+        },
+      },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -91,19 +101,35 @@ describe('e2e: flow library scorecard (node-red-dev validate, offline)', functio
   it('passes every check of the scorecard', function () {
     assert.ok(scorecard, 'no scorecard written');
     const failed = REQUIRED_CHECKS.filter((c) => !scorecard[c] || scorecard[c].test !== true);
-    assert.deepStrictEqual(failed, [], `failed checks: ${JSON.stringify(Object.fromEntries(failed.map((c) => [c, scorecard[c]])))}\n${result.stderr}`);
-    assert.deepStrictEqual(scorecard.N02.nodes.sort(), ['websocket-plus control', 'websocket-plus in', 'websocket-plus out']);
+    assert.deepStrictEqual(
+      failed,
+      [],
+      `failed checks: ${JSON.stringify(Object.fromEntries(failed.map((c) => [c, scorecard[c]])))}\n${result.stderr}`,
+    );
+    assert.deepStrictEqual(scorecard.N02.nodes.sort(), [
+      'websocket-plus control',
+      'websocket-plus in',
+      'websocket-plus out',
+    ]);
   });
 
   it("judges every runtime dependency against the registry's latest release, not the installed copy", function () {
     const dependencies = Object.keys(pkg.dependencies).sort();
-    assert.deepStrictEqual(Object.keys(REGISTRY_LATEST).sort(), dependencies, 'REGISTRY_LATEST must name every runtime dependency');
+    assert.deepStrictEqual(
+      Object.keys(REGISTRY_LATEST).sort(),
+      dependencies,
+      'REGISTRY_LATEST must name every runtime dependency',
+    );
     for (const name of dependencies) {
       // installed newer than recorded: the record is stale (its D03 would wrongly pass or fail)
-      assert.ok(!olderThan(REGISTRY_LATEST[name], installedVersion(name)),
-        `${name} ${installedVersion(name)} is installed but REGISTRY_LATEST records ${REGISTRY_LATEST[name]}: update the record`);
-      assert.ok(result.stderr.split('\n').includes(`offline-catalogue: latest ${name} ${REGISTRY_LATEST[name]} recorded`),
-        `the scorecard never asked the registry for ${name}\n${result.stderr}`);
+      assert.ok(
+        !olderThan(REGISTRY_LATEST[name], installedVersion(name)),
+        `${name} ${installedVersion(name)} is installed but REGISTRY_LATEST records ${REGISTRY_LATEST[name]}: update the record`,
+      );
+      assert.ok(
+        result.stderr.split('\n').includes(`offline-catalogue: latest ${name} ${REGISTRY_LATEST[name]} recorded`),
+        `the scorecard never asked the registry for ${name}\n${result.stderr}`,
+      );
     }
     assert.deepStrictEqual(scorecard.D03, { test: true });
   });

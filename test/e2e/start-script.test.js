@@ -46,7 +46,9 @@ describe('e2e: npm start (scripts/start.js)', function () {
     assert.ok(command, 'no client command printed');
     assert.ok(command.includes(`ws://127.0.0.1:${port}/ws/echo?token=`));
     const stdout = await new Promise((resolve, reject) => {
-      execFile('/bin/sh', ['-c', command], { cwd: userDir, timeout: 10000 }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${out}${errOut}`)) : resolve(out)));
+      execFile('/bin/sh', ['-c', command], { cwd: userDir, timeout: 10000 }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${out}${errOut}`)) : resolve(out),
+      );
     });
     assert.strictEqual(stdout.trim(), 'echo: hello from the demo client');
   });
@@ -61,7 +63,10 @@ describe('e2e: npm start (scripts/start.js)', function () {
   it('sets up its own user dir: package linked, demo secret stored, settings on 127.0.0.1', function () {
     const pkg = JSON.parse(fs.readFileSync(path.join(userDir, 'package.json'), 'utf8'));
     assert.ok(pkg.dependencies['node-red-contrib-websocket-plus']);
-    assert.strictEqual(fs.realpathSync(path.join(userDir, 'node_modules', 'node-red-contrib-websocket-plus')), fs.realpathSync(ROOT));
+    assert.strictEqual(
+      fs.realpathSync(path.join(userDir, 'node_modules', 'node-red-contrib-websocket-plus')),
+      fs.realpathSync(ROOT),
+    );
     const secret = fs.readFileSync(path.join(userDir, 'demo-secret.txt'), 'utf8').trim();
     assert.ok(secret.length >= 32);
     assert.ok(!output.includes(secret), 'the secret itself is never printed');
@@ -82,7 +87,10 @@ describe('e2e: npm start (scripts/start.js)', function () {
     assert.strictEqual(res.headers.get('cache-control'), 'no-store');
     const { tenants } = await res.json();
     const secret = new TextEncoder().encode(fs.readFileSync(path.join(userDir, 'demo-secret.txt'), 'utf8').trim());
-    for (const [label, tenant] of [['A', 'tenant-a'], ['B', 'tenant-b']]) {
+    for (const [label, tenant] of [
+      ['A', 'tenant-a'],
+      ['B', 'tenant-b'],
+    ]) {
       const { payload } = await jose.jwtVerify(tenants[label].token, secret, { algorithms: ['HS256'] });
       assert.strictEqual(payload.tenant_id, tenant);
       assert.ok(payload.exp - Math.floor(Date.now() / 1000) <= 3600);
@@ -90,7 +98,9 @@ describe('e2e: npm start (scripts/start.js)', function () {
   });
 
   it('its tenant listener broadcasts what a tenant sends to that tenant only, and refuses a tampered token', async function () {
-    const { tenants } = await (await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) })).json();
+    const { tenants } = await (
+      await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) })
+    ).json();
     const url = (token) => `ws://127.0.0.1:${port}/ws/tenants?token=${token}`;
     const a1 = await connect(url(tenants.A.token));
     const a2 = await connect(url(tenants.A.token));
@@ -103,15 +113,24 @@ describe('e2e: npm start (scripts/start.js)', function () {
       return chat(ws);
     };
     a1.ws.send('hello from A');
-    assert.deepStrictEqual(await until(a2.ws, 1), [{ type: 'message', tenant: 'tenant-a', user: 'visitor-a', text: 'hello from A' }]);
+    assert.deepStrictEqual(await until(a2.ws, 1), [
+      { type: 'message', tenant: 'tenant-a', user: 'visitor-a', text: 'hello from A' },
+    ]);
     // B's own message comes after anything written to B before it: A's broadcast would be first
     b.ws.send('hello from B');
-    assert.deepStrictEqual(await until(b.ws, 1), [{ type: 'message', tenant: 'tenant-b', user: 'visitor-b', text: 'hello from B' }]);
-    assert.deepStrictEqual((await until(a1.ws, 1)).map((m) => m.text), ['hello from A']);
+    assert.deepStrictEqual(await until(b.ws, 1), [
+      { type: 'message', tenant: 'tenant-b', user: 'visitor-b', text: 'hello from B' },
+    ]);
+    assert.deepStrictEqual(
+      (await until(a1.ws, 1)).map((m) => m.text),
+      ['hello from A'],
+    );
 
     const [header, payload, signature] = tenants.A.token.split('.');
     const claims = { ...JSON.parse(Buffer.from(payload, 'base64url')), tenant_id: 'tenant-b' };
-    const tampered = await connect(url(`${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`));
+    const tampered = await connect(
+      url(`${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`),
+    );
     sockets.push(tampered.ws);
     assert.strictEqual(tampered.opened, false);
     assert.strictEqual(tampered.status, 401);
@@ -120,7 +139,10 @@ describe('e2e: npm start (scripts/start.js)', function () {
   it('stops Node-RED when it is stopped', async function () {
     process.kill(demo.child.pid, 'SIGTERM'); // only start.js: it must pass the signal on to node-red
     let timer;
-    const result = await Promise.race([demo.exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 10000)))]);
+    const result = await Promise.race([
+      demo.exited,
+      new Promise((r) => (timer = setTimeout(() => r('timeout'), 10000))),
+    ]);
     clearTimeout(timer);
     assert.notStrictEqual(result, 'timeout', 'start.js did not exit');
     const r = await connect(`ws://127.0.0.1:${port}/ws/echo`).catch((err) => ({ error: err }));

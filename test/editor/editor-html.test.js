@@ -64,8 +64,10 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       const d = byType['websocket-plus-listener'].defaults;
       // The values live in core (LISTENER_DEFAULTS); the ones that decide safety are pinned here too.
       const expected = LISTENER_DEFAULTS;
-      assert.deepStrictEqual([expected.authMode, expected.maxPayload, expected.scope, expected.peerProps],
-        ['hs256', '1048576', 'tenant', '*']);
+      assert.deepStrictEqual(
+        [expected.authMode, expected.maxPayload, expected.scope, expected.peerProps],
+        ['hs256', '1048576', 'tenant', '*'],
+      );
       assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(expected).sort());
       for (const [k, v] of Object.entries(expected)) assert.strictEqual(d[k].value, v, `listener ${k}`);
       assert.strictEqual(d.path.required, true);
@@ -74,8 +76,17 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     it('has the client properties and defaults of the flow JSON contract', function () {
       const d = byType['websocket-plus-client'].defaults;
       assert.deepStrictEqual(Object.keys(d).sort(), Object.keys(CLIENT_DEFAULTS).sort());
-      assert.deepStrictEqual(Object.keys(d).sort(),
-        ['authMode', 'hb', 'headers', 'maxPayload', 'path', 'peerProps', 'subprotocol', 'tls', 'wholemsg']);
+      assert.deepStrictEqual(Object.keys(d).sort(), [
+        'authMode',
+        'hb',
+        'headers',
+        'maxPayload',
+        'path',
+        'peerProps',
+        'subprotocol',
+        'tls',
+        'wholemsg',
+      ]);
       assert.strictEqual(d.maxPayload.value, CLIENT_DEFAULTS.maxPayload);
       assert.strictEqual(d.maxPayload.value, '1048576');
       assert.strictEqual(d.authMode.value, 'jwt');
@@ -114,9 +125,23 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.ok(fs.existsSync(path.join(built, 'icons', def.props.icon)), def.props.icon);
       assert.match(html, /W\.endpointLabel\(this, "ws\.control\+"\)/);
       for (const lang of H.LANGUAGES) {
-        for (const key of ['tip', 'status.listed', 'status.counted', 'status.closed', 'status.reconnecting', 'errors.action-unknown', 'errors.selector-missing',
-          'errors.selector-invalid', 'errors.code-invalid', 'errors.reason-invalid', 'errors.target-missing']) {
-          assert.ok(typeof H.lookup(catalogues[lang], `websocket-plus.control.${key}`) === 'string', `${lang}: control.${key}`);
+        for (const key of [
+          'tip',
+          'status.listed',
+          'status.counted',
+          'status.closed',
+          'status.reconnecting',
+          'errors.action-unknown',
+          'errors.selector-missing',
+          'errors.selector-invalid',
+          'errors.code-invalid',
+          'errors.reason-invalid',
+          'errors.target-missing',
+        ]) {
+          assert.ok(
+            typeof H.lookup(catalogues[lang], `websocket-plus.control.${key}`) === 'string',
+            `${lang}: control.${key}`,
+          );
         }
       }
     });
@@ -138,12 +163,27 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('validates the fields the issue names (path, URL, JWKS URI, numbers)', function () {
       const l = byType['websocket-plus-listener'].defaults;
-      for (const k of ['path', 'peerProps', 'jwksUri', 'publicKey', 'tenantClaim', 'tenantId', 'sessionTimeout', 'rateLimit', 'maxConnections', 'maxPayload', 'origins', 'heartbeat', 'clockTolerance']) {
+      for (const k of [
+        'path',
+        'peerProps',
+        'jwksUri',
+        'publicKey',
+        'tenantClaim',
+        'tenantId',
+        'sessionTimeout',
+        'rateLimit',
+        'maxConnections',
+        'maxPayload',
+        'origins',
+        'heartbeat',
+        'clockTolerance',
+      ]) {
         assert.ok(l[k].hasValidate, `listener ${k} has no validator`);
         assert.ok(l[k].hasLabel, `listener ${k} has no label (validator messages name the field)`);
       }
       const c = byType['websocket-plus-client'].defaults;
-      for (const k of ['path', 'hb', 'subprotocol', 'peerProps']) assert.ok(c[k].hasValidate, `client ${k} has no validator`);
+      for (const k of ['path', 'hb', 'subprotocol', 'peerProps'])
+        assert.ok(c[k].hasValidate, `client ${k} has no validator`);
     });
 
     it('uses its own icons, present in the build as white-on-transparent 40x60 SVGs', function () {
@@ -156,7 +196,8 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         assert.match(svg, /<svg\b[^>]*viewBox="0 0 40 60"/);
         const colours = [...svg.matchAll(/(?:fill|stroke)="([^"]*)"/g)].map((m) => m[1].toLowerCase());
         assert.ok(colours.length > 0);
-        for (const c of colours) assert.ok(['#fff', '#ffffff', 'white', 'none'].includes(c), `${icon}: colour ${c} is not white`);
+        for (const c of colours)
+          assert.ok(['#fff', '#ffffff', 'white', 'none'].includes(c), `${icon}: colour ${c} is not white`);
         assert.ok(!/<(rect|path|circle|ellipse)\b[^>]*fill="(?!none|#fff)/i.test(svg), `${icon}: has a background`);
       }
     });
@@ -164,22 +205,37 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
   describe('templates', function () {
     it('has exactly one edit template per type', function () {
-      const names = H.templates(html).map((t) => t.name).sort();
+      const names = H.templates(html)
+        .map((t) => t.name)
+        .sort();
       assert.deepStrictEqual(names, H.TYPES.slice().sort());
     });
 
     it('has an input for every property and credential, and no input for an unknown property', function () {
-      const extraIds = { 'websocket-plus in': ['mode'], 'websocket-plus out': ['mode'], 'websocket-plus control': ['mode'], 'websocket-plus-client': ['hb-cb', 'headers-container'], 'websocket-plus-listener': [] };
+      const extraIds = {
+        'websocket-plus in': ['mode'],
+        'websocket-plus out': ['mode'],
+        'websocket-plus control': ['mode'],
+        'websocket-plus-client': ['hb-cb', 'headers-container'],
+        'websocket-plus-listener': [],
+      };
       for (const t of H.templates(html)) {
         const reg = byType[t.name];
         const prefix = reg.props.category === 'config' ? 'node-config-input-' : 'node-input-';
-        const ids = [...t.body.matchAll(/\bid="([^"]+)"/g)].map((m) => m[1]).filter((id) => id.startsWith(prefix)).map((id) => id.slice(prefix.length));
+        const ids = [...t.body.matchAll(/\bid="([^"]+)"/g)]
+          .map((m) => m[1])
+          .filter((id) => id.startsWith(prefix))
+          .map((id) => id.slice(prefix.length));
         const props = [...Object.keys(reg.defaults), ...Object.keys(reg.credentials || {})];
         for (const p of props) {
           if (t.name === 'websocket-plus-client' && p === 'headers') continue; // an editable list, saved in oneditsave
           assert.ok(ids.includes(p), `${t.name}: no #${prefix}${p}`);
         }
-        for (const id of ids) assert.ok(props.includes(id) || extraIds[t.name].includes(id), `${t.name}: #${prefix}${id} is not a property`);
+        for (const id of ids)
+          assert.ok(
+            props.includes(id) || extraIds[t.name].includes(id),
+            `${t.name}: #${prefix}${id} is not a property`,
+          );
         assert.strictEqual(new Set(ids).size, ids.length, `${t.name}: duplicate ids`);
       }
     });
@@ -199,21 +255,39 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         return [...m[1].matchAll(/<option value="([^"]*)"/g)].map((o) => o[1]);
       };
       const l = tpl['websocket-plus-listener'];
-      assert.deepStrictEqual(options(l, 'node-config-input-authMode'), ['none', 'hs256', 'jwks', 'publickey', 'custom']);
+      assert.deepStrictEqual(options(l, 'node-config-input-authMode'), [
+        'none',
+        'hs256',
+        'jwks',
+        'publickey',
+        'custom',
+      ]);
       assert.deepStrictEqual(options(l, 'node-config-input-tenantFrom'), ['claim', 'static']);
       assert.deepStrictEqual(options(l, 'node-config-input-scope'), ['session', 'tenant', 'global']);
       assert.deepStrictEqual(options(l, 'node-config-input-onExpiry'), ['disconnect', 'allow']);
       assert.deepStrictEqual(options(l, 'node-config-input-cluster'), ['off', 'redis']);
       assert.deepStrictEqual(options(l, 'node-config-input-wholemsg'), ['false', 'true']);
       assert.deepStrictEqual(options(tpl['websocket-plus-client'], 'node-config-input-authMode'), ['jwt', 'none']);
-      for (const t of ['websocket-plus in', 'websocket-plus out', 'websocket-plus control']) assert.deepStrictEqual(options(tpl[t], 'node-input-mode'), ['server', 'client']);
+      for (const t of ['websocket-plus in', 'websocket-plus out', 'websocket-plus control'])
+        assert.deepStrictEqual(options(tpl[t], 'node-input-mode'), ['server', 'client']);
     });
 
     it('has the listener sections, warnings and mode-dependent rows the browser test drives', function () {
       const l = H.templates(html).find((t) => t.name === 'websocket-plus-listener').body;
       const sections = [...l.matchAll(/data-i18n="websocket-plus\.section\.(\w+)"/g)].map((m) => m[1]);
       assert.deepStrictEqual(sections, ['connection', 'security', 'tenant', 'advanced', 'cluster']);
-      for (const marker of ['id="wsp-warning-none"', 'id="wsp-warning-global"', 'id="wsp-warning-allow"', 'wsp-row-secret', 'wsp-row-jwksUri', 'wsp-row-publicKey', 'wsp-row-tenantClaim', 'wsp-row-tenantId', 'wsp-row-redisUrl', 'wsp-row-clusterPrefix']) {
+      for (const marker of [
+        'id="wsp-warning-none"',
+        'id="wsp-warning-global"',
+        'id="wsp-warning-allow"',
+        'wsp-row-secret',
+        'wsp-row-jwksUri',
+        'wsp-row-publicKey',
+        'wsp-row-tenantClaim',
+        'wsp-row-tenantId',
+        'wsp-row-redisUrl',
+        'wsp-row-clusterPrefix',
+      ]) {
         assert.ok(l.includes(marker), `listener template lacks ${marker}`);
       }
       // The secret row is shown for hs256 only, the JWKS URI for jwks only, the key for publickey only.
@@ -292,8 +366,25 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         'websocket-plus.warnings.short-secret': ['bytes'],
       };
       // Texts the runtime completes with " (detail)" carry no placeholder of their own.
-      for (const k of ['path-conflict', 'path-forbidden', 'path-invalid', 'missing-conf', 'secret-missing', 'jwks-uri-invalid', 'public-key-invalid',
-        'custom-verifier-missing', 'tenant-missing', 'no-session', 'session-closed', 'url-invalid', 'server-missing', 'cluster-unavailable', 'option-invalid', 'not-connected', 'token-missing']) {
+      for (const k of [
+        'path-conflict',
+        'path-forbidden',
+        'path-invalid',
+        'missing-conf',
+        'secret-missing',
+        'jwks-uri-invalid',
+        'public-key-invalid',
+        'custom-verifier-missing',
+        'tenant-missing',
+        'no-session',
+        'session-closed',
+        'url-invalid',
+        'server-missing',
+        'cluster-unavailable',
+        'option-invalid',
+        'not-connected',
+        'token-missing',
+      ]) {
         required[`websocket-plus.errors.${k}`] = [];
       }
       for (const lang of H.LANGUAGES) {
@@ -304,19 +395,27 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         }
       }
       assert.strictEqual(H.lookup(catalogues['en-US'], 'websocket-plus.status.connected'), 'connected __count__');
-      assert.strictEqual(H.lookup(catalogues['en-US'], 'websocket-plus.errors.no-session'), 'message has no known _session: not sent');
+      assert.strictEqual(
+        H.lookup(catalogues['en-US'], 'websocket-plus.errors.no-session'),
+        'message has no known _session: not sent',
+      );
     });
 
     it('has every websocket-plus.* key the runtime source uses', function () {
       const srcDir = path.join(H.root, 'src');
-      const files = fs.readdirSync(srcDir, { recursive: true }).filter((f) => f.endsWith('.ts')).map((f) => path.join(srcDir, f));
+      const files = fs
+        .readdirSync(srcDir, { recursive: true })
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => path.join(srcDir, f));
       const used = new Set();
       for (const f of files) {
-        for (const m of fs.readFileSync(f, 'utf8').matchAll(/['"`](websocket-plus\.[\w-]+\.[\w.-]*[\w-])['"`]/g)) used.add(m[1]);
+        for (const m of fs.readFileSync(f, 'utf8').matchAll(/['"`](websocket-plus\.[\w-]+\.[\w.-]*[\w-])['"`]/g))
+          used.add(m[1]);
       }
       assert.ok(used.size > 0, 'no catalogue keys found in src/');
       for (const key of used) {
-        for (const lang of H.LANGUAGES) assert.ok(typeof H.lookup(catalogues[lang], key) === 'string', `${lang}: ${key} (used in src/) missing`);
+        for (const lang of H.LANGUAGES)
+          assert.ok(typeof H.lookup(catalogues[lang], key) === 'string', `${lang}: ${key} (used in src/) missing`);
       }
     });
   });
@@ -340,10 +439,19 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         const select = b.indexOf('<select id="node-config-input-wholemsg">');
         const field = b.indexOf('<input type="text" id="node-config-input-peerProps"');
         const warning = b.indexOf('id="wsp-warning-peerProps"');
-        assert.ok(select !== -1 && field > select && warning > field, `${t}: wholemsg, peerProps, warning in this order`);
+        assert.ok(
+          select !== -1 && field > select && warning > field,
+          `${t}: wholemsg, peerProps, warning in this order`,
+        );
         // Nothing but the end of the Send/Receive row stands between the select and the peerProps row.
-        assert.match(b.slice(select, field), /^<select id="node-config-input-wholemsg">[\s\S]*?<\/select>\s*<\/div>\s*<div class="form-row wsp-row-peerProps">\s*<label for="node-config-input-peerProps">/);
-        assert.match(b, /<div class="form-tips wsp-warning" id="wsp-warning-peerProps">\s*<i class="fa fa-exclamation-triangle"><\/i> <span data-i18n="websocket-plus\.warnings\.peerProps"><\/span>/);
+        assert.match(
+          b.slice(select, field),
+          /^<select id="node-config-input-wholemsg">[\s\S]*?<\/select>\s*<\/div>\s*<div class="form-row wsp-row-peerProps">\s*<label for="node-config-input-peerProps">/,
+        );
+        assert.match(
+          b,
+          /<div class="form-tips wsp-warning" id="wsp-warning-peerProps">\s*<i class="fa fa-exclamation-triangle"><\/i> <span data-i18n="websocket-plus\.warnings\.peerProps"><\/span>/,
+        );
         assert.match(b, /data-i18n="websocket-plus\.label\.peerProps"/);
         assert.match(b, /data-i18n="\[html\]websocket-plus\.tip\.peerProps"/);
       }
@@ -361,7 +469,15 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     it('warns in every language, naming the control properties a peer could set', function () {
       for (const lang of H.LANGUAGES) {
         const warning = H.lookup(catalogues[lang], 'websocket-plus.warnings.peerProps');
-        for (const p of ['msg.url', 'msg.method', 'msg.headers', 'msg.filename', 'msg.reset', 'msg.delay', 'payload,topic']) {
+        for (const p of [
+          'msg.url',
+          'msg.method',
+          'msg.headers',
+          'msg.filename',
+          'msg.reset',
+          'msg.delay',
+          'payload,topic',
+        ]) {
           assert.ok(warning.includes(p), `${lang}: warning lacks ${p}`);
         }
         const tip = H.lookup(catalogues[lang], 'websocket-plus.tip.peerProps');
@@ -372,13 +488,19 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
 
     it('the editor validator accepts and refuses exactly what the runtime does', function () {
       // The validator and the two helpers it uses, taken from the built file and run as they are.
-      const shared = H.scriptBlocks(html).find((b) => b.attrs.type === 'text/javascript' && b.body.includes('function validatePeerProps')).body;
+      const shared = H.scriptBlocks(html).find(
+        (b) => b.attrs.type === 'text/javascript' && b.body.includes('function validatePeerProps'),
+      ).body;
       const fn = (name) => {
         const m = new RegExp(`\\n    function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
         assert.ok(m, `function ${name} not found`);
         return m[0];
       };
-      const make = new Function('$', 'i18n', `${fn('asText')}${fn('current')}${fn('validatePeerProps')}; return validatePeerProps;`);
+      const make = new Function(
+        '$',
+        'i18n',
+        `${fn('asText')}${fn('current')}${fn('validatePeerProps')}; return validatePeerProps;`,
+      );
       const noDialog = () => ({ length: 0 }); // validation of a stored node: no dialog is open
       const validate = make(noDialog, (key, opts) => (opts ? `${key}:${opts.name}` : key));
       const { parsePeerProps } = loadBuilt('core/flow/peer-props');
@@ -390,19 +512,53 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
           return false;
         }
       };
-      const cases = ['*', ' * ', '', '  ', 'payload', 'payload,topic', ' payload , topic ', '$a,_b,c1', 'payload,', ',payload', 'payload,,topic', 'payload,*',
-        'a.b', 'pay load', '1st', 'pay-load', 'päyload', '__proto__', 'payload,_session', '_msgid', 'constructor', 'toString', 'prototype'];
+      const cases = [
+        '*',
+        ' * ',
+        '',
+        '  ',
+        'payload',
+        'payload,topic',
+        ' payload , topic ',
+        '$a,_b,c1',
+        'payload,',
+        ',payload',
+        'payload,,topic',
+        'payload,*',
+        'a.b',
+        'pay load',
+        '1st',
+        'pay-load',
+        'päyload',
+        '__proto__',
+        'payload,_session',
+        '_msgid',
+        'constructor',
+        'toString',
+        'prototype',
+      ];
       for (const v of cases) {
         const editor = validate.call({ wholemsg: 'true' }, v);
         assert.strictEqual(editor === true, runtimeAccepts(v), `${JSON.stringify(v)}: editor says ${editor}`);
-        assert.strictEqual(validate.call({ wholemsg: 'false' }, v), true, `${JSON.stringify(v)}: payload mode does not use the field`);
+        assert.strictEqual(
+          validate.call({ wholemsg: 'false' }, v),
+          true,
+          `${JSON.stringify(v)}: payload mode does not use the field`,
+        );
       }
-      assert.strictEqual(validate.call({ wholemsg: 'true' }, '__proto__'), 'websocket-plus.errors.peerprops-reserved:__proto__');
+      assert.strictEqual(
+        validate.call({ wholemsg: 'true' }, '__proto__'),
+        'websocket-plus.errors.peerprops-reserved:__proto__',
+      );
       assert.strictEqual(validate.call({ wholemsg: 'true' }, 'a.b'), 'websocket-plus.errors.peerprops-invalid');
       // Nodes saved before the property existed have none: valid, and read as "*" by both.
       assert.strictEqual(validate.call({ wholemsg: 'true' }, ''), true);
       assert.strictEqual(validate.call({ wholemsg: 'true' }, undefined), true);
-      assert.match(html, /if \(asText\(field\.val\(\)\) === ""\) \{ field\.val\("\*"\); \}/, 'the dialog shows "*" for a node without the property');
+      assert.match(
+        html,
+        /if \(asText\(field\.val\(\)\) === ""\) \{ field\.val\("\*"\); \}/,
+        'the dialog shows "*" for a node without the property',
+      );
     });
   });
 
@@ -449,7 +605,18 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.deepStrictEqual(inHelp.dt, ['payload', '_session', 'event', 'code', 'reason']);
       assert.deepStrictEqual(outHelp.dt, ['payload', '_session']);
       const controlHelp = shape(helps['en-US'].find((h) => h.name === 'websocket-plus control').body);
-      assert.deepStrictEqual(controlHelp.dt, ['action', 'tenantId', 'subject', 'sessionId', '_session', 'all', 'code', 'reason', 'payload', 'partial']);
+      assert.deepStrictEqual(controlHelp.dt, [
+        'action',
+        'tenantId',
+        'subject',
+        'sessionId',
+        '_session',
+        'all',
+        'code',
+        'reason',
+        'payload',
+        'partial',
+      ]);
       assert.strictEqual(inHelp.h3, 2, 'ws.in+: Outputs and Details');
       assert.strictEqual(outHelp.h3, 2, 'ws.out+: Inputs and Details');
     });
@@ -460,12 +627,27 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         for (const p of ['type', 'id', 'tenantId', 'subject', 'authStatus', 'routingScope']) {
           assert.ok(get('websocket-plus in').includes(`<code>${p}</code>`), `${lang}: _session.${p} not documented`);
         }
-        for (const scope of ['session', 'tenant', 'global']) assert.ok(get('websocket-plus in').includes(`"${scope}"`), `${lang}: scope ${scope}`);
+        for (const scope of ['session', 'tenant', 'global'])
+          assert.ok(get('websocket-plus in').includes(`"${scope}"`), `${lang}: scope ${scope}`);
         const listener = get('websocket-plus-listener');
-        for (const code of ['4001', '4002', '1001', '1008', '1009', '1013', 'HTTP 401', 'HTTP 403', 'HTTP 429', 'HTTP 503']) {
+        for (const code of [
+          '4001',
+          '4002',
+          '1001',
+          '1008',
+          '1009',
+          '1013',
+          'HTTP 401',
+          'HTTP 403',
+          'HTTP 429',
+          'HTTP 503',
+        ]) {
           assert.ok(listener.includes(`<td>${code}</td>`), `${lang}: listener help lacks ${code}`);
         }
-        assert.ok((get('websocket-plus out').match(/<li>/g) || []).length >= 3, `${lang}: out help lists the three scopes`);
+        assert.ok(
+          (get('websocket-plus out').match(/<li>/g) || []).length >= 3,
+          `${lang}: out help lists the three scopes`,
+        );
       }
     });
   });

@@ -32,8 +32,20 @@ const { waitFor } = require('../helpers/wait');
 const TIMEOUT_MS = 250;
 const SETTLE_BOUND_MS = 5000;
 const RECOVERY_BOUND_MS = 8000;
-const PROXY_VARS = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
-  'npm_config_https_proxy', 'npm_config_http_proxy', 'npm_config_proxy', 'npm_config_no_proxy'];
+const PROXY_VARS = [
+  'https_proxy',
+  'HTTPS_PROXY',
+  'http_proxy',
+  'HTTP_PROXY',
+  'no_proxy',
+  'NO_PROXY',
+  'all_proxy',
+  'ALL_PROXY',
+  'npm_config_https_proxy',
+  'npm_config_http_proxy',
+  'npm_config_proxy',
+  'npm_config_no_proxy',
+];
 
 const measured = [];
 
@@ -42,8 +54,13 @@ async function settleWithin(promise, bound = SETTLE_BOUND_MS) {
   const started = Date.now();
   let timer;
   const outcome = await Promise.race([
-    promise.then((value) => ({ settled: true, ok: true, value }), (error) => ({ settled: true, ok: false, error })),
-    new Promise((resolve) => { timer = setTimeout(() => resolve({ settled: false }), bound); }),
+    promise.then(
+      (value) => ({ settled: true, ok: true, value }),
+      (error) => ({ settled: true, ok: false, error }),
+    ),
+    new Promise((resolve) => {
+      timer = setTimeout(() => resolve({ settled: false }), bound);
+    }),
   ]);
   clearTimeout(timer);
   return { ...outcome, ms: Date.now() - started };
@@ -184,17 +201,27 @@ describe('hardening: faulty networks on every outbound path', function () {
           fault.setMode('forward', { forwardPort: p.forwardTo() });
           const switched = Date.now();
           let recovered;
-          await waitFor(async () => {
-            const attempt = await settleWithin(verifier.verify(token));
-            recovered = attempt.settled && attempt.ok ? attempt.value : undefined;
-            return recovered !== undefined;
-          }, RECOVERY_BOUND_MS, 'the first handshake after the fault went away');
+          await waitFor(
+            async () => {
+              const attempt = await settleWithin(verifier.verify(token));
+              recovered = attempt.settled && attempt.ok ? attempt.value : undefined;
+              return recovered !== undefined;
+            },
+            RECOVERY_BOUND_MS,
+            'the first handshake after the fault went away',
+          );
           assert.strictEqual(recovered.subject, 'alice');
           const recoveryMs = Date.now() - switched;
           // undici keeps a kept-alive socket for a few seconds; ours must not be a wedged one.
           fault.dropAll();
           await noTimersLeft(timers, p.name);
-          measured.push({ path: `jwks ${p.name}`, fault: mode, settleMs: [first.ms, second.ms], socketsLeft: fault.open, recoveryMs });
+          measured.push({
+            path: `jwks ${p.name}`,
+            fault: mode,
+            settleMs: [first.ms, second.ms],
+            socketsLeft: fault.open,
+            recoveryMs,
+          });
         });
       }
     }
@@ -215,12 +242,20 @@ describe('hardening: faulty networks on every outbound path', function () {
         handshakeTimeoutMs: 4000,
       });
       listener.start();
-      const handshake = () => new Promise((resolve) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}/faulty?token=${token}`);
-        ws.on('unexpected-response', (_req, res) => { res.resume(); ws.terminate(); resolve(res.statusCode); });
-        ws.on('open', () => { ws.close(); resolve(101); });
-        ws.on('error', () => resolve('error'));
-      });
+      const handshake = () =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/faulty?token=${token}`);
+          ws.on('unexpected-response', (_req, res) => {
+            res.resume();
+            ws.terminate();
+            resolve(res.statusCode);
+          });
+          ws.on('open', () => {
+            ws.close();
+            resolve(101);
+          });
+          ws.on('error', () => resolve('error'));
+        });
       try {
         const during = await settleWithin(handshake());
         assert.ok(during.settled && during.ok, 'the handshake was not answered during the fault');
@@ -228,9 +263,18 @@ describe('hardening: faulty networks on every outbound path', function () {
         await noSocketsLeft(fault, 'after the refused handshake');
         fault.setMode('forward', { forwardPort: proxy.port });
         const switched = Date.now();
-        await waitFor(async () => (await handshake()) === 101, RECOVERY_BOUND_MS, 'a successful handshake after recovery');
+        await waitFor(
+          async () => (await handshake()) === 101,
+          RECOVERY_BOUND_MS,
+          'a successful handshake after recovery',
+        );
         const recoveryMs = Date.now() - switched;
-        measured.push({ path: 'listener handshake, jwks via CONNECT', fault: 'silent', settleMs: during.ms, recoveryMs });
+        measured.push({
+          path: 'listener handshake, jwks via CONNECT',
+          fault: 'silent',
+          settleMs: during.ms,
+          recoveryMs,
+        });
       } finally {
         await listener.close();
         await close();
@@ -254,11 +298,16 @@ describe('hardening: faulty networks on every outbound path', function () {
 
     const paths = [
       {
-        name: 'direct ws://', faults: ['silent', 'reset', 'drip', 'garbage'], url: () => `ws://127.0.0.1:${fault.port}/feed`,
+        name: 'direct ws://',
+        faults: ['silent', 'reset', 'drip', 'garbage'],
+        url: () => `ws://127.0.0.1:${fault.port}/feed`,
         forwardTo: () => good.port,
       },
       {
-        name: 'direct wss://', faults: ['silent', 'garbage', 'tls-untrusted'], url: () => `wss://127.0.0.1:${fault.port}/feed`, tls: true,
+        name: 'direct wss://',
+        faults: ['silent', 'garbage', 'tls-untrusted'],
+        url: () => `wss://127.0.0.1:${fault.port}/feed`,
+        tls: true,
         forwardTo: () => goodTls.port,
       },
       {
@@ -311,7 +360,11 @@ describe('hardening: faulty networks on every outbound path', function () {
           const settleMs = attempts.filter((a) => a.ms !== undefined).map((a) => a.ms);
           const openAfterAttempts = fault.open;
           // Only the attempt in progress may hold a socket at the fault server.
-          await waitFor(() => fault.open <= 1, 3000, `at most one socket open after ${ATTEMPTS} attempts (${fault.open})`);
+          await waitFor(
+            () => fault.open <= 1,
+            3000,
+            `at most one socket open after ${ATTEMPTS} attempts (${fault.open})`,
+          );
           const closing = await settleWithin(conn.close());
           assert.ok(closing.settled, 'close() did not settle');
           await noSocketsLeft(fault, `after ${ATTEMPTS} attempts and close()`);
@@ -319,9 +372,15 @@ describe('hardening: faulty networks on every outbound path', function () {
           // A running connection recovers by itself once the fault is gone.
           const again = connection(p);
           let openedAt;
-          again.conn.on('open', () => { openedAt = Date.now(); });
+          again.conn.on('open', () => {
+            openedAt = Date.now();
+          });
           again.conn.start();
-          await waitFor(() => again.attempts.some((a) => a.ms !== undefined), SETTLE_BOUND_MS, 'a first failed attempt');
+          await waitFor(
+            () => again.attempts.some((a) => a.ms !== undefined),
+            SETTLE_BOUND_MS,
+            'a first failed attempt',
+          );
           fault.setMode('forward', { forwardPort: p.forwardTo() });
           const switched = Date.now();
           await waitFor(() => openedAt !== undefined, RECOVERY_BOUND_MS, 'the connection after the fault went away');
@@ -329,8 +388,14 @@ describe('hardening: faulty networks on every outbound path', function () {
           await again.conn.close();
           await noSocketsLeft(fault, 'after the recovered connection closed');
           await noTimersLeft(timers, p.name);
-          measured.push({ path: `client ${p.name}`, fault: mode, attemptMs: settleMs, openAfterAttempts, socketsLeft: fault.open,
-            recoveryMs });
+          measured.push({
+            path: `client ${p.name}`,
+            fault: mode,
+            attemptMs: settleMs,
+            openAfterAttempts,
+            socketsLeft: fault.open,
+            recoveryMs,
+          });
         });
       }
     }
@@ -373,7 +438,11 @@ describe('hardening: faulty networks on every outbound path', function () {
 
           fault.setMode('forward', { forwardPort: redis.port });
           const switched = Date.now();
-          await waitFor(() => bus.state === 'ready', RECOVERY_BOUND_MS, `the bus ready after the fault went away (state ${bus.state})`);
+          await waitFor(
+            () => bus.state === 'ready',
+            RECOVERY_BOUND_MS,
+            `the bus ready after the fault went away (state ${bus.state})`,
+          );
           const recoveryMs = Date.now() - switched;
           const viaRedis = await settleWithin(limiter.acquire('acme'));
           assert.strictEqual(viaRedis.value, true);
@@ -387,7 +456,7 @@ describe('hardening: faulty networks on every outbound path', function () {
       });
     }
 
-    it('Redis stops answering while the bus is ready: a handshake\'s slot is decided within the command timeout', async function () {
+    it("Redis stops answering while the bus is ready: a handshake's slot is decided within the command timeout", async function () {
       fault.setMode('forward', { forwardPort: redis.port });
       const timers = await trackFromHere();
       const bus = new ClusterBus({
@@ -413,7 +482,12 @@ describe('hardening: faulty networks on every outbound path', function () {
         assert.ok(again.settled && again.ok && again.value === 'PONG', 'Redis did not answer after the stall');
         assert.strictEqual((await settleWithin(limiter.acquire('acme'))).value, true);
         assert.strictEqual(bus.state, 'ready');
-        measured.push({ path: 'redis', fault: 'stops answering when ready', acquireMs: stalled.ms, recoveryMs: Date.now() - resumed });
+        measured.push({
+          path: 'redis',
+          fault: 'stops answering when ready',
+          acquireMs: stalled.ms,
+          recoveryMs: Date.now() - resumed,
+        });
       } finally {
         await limiter.close();
         await bus.close();

@@ -52,13 +52,65 @@ describe('hardening: seeded fuzz', function () {
       assert.strictEqual((await v.verify(token)).authStatus, 'verified', `control token for ${mode}`);
     }
     // What an attacker knows: public keys in every form, and guesses.
-    material = [rsa.publicPem, rsa.publicPem.trim(), JSON.stringify(rsa.publicJwk), rsa.publicJwk.n, ec.publicPem, '', 'secret', 'null', SECRET.slice(0, -1)];
+    material = [
+      rsa.publicPem,
+      rsa.publicPem.trim(),
+      JSON.stringify(rsa.publicJwk),
+      rsa.publicJwk.n,
+      ec.publicPem,
+      '',
+      'secret',
+      'null',
+      SECRET.slice(0, -1),
+    ];
   });
 
   after(() => jwks.close());
 
-  const ALGS = ['none', 'None', 'NONE', 'nOnE', 'HS256', 'HS384', 'HS512', 'RS256', 'RS512', 'ES256', 'ES384', 'PS256', 'EdDSA', 'Ed25519', 'rs256', 'RS256 ', '', null, 1, {}, ['RS256']];
-  const ODD = [null, true, false, 0, -1, 1.5, 2 ** 60, '', ' ', '0', [], {}, ['a'], { $gt: '' }, '\u0000', '../../etc/passwd', 'x'.repeat(300), '☃', NaN];
+  const ALGS = [
+    'none',
+    'None',
+    'NONE',
+    'nOnE',
+    'HS256',
+    'HS384',
+    'HS512',
+    'RS256',
+    'RS512',
+    'ES256',
+    'ES384',
+    'PS256',
+    'EdDSA',
+    'Ed25519',
+    'rs256',
+    'RS256 ',
+    '',
+    null,
+    1,
+    {},
+    ['RS256'],
+  ];
+  const ODD = [
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1.5,
+    2 ** 60,
+    '',
+    ' ',
+    '0',
+    [],
+    {},
+    ['a'],
+    { $gt: '' },
+    '\u0000',
+    '../../etc/passwd',
+    'x'.repeat(300),
+    '☃',
+    NaN,
+  ];
 
   function randomString(r, max = 40) {
     const alphabets = [
@@ -86,7 +138,27 @@ describe('hardening: seeded fuzz', function () {
   }
 
   function randomObject(r, depth = 0) {
-    const keys = ['alg', 'kid', 'typ', 'jku', 'x5u', 'jwk', 'x5c', 'crit', 'b64', 'exp', 'nbf', 'iat', 'iss', 'aud', 'sub', 'tenant_id', '__proto__', 'constructor', randomString(r, 8)];
+    const keys = [
+      'alg',
+      'kid',
+      'typ',
+      'jku',
+      'x5u',
+      'jwk',
+      'x5c',
+      'crit',
+      'b64',
+      'exp',
+      'nbf',
+      'iat',
+      'iss',
+      'aud',
+      'sub',
+      'tenant_id',
+      '__proto__',
+      'constructor',
+      randomString(r, 8),
+    ];
     const o = {};
     const n = r.int(6);
     for (let i = 0; i < n; i++) o[r.pick(keys)] = randomValue(r, depth);
@@ -122,22 +194,36 @@ describe('hardening: seeded fuzz', function () {
         return Array.from({ length: r.int(6) }, () => Buffer.from(randomString(r, 60)).toString('base64url')).join('.');
       case 1: // mutant of a valid token for this mode
         return mutate(r, mode === 'jwks' ? (r() < 0.5 ? valid.jwks : valid.jwksEc) : valid[mode] || valid.hs256);
-      case 2: { // segments of different valid tokens spliced together
+      case 2: {
+        // segments of different valid tokens spliced together
         const all = Object.values(valid).map((t) => t.split('.'));
         const t = [r.pick(all)[0], r.pick(all)[1], r.pick(all)[2]].join('.');
         return Object.values(valid).includes(t) ? mutate(r, t) : t;
       }
       case 3: // hostile header + random claims, unsigned or with a random signature
-        return rawToken({ alg: r.pick(ALGS), ...randomObject(r) }, randomObject(r), r() < 0.5 ? '' : b64url(randomString(r, 80)));
-      case 4: { // HS256 with attacker material (algorithm confusion)
-        const header = { alg: r() < 0.8 ? 'HS256' : r.pick(ALGS), ...(r() < 0.5 ? { kid: r() < 0.5 ? 'rsa-1' : randomValue(r) } : {}) };
-        return signRawHS256(r.pick(material), header, { tenant_id: randomValue(r), exp: now() + 300, ...randomObject(r) });
+        return rawToken(
+          { alg: r.pick(ALGS), ...randomObject(r) },
+          randomObject(r),
+          r() < 0.5 ? '' : b64url(randomString(r, 80)),
+        );
+      case 4: {
+        // HS256 with attacker material (algorithm confusion)
+        const header = {
+          alg: r() < 0.8 ? 'HS256' : r.pick(ALGS),
+          ...(r() < 0.5 ? { kid: r() < 0.5 ? 'rsa-1' : randomValue(r) } : {}),
+        };
+        return signRawHS256(r.pick(material), header, {
+          tenant_id: randomValue(r),
+          exp: now() + 300,
+          ...randomObject(r),
+        });
       }
       case 5: // truncated / extended valid token
         return (r() < 0.5 ? valid.jwks : valid.hs256).slice(0, r.int(400)) + (r() < 0.5 ? '' : randomString(r, 10));
       case 6: // raw random text (not a JWT at all)
         return randomString(r, 200);
-      default: { // a valid token under a header that asks for another key
+      default: {
+        // a valid token under a header that asks for another key
         const [, p, sig] = valid[r() < 0.5 ? 'jwks' : 'hs256'].split('.');
         return `${b64url({ alg: r.pick(ALGS), kid: randomValue(r), jku: 'http://127.0.0.1:1/jwks', jwk: rsa.publicJwk })}.${p}.${sig}`;
       }
@@ -159,21 +245,33 @@ describe('hardening: seeded fuzz', function () {
   }
 
   /** Percent-encodes every byte outside the unreserved set (lone surrogates become U+FFFD). */
-  const pct = (s) => Array.from(Buffer.from(s, 'utf8'), (b) => (/[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('');
+  const pct = (s) =>
+    Array.from(Buffer.from(s, 'utf8'), (b) =>
+      /[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`,
+    ).join('');
 
   /** A random query string carrying (or hiding, or repeating) the token. */
   function randomQuery(r, token) {
     const enc = r() < 0.8 ? pct(token) : token;
     switch (r.int(10)) {
-      case 0: return `token=${enc}&token=${enc}`;
-      case 1: return `%74oken=${enc}&token=${pct(randomString(r, 10))}`;
-      case 2: return `TOKEN=${enc}`;
-      case 3: return `token[]=${enc}`;
-      case 4: return `${pct(randomString(r, 10))}=${enc}&token=${enc}`;
-      case 5: return randomString(r, 80);
-      case 6: return `token=${enc}#frag`;
-      case 7: return `token=${enc}${randomString(r, 5)}`;
-      default: return `token=${enc}`;
+      case 0:
+        return `token=${enc}&token=${enc}`;
+      case 1:
+        return `%74oken=${enc}&token=${pct(randomString(r, 10))}`;
+      case 2:
+        return `TOKEN=${enc}`;
+      case 3:
+        return `token[]=${enc}`;
+      case 4:
+        return `${pct(randomString(r, 10))}=${enc}&token=${enc}`;
+      case 5:
+        return randomString(r, 80);
+      case 6:
+        return `token=${enc}#frag`;
+      case 7:
+        return `token=${enc}${randomString(r, 5)}`;
+      default:
+        return `token=${enc}`;
     }
   }
 
@@ -212,13 +310,23 @@ describe('hardening: seeded fuzz', function () {
       assert.strictEqual(mode, 'none', `${where}: a random token was ACCEPTED: ${JSON.stringify(query)}`);
       assert.strictEqual(result.authStatus, 'none');
       assert.strictEqual(result.claims, null);
-      assert.strictEqual(resolveTenant({ from: 'claim', claim: 'tenant_id', staticTenantId: '' }, result.claims), 'default');
+      assert.strictEqual(
+        resolveTenant({ from: 'claim', claim: 'tenant_id', staticTenantId: '' }, result.claims),
+        'default',
+      );
       outcomes.noneAccepted = (outcomes.noneAccepted || 0) + 1;
     }
     // Random kids did not turn into fetches.
     assert.ok(jwks.fetches - fetchesBefore <= 1, `JWKS fetches during fuzz: ${jwks.fetches - fetchesBefore}`);
     // The generators really exercised the checks (a fuzzer that only hits one branch proves little).
-    for (const code of ['TOKEN_MALFORMED', 'ALG_NOT_ALLOWED', 'BAD_SIGNATURE', 'TOKEN_AMBIGUOUS', 'TOKEN_MISSING', 'KEY_NOT_FOUND']) {
+    for (const code of [
+      'TOKEN_MALFORMED',
+      'ALG_NOT_ALLOWED',
+      'BAD_SIGNATURE',
+      'TOKEN_AMBIGUOUS',
+      'TOKEN_MISSING',
+      'KEY_NOT_FOUND',
+    ]) {
       assert.ok(outcomes[code] > 10, `too few ${code}: ${JSON.stringify(outcomes)}`);
     }
   });
@@ -238,7 +346,12 @@ describe('hardening: seeded fuzz', function () {
           while (equivalentToValid(token)) token = await randomToken(r, target === rec ? 'jwks' : 'hs256');
           // Only what an HTTP request line may carry: anything else percent-encoded.
           const query = randomQuery(r, token).replace(/[^\x21-\x7e]|#/gu, (c) => pct(c));
-          requests.push(rawHandshake(srv.port, { path: `${target.path}?${query}`, headers: r() < 0.2 ? { Origin: randomString(r, 20).replace(/[^\x21-\x7e]/g, '') } : {} }));
+          requests.push(
+            rawHandshake(srv.port, {
+              path: `${target.path}?${query}`,
+              headers: r() < 0.2 ? { Origin: randomString(r, 20).replace(/[^\x21-\x7e]/g, '') } : {},
+            }),
+          );
         }
         for (const result of await Promise.all(requests)) {
           assert.notStrictEqual(result.status, 101, 'a random handshake was upgraded');
@@ -246,7 +359,10 @@ describe('hardening: seeded fuzz', function () {
         }
       }
       assert.strictEqual(rec.opens.length + recHs.opens.length, 0);
-      assert.ok(Object.keys(statuses).every((s) => ['400', '401', '431'].includes(s)), JSON.stringify(statuses));
+      assert.ok(
+        Object.keys(statuses).every((s) => ['400', '401', '431'].includes(s)),
+        JSON.stringify(statuses),
+      );
       assert.ok(statuses[401] > HANDSHAKES / 2, JSON.stringify(statuses));
     } finally {
       await rec.listener.close();
@@ -259,10 +375,24 @@ describe('hardening: seeded fuzz', function () {
     const r = prng(SEED + 7);
     const allowed = ['https://app.example', 'http://localhost:1880'];
     const variants = [
-      (o) => o, (o) => o.toUpperCase(), (o) => `${o}/`, (o) => `${o}/path?q#f`, (o) => `${o}.evil.example`,
-      (o) => o.replace('://', '://user:pw@'), (o) => `${o}@evil.example`, (o) => o.replace('https', 'http'),
-      (o) => `${o}:443`, (o) => `${o}:8443`, (o) => ` ${o} `, (o) => `${o}\u0000`, (o) => o.replace('app', 'аpp'),
-      (o) => `${o},https://evil.example`, () => 'null', () => '', (o) => o.replace('//', '/'), (o) => `evil-${o}`,
+      (o) => o,
+      (o) => o.toUpperCase(),
+      (o) => `${o}/`,
+      (o) => `${o}/path?q#f`,
+      (o) => `${o}.evil.example`,
+      (o) => o.replace('://', '://user:pw@'),
+      (o) => `${o}@evil.example`,
+      (o) => o.replace('https', 'http'),
+      (o) => `${o}:443`,
+      (o) => `${o}:8443`,
+      (o) => ` ${o} `,
+      (o) => `${o}\u0000`,
+      (o) => o.replace('app', 'аpp'),
+      (o) => `${o},https://evil.example`,
+      () => 'null',
+      () => '',
+      (o) => o.replace('//', '/'),
+      (o) => `evil-${o}`,
     ];
     let accepted = 0;
     for (let i = 0; i < 2000; i++) {

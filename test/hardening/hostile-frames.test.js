@@ -39,11 +39,38 @@ function wiring(endpoint, key, isClient) {
   const z = 'hf-tab';
   const ref = isClient ? { server: '', client: endpoint } : { server: endpoint, client: '' };
   return [
-    { id: `in1-${key}`, type: 'websocket-plus in', z, name: '', ...ref, wires: [[`dbg-${key}`, `fn-${key}`, `out-${key}`]] },
+    {
+      id: `in1-${key}`,
+      type: 'websocket-plus in',
+      z,
+      name: '',
+      ...ref,
+      wires: [[`dbg-${key}`, `fn-${key}`, `out-${key}`]],
+    },
     { id: `in2-${key}`, type: 'websocket-plus in', z, name: '', ...ref, wires: [[`fn2-${key}`]] },
     { id: `out-${key}`, type: 'websocket-plus out', z, name: '', ...ref, wires: [] },
-    { id: `dbg-${key}`, type: 'debug', z, name: '', active: true, tosidebar: true, console: false, tostatus: false, complete: 'true', targetType: 'full', wires: [] },
-    { id: `fn-${key}`, type: 'function', z, name: '', func: 'msg.seen = (msg.seen || 0) + 1;\nreturn msg;', outputs: 1, wires: [[]] },
+    {
+      id: `dbg-${key}`,
+      type: 'debug',
+      z,
+      name: '',
+      active: true,
+      tosidebar: true,
+      console: false,
+      tostatus: false,
+      complete: 'true',
+      targetType: 'full',
+      wires: [],
+    },
+    {
+      id: `fn-${key}`,
+      type: 'function',
+      z,
+      name: '',
+      func: 'msg.seen = (msg.seen || 0) + 1;\nreturn msg;',
+      outputs: 1,
+      wires: [[]],
+    },
     { id: `fn2-${key}`, type: 'function', z, name: '', func: 'node.done();\nreturn null;', outputs: 1, wires: [[]] },
   ];
 }
@@ -60,16 +87,38 @@ function flow(hostilePort) {
   const nodes = [{ id: 'hf-tab', type: 'tab', label: 'hostile frames' }];
   for (const [key, props] of Object.entries(LISTENERS)) {
     nodes.push({
-      id: `L-${key}`, type: 'websocket-plus-listener', path: props.path, wholemsg: props.wholemsg, authMode: 'hs256', jwksUri: '', issuer: '', audience: '',
-      tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'session', sessionTimeout: '', onExpiry: 'disconnect',
-      rateLimit: props.rateLimit, maxConnections: '', maxPayload: String(MAX_PAYLOAD), heartbeat: '0', credentials: { secret: SECRET },
+      id: `L-${key}`,
+      type: 'websocket-plus-listener',
+      path: props.path,
+      wholemsg: props.wholemsg,
+      authMode: 'hs256',
+      jwksUri: '',
+      issuer: '',
+      audience: '',
+      tenantFrom: 'claim',
+      tenantClaim: 'tenant_id',
+      tenantId: '',
+      scope: 'session',
+      sessionTimeout: '',
+      onExpiry: 'disconnect',
+      rateLimit: props.rateLimit,
+      maxConnections: '',
+      maxPayload: String(MAX_PAYLOAD),
+      heartbeat: '0',
+      credentials: { secret: SECRET },
     });
     nodes.push(...wiring(`L-${key}`, key, false));
   }
   for (const key of clientKeys()) {
     nodes.push({
-      id: `C-${key}`, type: 'websocket-plus-client', path: `ws://127.0.0.1:${hostilePort}/${key}`, wholemsg: key.endsWith('-m') ? 'true' : 'false',
-      authMode: 'none', hb: '0', subprotocol: '', headers: [],
+      id: `C-${key}`,
+      type: 'websocket-plus-client',
+      path: `ws://127.0.0.1:${hostilePort}/${key}`,
+      wholemsg: key.endsWith('-m') ? 'true' : 'false',
+      authMode: 'none',
+      hb: '0',
+      subprotocol: '',
+      headers: [],
     });
     nodes.push(...wiring(`C-${key}`, key, true));
   }
@@ -99,7 +148,8 @@ describe('hardening: hostile frames after the handshake (a real node-red process
   const wsUrl = (key) => `${red.url.replace(/^http/, 'ws')}${LISTENERS[key].path}`;
   const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${red.child.pid}/status`, 'utf8'))[1]);
   const statusText = (nodeId) => {
-    for (let i = comms.events.length - 1; i >= 0; i--) if (comms.events[i].topic === `status/${nodeId}`) return comms.events[i].data?.text;
+    for (let i = comms.events.length - 1; i >= 0; i--)
+      if (comms.events[i].topic === `status/${nodeId}`) return comms.events[i].data?.text;
     return undefined;
   };
 
@@ -117,13 +167,26 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     if (deploy) await red.deploy(flow(hostile.port));
     comms = await red.openComms('status/#');
     const token = await signHS256(SECRET, { tenant_id: 'bystander', sub: 'bystander' }, { expiresIn: 600 });
-    await waitFor(async () => (await connect(`${wsUrl('lp')}?token=${token}`).then((r) => r.ws.terminate() || r.opened, () => false)), 15000, 'the listeners to start');
+    await waitFor(
+      async () =>
+        await connect(`${wsUrl('lp')}?token=${token}`).then(
+          (r) => r.ws.terminate() || r.opened,
+          () => false,
+        ),
+      15000,
+      'the listeners to start',
+    );
     bystander = (await connect(`${wsUrl('lp')}?token=${token}`)).ws;
-    for (const key of clientKeys()) await waitFor(() => peer(key).ws?.readyState === WebSocket.OPEN, 15000, `client ${key} to connect`);
+    for (const key of clientKeys())
+      await waitFor(() => peer(key).ws?.readyState === WebSocket.OPEN, 15000, `client ${key} to connect`);
   }
 
   function assertAlive(what) {
-    assert.strictEqual(red.exited, null, `${what}: node-red exited ${JSON.stringify(red.exited)}\n${red.output.slice(-3000)}`);
+    assert.strictEqual(
+      red.exited,
+      null,
+      `${what}: node-red exited ${JSON.stringify(red.exited)}\n${red.output.slice(-3000)}`,
+    );
   }
 
   /** Every check made after a case; `what` names the case in failures. */
@@ -135,16 +198,29 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     bystander.send(text);
     await waitFor(() => bystander.messages.includes(text), 10000, `${what}: the bystander's echo`);
     // every connection count back where it belongs: only the bystander on its listener, one socket per client
-    await waitFor(() => statusText('in1-lp') === 'connected 1' && statusText('in1-lm') === 'connected 0' && statusText('in1-lr') === 'connected 0',
-      10000, `${what}: listener connection counts (${statusText('in1-lp')}, ${statusText('in1-lm')}, ${statusText('in1-lr')})`);
+    await waitFor(
+      () =>
+        statusText('in1-lp') === 'connected 1' &&
+        statusText('in1-lm') === 'connected 0' &&
+        statusText('in1-lr') === 'connected 0',
+      10000,
+      `${what}: listener connection counts (${statusText('in1-lp')}, ${statusText('in1-lm')}, ${statusText('in1-lr')})`,
+    );
     for (const key of clientKeys()) {
-      await waitFor(() => peer(key).ws?.readyState === WebSocket.OPEN && statusText(`in1-${key}`) === 'connected', 15000, `${what}: client ${key} connected again`);
+      await waitFor(
+        () => peer(key).ws?.readyState === WebSocket.OPEN && statusText(`in1-${key}`) === 'connected',
+        15000,
+        `${what}: client ${key} connected again`,
+      );
     }
     assert.strictEqual(hostile.open, clientKeys().length, `${what}: sockets open at the hostile server`);
     const growth = rssKb() - baselineKb;
     stats.maxRssGrowthKb = Math.max(stats.maxRssGrowthKb, growth);
     if (VERBOSE) console.log(`      ${what}: RSS +${(growth / 1024).toFixed(1)} MiB`);
-    assert.ok(growth <= RSS_BOUND_MB * 1024, `${what}: RSS grew ${(growth / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`);
+    assert.ok(
+      growth <= RSS_BOUND_MB * 1024,
+      `${what}: RSS grew ${(growth / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`,
+    );
   }
 
   before(async function () {
@@ -163,7 +239,9 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     await startRuntime(true);
     baselineKb = rssKb();
     await assertHealthy('after start');
-    console.log(`      seed ${SEED} (HOSTILE_FRAMES_SEED=${SEED} replays it); RSS at start ${(baselineKb / 1024).toFixed(1)} MiB`);
+    console.log(
+      `      seed ${SEED} (HOSTILE_FRAMES_SEED=${SEED} replays it); RSS at start ${(baselineKb / 1024).toFixed(1)} MiB`,
+    );
   });
 
   afterEach(async function () {
@@ -180,7 +258,9 @@ describe('hardening: hostile frames after the handshake (a real node-red process
   });
 
   after(async function () {
-    console.log(`      frames tried ${stats.frames}, cases ${stats.cases}, crashes ${stats.crashes}, max RSS growth ${(stats.maxRssGrowthKb / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`);
+    console.log(
+      `      frames tried ${stats.frames}, cases ${stats.cases}, crashes ${stats.crashes}, max RSS growth ${(stats.maxRssGrowthKb / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`,
+    );
     comms?.close();
     bystander?.terminate();
     closeAll(sockets);
@@ -256,8 +336,16 @@ describe('hardening: hostile frames after the handshake (a real node-red process
 
     it('invalid UTF-8 in text frames is closed with 1007 in both modes', async function () {
       for (const key of ['lp', 'lm']) {
-        for (const bytes of [[0xff, 0xfe], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x7b, 0x22, 0x61, 0x22, 0x3a, 0xe0, 0x80]]) {
-          const r = await sendToListener(key, (ws) => ws.send(Buffer.from(bytes), { binary: false }), { expectClose: true });
+        for (const bytes of [
+          [0xff, 0xfe],
+          [0xc3, 0x28],
+          [0xed, 0xa0, 0x80],
+          [0xf4, 0x90, 0x80, 0x80],
+          [0x7b, 0x22, 0x61, 0x22, 0x3a, 0xe0, 0x80],
+        ]) {
+          const r = await sendToListener(key, (ws) => ws.send(Buffer.from(bytes), { binary: false }), {
+            expectClose: true,
+          });
           assert.strictEqual(r.close.code, 1007, `${key} ${bytes}`);
           stats.frames++;
         }
@@ -273,9 +361,13 @@ describe('hardening: hostile frames after the handshake (a real node-red process
           ws.send('"', { fin: true });
         });
         assert.ok(ok.echo.includes('a'.repeat(998)), `${key}: the fragmented message`);
-        const flood = await sendToListener(key, (ws) => {
-          for (let i = 0; i < 20000; i++) ws.send('b', { fin: false });
-        }, { expectClose: true });
+        const flood = await sendToListener(
+          key,
+          (ws) => {
+            for (let i = 0; i < 20000; i++) ws.send('b', { fin: false });
+          },
+          { expectClose: true },
+        );
         assert.strictEqual(flood.close.code, 1008, key);
         stats.frames += 21000;
       }
@@ -297,20 +389,31 @@ describe('hardening: hostile frames after the handshake (a real node-red process
         for (let i = 0; i < 2048 && flooder.readyState === WebSocket.OPEN; i++) flooder.ping(PING);
         sent += 2048 * PING.length;
         stats.frames += 2048;
-        await waitFor(() => flooder.bufferedAmount < 2 * 1024 * 1024 || flooder.readyState !== WebSocket.OPEN || red.exited, 20000, 'node-red to read the pings');
+        await waitFor(
+          () => flooder.bufferedAmount < 2 * 1024 * 1024 || flooder.readyState !== WebSocket.OPEN || red.exited,
+          20000,
+          'node-red to read the pings',
+        );
       }
       if (VERBOSE) console.log(`      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings sent before the cut`);
       const floodGrowth = rssKb() - rssBefore;
       if (VERBOSE) console.log(`      ping flood: RSS +${(floodGrowth / 1024).toFixed(1)} MiB during the flood`);
       // without the bound every pong stays queued in node-red: RSS grows by about the bytes of pings sent
-      assert.ok(floodGrowth < 64 * 1024, `RSS grew ${(floodGrowth / 1024).toFixed(1)} MiB during a ${(sent / 1048576).toFixed(1)} MiB ping flood`);
+      assert.ok(
+        floodGrowth < 64 * 1024,
+        `RSS grew ${(floodGrowth / 1024).toFixed(1)} MiB during a ${(sent / 1048576).toFixed(1)} MiB ping flood`,
+      );
       await red.waitForLog((out) => /session closed: slow consumer/.test(out.slice(mark)), 10000);
       flooder.terminate();
       // 2) a ping burst and a pong burst over a rate-limited listener: 1008
       for (const kind of ['ping', 'pong']) {
-        const r = await sendToListener('lr', (ws) => {
-          for (let i = 0; i < 500; i++) ws[kind](Buffer.from(String(i)));
-        }, { expectClose: true });
+        const r = await sendToListener(
+          'lr',
+          (ws) => {
+            for (let i = 0; i < 500; i++) ws[kind](Buffer.from(String(i)));
+          },
+          { expectClose: true },
+        );
         assert.deepStrictEqual(r.close, { code: 1008, reason: 'rate limit exceeded' }, kind);
         stats.frames += 500;
       }
@@ -326,8 +429,21 @@ describe('hardening: hostile frames after the handshake (a real node-red process
 
     it('odd close codes and reasons are answered with a close, never a crash', async function () {
       const odd = [
-        [0], [999], [1004], [1005], [1006], [1015], [1016], [2999], [5000], [65535],
-        [1000, Buffer.alloc(123, 0x61)], [4999, Buffer.from([0xff, 0xfe])], [3000, '€'.repeat(41)], [null, Buffer.from([0x03])], [null],
+        [0],
+        [999],
+        [1004],
+        [1005],
+        [1006],
+        [1015],
+        [1016],
+        [2999],
+        [5000],
+        [65535],
+        [1000, Buffer.alloc(123, 0x61)],
+        [4999, Buffer.from([0xff, 0xfe])],
+        [3000, '€'.repeat(41)],
+        [null, Buffer.from([0x03])],
+        [null],
       ];
       let i = 0;
       for (const [code, reason] of odd) {
@@ -352,7 +468,11 @@ describe('hardening: hostile frames after the handshake (a real node-red process
       assert.strictEqual(json.length, MAX_PAYLOAD);
       assert.ok((await sendToListener('lm', (ws) => ws.send(json))).echo.includes('yyyy'));
       for (const key of ['lp', 'lm']) {
-        const over = await sendToListener(key, (ws) => ws.send(Buffer.alloc(MAX_PAYLOAD + 1, 0x20), { binary: key === 'lp' }), { expectClose: true });
+        const over = await sendToListener(
+          key,
+          (ws) => ws.send(Buffer.alloc(MAX_PAYLOAD + 1, 0x20), { binary: key === 'lp' }),
+          { expectClose: true },
+        );
         assert.strictEqual(over.close.code, 1009, key);
       }
       const big = await sendToListener('lp', (ws) => ws.send(Buffer.alloc(8 * MAX_PAYLOAD)), { expectClose: true });
@@ -384,17 +504,26 @@ describe('hardening: hostile frames after the handshake (a real node-red process
         }
         // a ping on every session: its pong (or the session's close) says node-red has read the batch
         const open = [...live.lp, ...live.lm].filter((w) => w.readyState === WebSocket.OPEN);
-        await Promise.all(open.map((w) => new Promise((resolve) => {
-          const done = () => {
-            w.off('pong', done);
-            w.off('close', done);
-            resolve();
-          };
-          w.on('pong', done);
-          w.on('close', done);
-          w.ping();
-        })));
-        assert.strictEqual(red.exited, null, `node-red exited during the mix after ${tried} frames\n${red.output.slice(-3000)}`);
+        await Promise.all(
+          open.map(
+            (w) =>
+              new Promise((resolve) => {
+                const done = () => {
+                  w.off('pong', done);
+                  w.off('close', done);
+                  resolve();
+                };
+                w.on('pong', done);
+                w.on('close', done);
+                w.ping();
+              }),
+          ),
+        );
+        assert.strictEqual(
+          red.exited,
+          null,
+          `node-red exited during the mix after ${tried} frames\n${red.output.slice(-3000)}`,
+        );
       }
       stats.frames += tried;
       if (VERBOSE) console.log(`      listener mix: ${tried} frames, ${reopened} sessions`);
@@ -418,7 +547,11 @@ describe('hardening: hostile frames after the handshake (a real node-red process
         await waitFor(() => p.closes.length > closesBefore, 15000, `${key} to close`);
         return { close: p.closes[closesBefore] };
       }
-      await waitFor(() => p.messages.length >= before + count || ws.readyState !== WebSocket.OPEN, 15000, `${key}: echo`);
+      await waitFor(
+        () => p.messages.length >= before + count || ws.readyState !== WebSocket.OPEN,
+        15000,
+        `${key}: echo`,
+      );
       return { echoes: p.messages.slice(before) };
     }
 
@@ -427,7 +560,8 @@ describe('hardening: hostile frames after the handshake (a real node-red process
       const openedBefore = peer('c-deep-m').opened;
       const mark = red.output.length;
       const r = await sendToClient('c-deep-m', (ws) => ws.send(DEEP_40KB), { expectClose: true });
-      if (r.close.code === 1006) await Promise.race([red.exitPromise, new Promise((resolve) => setTimeout(resolve, 1500))]);
+      if (r.close.code === 1006)
+        await Promise.race([red.exitPromise, new Promise((resolve) => setTimeout(resolve, 1500))]);
       assertAlive('client: deep arrays');
       assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
       await red.waitForLog((out) => /closed: message nested too deep/.test(out.slice(mark)), 5000);
@@ -456,7 +590,9 @@ describe('hardening: hostile frames after the handshake (a real node-red process
 
     it('invalid UTF-8 from the server: the client closes with 1007 and reconnects', async function () {
       for (const key of ['c-utf8-p', 'c-utf8-m']) {
-        const r = await sendToClient(key, (ws) => ws.send(Buffer.from([0x22, 0xff, 0x22]), { binary: false }), { expectClose: true });
+        const r = await sendToClient(key, (ws) => ws.send(Buffer.from([0x22, 0xff, 0x22]), { binary: false }), {
+          expectClose: true,
+        });
         assert.strictEqual(r.close.code, 1007, key);
         stats.frames++;
       }
@@ -470,9 +606,13 @@ describe('hardening: hostile frames after the handshake (a real node-red process
           ws.send('"', { fin: true });
         });
         assert.ok(ok.echoes[0].includes('a'.repeat(998)), key);
-        const flood = await sendToClient(key, (ws) => {
-          for (let i = 0; i < 20000; i++) ws.send('b', { fin: false });
-        }, { expectClose: true });
+        const flood = await sendToClient(
+          key,
+          (ws) => {
+            for (let i = 0; i < 20000; i++) ws.send('b', { fin: false });
+          },
+          { expectClose: true },
+        );
         assert.strictEqual(flood.close.code, 1008, key);
         stats.frames += 21000;
       }
@@ -486,11 +626,15 @@ describe('hardening: hostile frames after the handshake (a real node-red process
           ws.send('after the pongs');
         });
         assert.ok(String(pongs.echoes[0]).includes('after the pongs'), key);
-        const flood = await sendToClient(key, (ws) => {
-          ws._socket.pause(); // the server reads none of the client's pongs for a while
-          for (let i = 0; i < 40000; i++) ws.ping(Buffer.alloc(125, 1));
-          setTimeout(() => ws._socket.resume(), 500);
-        }, { expectClose: true });
+        const flood = await sendToClient(
+          key,
+          (ws) => {
+            ws._socket.pause(); // the server reads none of the client's pongs for a while
+            for (let i = 0; i < 40000; i++) ws.ping(Buffer.alloc(125, 1));
+            setTimeout(() => ws._socket.resume(), 500);
+          },
+          { expectClose: true },
+        );
         assert.ok(typeof flood.close.code === 'number', key);
         stats.frames += 60001;
       }
@@ -498,8 +642,14 @@ describe('hardening: hostile frames after the handshake (a real node-red process
     });
 
     it('odd close frames from the server are answered with a close, never a crash', async function () {
-      const r1 = await sendToClient('c-close-p', (ws) => writeRaw(ws, closeFrame(1005, '', { mask: false })), { expectClose: true });
-      const r2 = await sendToClient('c-close-m', (ws) => writeRaw(ws, closeFrame(4999, Buffer.from([0xc3, 0x28]), { mask: false })), { expectClose: true });
+      const r1 = await sendToClient('c-close-p', (ws) => writeRaw(ws, closeFrame(1005, '', { mask: false })), {
+        expectClose: true,
+      });
+      const r2 = await sendToClient(
+        'c-close-m',
+        (ws) => writeRaw(ws, closeFrame(4999, Buffer.from([0xc3, 0x28]), { mask: false })),
+        { expectClose: true },
+      );
       assert.strictEqual(r1.close.code, 1002);
       assert.strictEqual(r2.close.code, 1007);
       stats.frames += 2;
@@ -517,13 +667,21 @@ describe('hardening: hostile frames after the handshake (a real node-red process
           for (let i = 0; i < 100; i++) tried += randomFrame(random, ws, { client: false });
           const marker = `end of batch ${batch}`;
           ws.send(marker);
-          await waitFor(() => red.exited || peer(key).messages.some((m) => String(m).includes(marker)), 15000, `${key}: ${marker}`);
+          await waitFor(
+            () => red.exited || peer(key).messages.some((m) => String(m).includes(marker)),
+            15000,
+            `${key}: ${marker}`,
+          );
           assert.strictEqual(red.exited, null, `node-red exited during the mix\n${red.output.slice(-3000)}`);
         }
       }
       stats.frames += tried;
       await assertHealthy('random mix (clients)');
-      assert.strictEqual(peer('c-mix-p').opened + peer('c-mix-m').opened, openedBefore, 'no client was closed by the mix');
+      assert.strictEqual(
+        peer('c-mix-p').opened + peer('c-mix-m').opened,
+        openedBefore,
+        'no client was closed by the mix',
+      );
     });
   });
 });
@@ -536,7 +694,17 @@ describe('hardening: hostile frames after the handshake (a real node-red process
 function randomFrame(random, ws, { client }) {
   if (ws.readyState !== WebSocket.OPEN) return 0;
   // weights per kind; from a client about one frame in twelve ends its session
-  const weights = { text: 20, json: 25, binary: 12, number: 8, ping: 8, pong: 6, fragments: 8, brackets: 6, ...(client ? { badtext: 2, reserved: 1, badclose: 1, deep: 1 } : {}) };
+  const weights = {
+    text: 20,
+    json: 25,
+    binary: 12,
+    number: 8,
+    ping: 8,
+    pong: 6,
+    fragments: 8,
+    brackets: 6,
+    ...(client ? { badtext: 2, reserved: 1, badclose: 1, deep: 1 } : {}),
+  };
   let roll = random() * Object.values(weights).reduce((a, b) => a + b, 0);
   const kind = Object.keys(weights).find((k) => (roll -= weights[k]) < 0) || 'text';
   const mask = client;
@@ -551,7 +719,16 @@ function randomFrame(random, ws, { client }) {
       ws.send(randomBytes(random, random.int(600)), { binary: true });
       return 1;
     case 'number':
-      ws.send(random.pick(['1e400', '-1e400', `${'9'.repeat(1 + random.int(4000))}`, '-0', `0.${'0'.repeat(random.int(500))}1`, `{"payload":1e${random.int(999)}}`]));
+      ws.send(
+        random.pick([
+          '1e400',
+          '-1e400',
+          `${'9'.repeat(1 + random.int(4000))}`,
+          '-0',
+          `0.${'0'.repeat(random.int(500))}1`,
+          `{"payload":1e${random.int(999)}}`,
+        ]),
+      );
       return 1;
     case 'ping':
       ws.ping(randomBytes(random, random.int(126)));
@@ -594,7 +771,12 @@ function randomText(random, n) {
   let s = '';
   for (let i = 0; i < n; i++) {
     const r = random();
-    s += r < 0.8 ? String.fromCharCode(32 + random.int(95)) : r < 0.95 ? String.fromCharCode(0x80 + random.int(0x7000)) : random.pick(['"', '\\', '{', '[', '\u0000', '😀']);
+    s +=
+      r < 0.8
+        ? String.fromCharCode(32 + random.int(95))
+        : r < 0.95
+          ? String.fromCharCode(0x80 + random.int(0x7000))
+          : random.pick(['"', '\\', '{', '[', '\u0000', '😀']);
   }
   return s;
 }
@@ -606,7 +788,9 @@ function randomJson(random, depth) {
     if (random() < 0.5) {
       value = [value, ...Array.from({ length: random.int(3) }, () => random.int(1000))];
     } else {
-      const obj = { [random.pick(['payload', 'topic', 'a', '_session', '_msgid', 'constructor', 'req', 'res'])]: value };
+      const obj = {
+        [random.pick(['payload', 'topic', 'a', '_session', '_msgid', 'constructor', 'req', 'res'])]: value,
+      };
       if (random() < 0.3) obj.k = randomText(random, random.int(10));
       value = obj;
     }

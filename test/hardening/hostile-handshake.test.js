@@ -6,7 +6,16 @@ const assert = require('assert');
 const { signHS256, makeKey, signWithKey, rawToken, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { connect, waitForClose } = require('../helpers/ws-client');
-const { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, waitFor, b64url } = require('../helpers/hardening');
+const {
+  startHttpServer,
+  startListener,
+  rawHandshake,
+  startWatchedServer,
+  signRaw,
+  signRawHS256,
+  waitFor,
+  b64url,
+} = require('../helpers/hardening');
 
 const ISS = 'https://issuer.example';
 const AUD = 'ws-plus-api';
@@ -27,7 +36,8 @@ describe('hardening: hostile handshakes', function () {
   const claims = (extra = {}) => ({ iss: ISS, aud: AUD, sub: 'user-1', tenant_id: 'acme', ...extra });
   const good = (extra, opts) => signWithKey(rsa, claims(extra), opts);
   /** Correctly RS256-signed (by `key`) token with any header and payload. */
-  const rawSigned = (header, payload, key = rsa) => signRaw(key, { alg: 'RS256', typ: 'JWT', kid: key.kid, ...header }, payload);
+  const rawSigned = (header, payload, key = rsa) =>
+    signRaw(key, { alg: 'RS256', typ: 'JWT', kid: key.kid, ...header }, payload);
   const exp = () => now() + 300;
 
   before(async function () {
@@ -40,7 +50,15 @@ describe('hardening: hostile handshakes', function () {
     srv = await startHttpServer();
 
     L.jwks = startListener(srv, '/ws/jwks', {
-      verifier: { mode: 'jwks', jwksUri: jwks.url, issuer: ISS, audience: AUD, clockToleranceSeconds: 5, jwksTimeoutMs: 2000, jwksCooldownMs: 60_000 },
+      verifier: {
+        mode: 'jwks',
+        jwksUri: jwks.url,
+        issuer: ISS,
+        audience: AUD,
+        clockToleranceSeconds: 5,
+        jwksTimeoutMs: 2000,
+        jwksCooldownMs: 60_000,
+      },
       origins: [ALLOWED_ORIGIN, 'https://other.example:8443'],
       handshakeTimeoutMs: 4000,
     });
@@ -53,7 +71,10 @@ describe('hardening: hostile handshakes', function () {
     });
     L.custom = startListener(srv, '/ws/custom', {
       // The site's function returns whatever the token names (JSON): hostile tenants come through it.
-      verifier: { mode: 'custom', verifyToken: async (token) => JSON.parse(Buffer.from(token, 'base64url').toString()) },
+      verifier: {
+        mode: 'custom',
+        verifyToken: async (token) => JSON.parse(Buffer.from(token, 'base64url').toString()),
+      },
     });
     // A first good handshake primes the key cache: from here on the JWKS must not be fetched again.
     const { ws } = await connect(L.jwks.url(`token=${await good()}`));
@@ -122,12 +143,20 @@ describe('hardening: hostile handshakes', function () {
 
   describe('algorithm confusion', function () {
     it('jwks: HS256 signed with the RSA public key PEM as the secret', async function () {
-      const forged = await signRawHS256(rsa.publicPem, { alg: 'HS256', typ: 'JWT', kid: 'rsa-1' }, claims({ exp: exp() }));
+      const forged = await signRawHS256(
+        rsa.publicPem,
+        { alg: 'HS256', typ: 'JWT', kid: 'rsa-1' },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${forged}`, 401, 'ALG_NOT_ALLOWED');
       jwksFetchesUnchanged();
     });
     it('jwks: HS256 signed with the JWK JSON of the public key as the secret', async function () {
-      const forged = await signRawHS256(JSON.stringify(rsa.publicJwk), { alg: 'HS256', kid: 'rsa-1' }, claims({ exp: exp() }));
+      const forged = await signRawHS256(
+        JSON.stringify(rsa.publicJwk),
+        { alg: 'HS256', kid: 'rsa-1' },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${forged}`, 401, 'ALG_NOT_ALLOWED');
     });
     it('publickey: HS256 signed with the configured PEM as the secret', async function () {
@@ -146,7 +175,10 @@ describe('hardening: hostile handshakes', function () {
     it('hs256: HS384 / HS512 / RS256 are not HS256', async function () {
       const jose = require('jose');
       for (const alg of ['HS384', 'HS512']) {
-        const t = await new jose.SignJWT(claims()).setProtectedHeader({ alg }).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+        const t = await new jose.SignJWT(claims())
+          .setProtectedHeader({ alg })
+          .setExpirationTime('5m')
+          .sign(new TextEncoder().encode(SECRET));
         await refused(L.hs, `token=${t}`, 401, 'ALG_NOT_ALLOWED');
       }
       await refused(L.hs, `token=${await good()}`, 401, 'ALG_NOT_ALLOWED');
@@ -181,7 +213,11 @@ describe('hardening: hostile handshakes', function () {
       });
     }
     it('a burst of 50 random kids in parallel causes no fetch', async function () {
-      const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => rawSigned({ kid: `random-${i}-${Math.random()}` }, claims({ exp: exp() }))));
+      const tokens = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          rawSigned({ kid: `random-${i}-${Math.random()}` }, claims({ exp: exp() })),
+        ),
+      );
       const results = await Promise.all(tokens.map((t) => connect(L.jwks.url(`token=${t}`))));
       for (const r of results) {
         assert.strictEqual(r.status, 401);
@@ -195,30 +231,50 @@ describe('hardening: hostile handshakes', function () {
   describe('key-location headers are never followed', function () {
     // The attacker signs with their own key and points at their key set on the watched server.
     it('jku', async function () {
-      const t = await signRaw(attacker, { alg: 'RS256', kid: 'rsa-1', jku: `${watch.url}/jwks.json` }, claims({ exp: exp() }));
+      const t = await signRaw(
+        attacker,
+        { alg: 'RS256', kid: 'rsa-1', jku: `${watch.url}/jwks.json` },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'BAD_SIGNATURE');
       await refused(L.pk, `token=${t}`, 401, 'BAD_SIGNATURE');
       assert.deepStrictEqual(watch.requests, []);
       jwksFetchesUnchanged();
     });
     it('x5u', async function () {
-      const t = await signRaw(attacker, { alg: 'RS256', kid: 'rsa-1', x5u: `${watch.url}/cert.pem` }, claims({ exp: exp() }));
+      const t = await signRaw(
+        attacker,
+        { alg: 'RS256', kid: 'rsa-1', x5u: `${watch.url}/cert.pem` },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'BAD_SIGNATURE');
       assert.deepStrictEqual(watch.requests, []);
     });
     it('jku with an unknown kid (would need a key from elsewhere)', async function () {
-      const t = await signRaw(attacker, { alg: 'RS256', kid: 'attacker-kid', jku: `${watch.url}/jwks.json` }, claims({ exp: exp() }));
+      const t = await signRaw(
+        attacker,
+        { alg: 'RS256', kid: 'attacker-kid', jku: `${watch.url}/jwks.json` },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'KEY_NOT_FOUND');
       assert.deepStrictEqual(watch.requests, []);
       jwksFetchesUnchanged();
     });
     it('embedded jwk (the attacker key inside the token)', async function () {
-      const t = await signRaw(attacker, { alg: 'RS256', kid: 'rsa-1', jwk: attacker.publicJwk }, claims({ exp: exp() }));
+      const t = await signRaw(
+        attacker,
+        { alg: 'RS256', kid: 'rsa-1', jwk: attacker.publicJwk },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'BAD_SIGNATURE');
       await refused(L.pk, `token=${t}`, 401, 'BAD_SIGNATURE');
     });
     it('x5c with a garbage chain', async function () {
-      const t = await signRaw(attacker, { alg: 'RS256', kid: 'rsa-1', x5c: [Buffer.from('not a cert').toString('base64')] }, claims({ exp: exp() }));
+      const t = await signRaw(
+        attacker,
+        { alg: 'RS256', kid: 'rsa-1', x5c: [Buffer.from('not a cert').toString('base64')] },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'BAD_SIGNATURE');
       assert.deepStrictEqual(watch.requests, []);
     });
@@ -226,7 +282,10 @@ describe('hardening: hostile handshakes', function () {
 
   describe('crit (RFC 7515 §4.1.11)', function () {
     it('an unknown critical extension is refused although the signature is valid', async function () {
-      const t = await rawSigned({ crit: ['urn:example:must-understand'], 'urn:example:must-understand': true }, claims({ exp: exp() }));
+      const t = await rawSigned(
+        { crit: ['urn:example:must-understand'], 'urn:example:must-understand': true },
+        claims({ exp: exp() }),
+      );
       await refused(L.jwks, `token=${t}`, 401, 'TOKEN_UNSUPPORTED');
       await refused(L.pk, `token=${t}`, 401, 'TOKEN_UNSUPPORTED');
     });
@@ -236,8 +295,18 @@ describe('hardening: hostile handshakes', function () {
     });
     it('crit empty, not an array, or naming a missing header is refused', async function () {
       await refused(L.jwks, `token=${await rawSigned({ crit: [] }, claims({ exp: exp() }))}`, 401, 'TOKEN_MALFORMED');
-      await refused(L.jwks, `token=${await rawSigned({ crit: 'b64' }, claims({ exp: exp() }))}`, 401, 'TOKEN_MALFORMED');
-      await refused(L.jwks, `token=${await rawSigned({ crit: ['b64'] }, claims({ exp: exp() }))}`, 401, 'TOKEN_MALFORMED');
+      await refused(
+        L.jwks,
+        `token=${await rawSigned({ crit: 'b64' }, claims({ exp: exp() }))}`,
+        401,
+        'TOKEN_MALFORMED',
+      );
+      await refused(
+        L.jwks,
+        `token=${await rawSigned({ crit: ['b64'] }, claims({ exp: exp() }))}`,
+        401,
+        'TOKEN_MALFORMED',
+      );
     });
     it('b64:false (unencoded payload) is refused for a JWT', async function () {
       const t = await rawSigned({ crit: ['b64'], b64: false }, claims({ exp: exp() }));
@@ -261,7 +330,12 @@ describe('hardening: hostile handshakes', function () {
     });
     it('iat in the future beyond the tolerance is refused', async function () {
       await refused(L.jwks, `token=${await good({ iat: now() + 7 })}`, 401, 'TOKEN_ISSUED_IN_FUTURE');
-      await refused(L.hs, `token=${await signHS256(SECRET, claims({ iat: now() + 3600 }))}`, 401, 'TOKEN_ISSUED_IN_FUTURE');
+      await refused(
+        L.hs,
+        `token=${await signHS256(SECRET, claims({ iat: now() + 3600 }))}`,
+        401,
+        'TOKEN_ISSUED_IN_FUTURE',
+      );
     });
     it('iat in the future within the tolerance is accepted', async function () {
       await acceptedAndClose(L.jwks, `token=${await good({ iat: now() + 4 })}`);
@@ -319,8 +393,18 @@ describe('hardening: hostile handshakes', function () {
       });
     }
     it('payload that is not JSON / a JSON array (validly signed)', async function () {
-      await refused(L.jwks, `token=${await signRaw(rsa, { alg: 'RS256', kid: 'rsa-1' }, 'not json')}`, 401, 'TOKEN_MALFORMED');
-      await refused(L.jwks, `token=${await signRaw(rsa, { alg: 'RS256', kid: 'rsa-1' }, [claims({ exp: exp() })])}`, 401, 'TOKEN_MALFORMED');
+      await refused(
+        L.jwks,
+        `token=${await signRaw(rsa, { alg: 'RS256', kid: 'rsa-1' }, 'not json')}`,
+        401,
+        'TOKEN_MALFORMED',
+      );
+      await refused(
+        L.jwks,
+        `token=${await signRaw(rsa, { alg: 'RS256', kid: 'rsa-1' }, [claims({ exp: exp() })])}`,
+        401,
+        'TOKEN_MALFORMED',
+      );
     });
     it('a valid token with its signature stripped or altered', async function () {
       const t = await good();
@@ -328,7 +412,12 @@ describe('hardening: hostile handshakes', function () {
       await refused(L.jwks, `token=${h}.${p}.`, 401);
       await refused(L.jwks, `token=${h}.${p}.${b64url('x'.repeat(256))}`, 401, 'BAD_SIGNATURE');
       // a payload swapped in under a valid header and signature
-      await refused(L.jwks, `token=${h}.${b64url(claims({ tenant_id: 'victim', exp: exp() }))}.${t.split('.')[2]}`, 401, 'BAD_SIGNATURE');
+      await refused(
+        L.jwks,
+        `token=${h}.${b64url(claims({ tenant_id: 'victim', exp: exp() }))}.${t.split('.')[2]}`,
+        401,
+        'BAD_SIGNATURE',
+      );
     });
   });
 
@@ -420,7 +509,12 @@ describe('hardening: hostile handshakes', function () {
       await refused(L.jwks, `token=${token}`, 403, 'ORIGIN_NOT_ALLOWED', { Origin: 'https://evil.example' });
     });
     it('a look-alike origin (suffix / other scheme / other port) gets 403', async function () {
-      for (const origin of ['https://app.example.evil.example', 'http://app.example', 'https://app.example:444', 'https://other.example']) {
+      for (const origin of [
+        'https://app.example.evil.example',
+        'http://app.example',
+        'https://app.example:444',
+        'https://other.example',
+      ]) {
         await refused(L.jwks, `token=${token}`, 403, 'ORIGIN_NOT_ALLOWED', { Origin: origin });
       }
     });
@@ -428,12 +522,19 @@ describe('hardening: hostile handshakes', function () {
       await refused(L.jwks, `token=${token}`, 403, 'ORIGIN_NOT_ALLOWED', { Origin: 'null' });
     });
     it('two Origin headers (one allowed) get 403', async function () {
-      const r = await rawHandshake(srv.port, { path: `/ws/jwks?token=${token}`, headers: { Origin: [ALLOWED_ORIGIN, 'https://evil.example'] } });
+      const r = await rawHandshake(srv.port, {
+        path: `/ws/jwks?token=${token}`,
+        headers: { Origin: [ALLOWED_ORIGIN, 'https://evil.example'] },
+      });
       assert.strictEqual(r.status, 403);
       assert.strictEqual(L.jwks.listener.connectionCount, 0);
     });
     it('version-8 handshake: Sec-WebSocket-Origin is the origin checked', async function () {
-      const r = await rawHandshake(srv.port, { path: `/ws/jwks?token=${token}`, version: 8, headers: { Origin: ALLOWED_ORIGIN, 'Sec-WebSocket-Origin': 'https://evil.example' } });
+      const r = await rawHandshake(srv.port, {
+        path: `/ws/jwks?token=${token}`,
+        version: 8,
+        headers: { Origin: ALLOWED_ORIGIN, 'Sec-WebSocket-Origin': 'https://evil.example' },
+      });
       assert.strictEqual(r.status, 403);
       assert.strictEqual(L.jwks.listener.connectionCount, 0);
     });
@@ -455,7 +556,10 @@ describe('hardening: hostile handshakes', function () {
       await refused(L.none, 'token=definitely-not-a-jwt', 401, 'TOKEN_MALFORMED');
     });
     it('an unsigned tenant claim is ignored: the session is in tenant "default" (control)', async function () {
-      const ws = await accepted(L.none, `token=${rawToken({ alg: 'none' }, { tenant_id: 'victim', sub: 'mallory', exp: now() + 60 })}`);
+      const ws = await accepted(
+        L.none,
+        `token=${rawToken({ alg: 'none' }, { tenant_id: 'victim', sub: 'mallory', exp: now() + 60 })}`,
+      );
       const session = L.none.opens.at(-1);
       assert.strictEqual(session.tenantId, 'default');
       assert.strictEqual(session.subject, undefined);
@@ -470,7 +574,9 @@ describe('hardening: hostile handshakes', function () {
       const t = await good();
       const post = await rawHandshake(srv.port, { path: `/ws/jwks?token=${t}`, method: 'POST' });
       assert.strictEqual(post.status, 405);
-      const badKey = await rawHandshake(srv.port, { raw: `GET /ws/jwks?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n` });
+      const badKey = await rawHandshake(srv.port, {
+        raw: `GET /ws/jwks?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      });
       assert.strictEqual(badKey.status, 400);
       const badVersion = await rawHandshake(srv.port, { path: `/ws/jwks?token=${t}`, version: 99 });
       assert.strictEqual(badVersion.status, 400);
@@ -480,7 +586,10 @@ describe('hardening: hostile handshakes', function () {
 
   describe('key sources that fail', function () {
     async function jwksListener(pathname, server, extra = {}) {
-      return startListener(srv, pathname, { verifier: { mode: 'jwks', jwksUri: server.url, jwksTimeoutMs: 2000, ...extra.verifier }, ...extra.listener });
+      return startListener(srv, pathname, {
+        verifier: { mode: 'jwks', jwksUri: server.url, jwksTimeoutMs: 2000, ...extra.verifier },
+        ...extra.listener,
+      });
     }
 
     it('JWKS down: 401, and a flood of handshakes does not become a flood of fetches', async function () {
@@ -498,7 +607,10 @@ describe('hardening: hostile handshakes', function () {
       const slow = await startJwksServer([rsa]);
       servers.push(slow);
       slow.state.mode = 'hang';
-      const rec = await jwksListener('/ws/slow-deadline', slow, { verifier: { jwksTimeoutMs: 5000 }, listener: { handshakeTimeoutMs: 300 } });
+      const rec = await jwksListener('/ws/slow-deadline', slow, {
+        verifier: { jwksTimeoutMs: 5000 },
+        listener: { handshakeTimeoutMs: 300 },
+      });
       L.slowDeadline = rec;
       const started = Date.now();
       await refused(rec, `token=${await good()}`, 503, 'VERIFY_TIMEOUT');
@@ -509,7 +621,10 @@ describe('hardening: hostile handshakes', function () {
       const slow = await startJwksServer([rsa]);
       servers.push(slow);
       slow.state.mode = 'hang';
-      const rec = await jwksListener('/ws/slow-fetch', slow, { verifier: { jwksTimeoutMs: 300 }, listener: { handshakeTimeoutMs: 3000 } });
+      const rec = await jwksListener('/ws/slow-fetch', slow, {
+        verifier: { jwksTimeoutMs: 300 },
+        listener: { handshakeTimeoutMs: 3000 },
+      });
       L.slowFetch = rec;
       await refused(rec, `token=${await good()}`, 401, 'KEYS_UNAVAILABLE');
     });
@@ -526,7 +641,9 @@ describe('hardening: hostile handshakes', function () {
     });
 
     it('JWKS oversized response: 401', async function () {
-      const big = await startWatchedServer(() => JSON.stringify({ keys: [rsa.publicJwk], pad: 'p'.repeat(1024 * 1024) }));
+      const big = await startWatchedServer(() =>
+        JSON.stringify({ keys: [rsa.publicJwk], pad: 'p'.repeat(1024 * 1024) }),
+      );
       servers.push(big);
       const rec = startListener(srv, '/ws/big', { verifier: { mode: 'jwks', jwksUri: `${big.url}/jwks.json` } });
       L.big = rec;
@@ -612,7 +729,10 @@ describe('hardening: hostile handshakes', function () {
     });
 
     it('a client that never finishes the upgrade request headers is dropped (408)', async function () {
-      const r = await rawHandshake(tight.port, { raw: `GET /ws/tight?token=x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n`, timeoutMs: 5000 });
+      const r = await rawHandshake(tight.port, {
+        raw: `GET /ws/tight?token=x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n`,
+        timeoutMs: 5000,
+      });
       assert.ok(r.status === 408 || r.closed, JSON.stringify(r));
       await waitFor(() => tight.sockets.size === 0, 2000, 'socket freed');
       assert.strictEqual(rec.refusals.length + rec.opens.length, 0);
@@ -637,7 +757,11 @@ describe('hardening: hostile handshakes', function () {
         handshakeTimeoutMs: 15000,
       });
       const token = await good();
-      const pending = [connect(rec.url(`token=${token}`)), connect(rec.url(`token=${token}`)), rawHandshake(own.port, { path: `/ws/closing?token=${token}` })];
+      const pending = [
+        connect(rec.url(`token=${token}`)),
+        connect(rec.url(`token=${token}`)),
+        rawHandshake(own.port, { path: `/ws/closing?token=${token}` }),
+      ];
       await waitFor(() => slow.fetches >= 1 && own.sockets.size === 3, 5000, 'three handshakes in verification');
       const closing = rec.listener.close();
       const [a, b, raw] = await Promise.all(pending);
@@ -649,7 +773,10 @@ describe('hardening: hostile handshakes', function () {
       assert.strictEqual(raw.status, 503);
       assert.match(raw.head, /\r\nConnection: close\r\n/i);
       await closing;
-      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING']);
+      assert.deepStrictEqual(
+        rec.refusals.map((e) => e.code),
+        ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING'],
+      );
       assert.strictEqual(rec.opens.length, 0);
       await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
     });
@@ -665,7 +792,10 @@ describe('hardening: hostile handshakes', function () {
       assert.strictEqual(late.body, 'listener closing');
       late.ws.terminate();
       await closing;
-      assert.deepStrictEqual(rec.refusals.map((e) => e.code), ['LISTENER_CLOSING']);
+      assert.deepStrictEqual(
+        rec.refusals.map((e) => e.code),
+        ['LISTENER_CLOSING'],
+      );
       assert.strictEqual(rec.opens.length, 1);
       ws.terminate();
       await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');

@@ -40,8 +40,10 @@ describe('hardening: randomized tenant isolation', function () {
       client.received++;
       const [msgScope, msgTenant, target] = data.toString().split('|');
       if (msgScope !== scope) violations.push(`${name} (${scope}) got a ${msgScope} frame`);
-      else if (scope === 'session' && target !== client.sessionId) violations.push(`${name} got a frame for session ${target}`);
-      else if (scope === 'tenant' && msgTenant !== tenant) violations.push(`${name} (${tenant}) got a frame for ${msgTenant}`);
+      else if (scope === 'session' && target !== client.sessionId)
+        violations.push(`${name} got a frame for session ${target}`);
+      else if (scope === 'tenant' && msgTenant !== tenant)
+        violations.push(`${name} (${tenant}) got a frame for ${msgTenant}`);
     });
     clients[scope].push(client);
     return client;
@@ -64,8 +66,11 @@ describe('hardening: randomized tenant isolation', function () {
     const r = prng(SEED);
     for (const [scope, count] of Object.entries(CLIENTS)) {
       // every tenant is present on the tenant listener; the rest are spread at random
-      const tenants = Array.from({ length: count }, (_, i) => (scope === 'tenant' && i < TENANTS ? tenantName(i) : tenantName(r.int(TENANTS))));
-      for (let i = 0; i < tenants.length; i += 50) await Promise.all(tenants.slice(i, i + 50).map((t) => openClient(scope, t)));
+      const tenants = Array.from({ length: count }, (_, i) =>
+        scope === 'tenant' && i < TENANTS ? tenantName(i) : tenantName(r.int(TENANTS)),
+      );
+      for (let i = 0; i < tenants.length; i += 50)
+        await Promise.all(tenants.slice(i, i + 50).map((t) => openClient(scope, t)));
       assert.strictEqual(L[scope].listener.connectionCount, count);
     }
   });
@@ -98,8 +103,19 @@ describe('hardening: randomized tenant isolation', function () {
       const roll = r();
       if (roll < 0.85 || closedIds[scope].length === 0) return r.pick(clients[scope]).sessionId;
       if (roll < 0.9) return r.pick(closedIds[scope]).id;
-      if (roll < 0.95) return r.pick(clients[r.pick(['session', 'tenant', 'global'].filter((s) => s !== scope))]).sessionId;
-      return r.pick([undefined, null, '', 'default', tenantName(3), { id: 'x' }, ['x'], 42, '00000000-0000-0000-0000-000000000000']);
+      if (roll < 0.95)
+        return r.pick(clients[r.pick(['session', 'tenant', 'global'].filter((s) => s !== scope))]).sessionId;
+      return r.pick([
+        undefined,
+        null,
+        '',
+        'default',
+        tenantName(3),
+        { id: 'x' },
+        ['x'],
+        42,
+        '00000000-0000-0000-0000-000000000000',
+      ]);
     }
 
     const perBatch = Object.fromEntries(Object.entries(CALLS).map(([s, n]) => [s, Math.ceil(n / BATCHES)]));
@@ -114,8 +130,12 @@ describe('hardening: randomized tenant isolation', function () {
       for (const scope of plan) {
         const id = pickId(scope);
         const targets = recipients(scope, id);
-        const tenant = scope === 'tenant' ? targets[0]?.tenant ?? '-' : scope === 'session' ? targets[0]?.tenant ?? '-' : '*';
-        const result = L[scope].listener.deliver(id, `${scope}|${tenant}|${typeof id === 'string' ? id : '-'}|${seq++}`);
+        const tenant =
+          scope === 'tenant' ? (targets[0]?.tenant ?? '-') : scope === 'session' ? (targets[0]?.tenant ?? '-') : '*';
+        const result = L[scope].listener.deliver(
+          id,
+          `${scope}|${tenant}|${typeof id === 'string' ? id : '-'}|${seq++}`,
+        );
         assert.strictEqual(result.delivered, targets.length, `deliver(${JSON.stringify(id)}) on ${scope}`);
         if (targets.length === 0) misses[scope]++;
         for (const c of targets) c.expected++;
@@ -124,13 +144,16 @@ describe('hardening: randomized tenant isolation', function () {
       }
       const all = [...clients.session, ...clients.tenant, ...clients.global];
       await waitFor(() => all.every((c) => c.received >= c.expected), 20000, `batch ${batch} receipts`);
-      for (const c of all) assert.strictEqual(c.received, c.expected, `${c.name}: ${c.received} received, ${c.expected} expected`);
+      for (const c of all)
+        assert.strictEqual(c.received, c.expected, `${c.name}: ${c.received} received, ${c.expected} expected`);
       assert.deepStrictEqual(violations, []);
 
       // churn: a few clients leave, replacements join (random tenants)
       if (batch < BATCHES - 1) {
         for (const scope of Object.keys(clients)) {
-          const leaving = Array.from({ length: 3 }, () => r.pick(clients[scope])).filter((c, i, a) => a.indexOf(c) === i);
+          const leaving = Array.from({ length: 3 }, () => r.pick(clients[scope])).filter(
+            (c, i, a) => a.indexOf(c) === i,
+          );
           for (const c of leaving) await closeClient(c);
           for (let i = 0; i < leaving.length; i++) await openClient(scope, tenantName(r.int(TENANTS)));
         }
@@ -143,7 +166,8 @@ describe('hardening: randomized tenant isolation', function () {
     assert.ok(misses.session > 100 && misses.tenant > 100, JSON.stringify(misses));
     // give any stray frame a moment to show up before the final check
     await new Promise((resolve) => setTimeout(resolve, 200));
-    for (const c of [...clients.session, ...clients.tenant, ...clients.global]) assert.strictEqual(c.received, c.expected, c.name);
+    for (const c of [...clients.session, ...clients.tenant, ...clients.global])
+      assert.strictEqual(c.received, c.expected, c.name);
     assert.deepStrictEqual(violations, []);
   });
 });

@@ -54,7 +54,10 @@ describe('hardening: limits', function () {
       await delay(200);
       // burst = rate = 5 (a token may refill while the burst is read); never the 40 sent
       assert.ok(got.length >= 5 && got.length <= 6, `flow saw ${got.length}`);
-      assert.deepStrictEqual(got.map((m) => m.payload), Array.from({ length: got.length }, (_, i) => `m${i}`));
+      assert.deepStrictEqual(
+        got.map((m) => m.payload),
+        Array.from({ length: got.length }, (_, i) => `m${i}`),
+      );
       // a client that keeps to the rate is never cut off
       const { ws: polite } = await open(`token=${await tokenFor('a')}`);
       for (let i = 0; i < 6; i++) {
@@ -137,7 +140,13 @@ describe('hardening: limits', function () {
       const MAX = 5;
       const rec = startListener(srv, '/ws/race', {
         // a verifier with random latency interleaves the handshakes
-        verifier: { mode: 'custom', verifyToken: async (token) => { await delay(Math.random() * 30); return { tenant_id: token }; } },
+        verifier: {
+          mode: 'custom',
+          verifyToken: async (token) => {
+            await delay(Math.random() * 30);
+            return { tenant_id: token };
+          },
+        },
         maxConnectionsPerTenant: MAX,
       });
       try {
@@ -162,10 +171,19 @@ describe('hardening: limits', function () {
       const limiter = new LocalTenantLimiter(1);
       let slowAcquire = false;
       const rec = startListener(srv, '/ws/release', {
-        verifier: { mode: 'custom', verifyToken: async (token) => { if (token === 'slow') await delay(300); return { tenant_id: 'solo' }; } },
+        verifier: {
+          mode: 'custom',
+          verifyToken: async (token) => {
+            if (token === 'slow') await delay(300);
+            return { tenant_id: 'solo' };
+          },
+        },
         // the real limiter, with an optional delay in acquire (as a cluster-wide one would have)
         tenantLimiter: {
-          acquire: async (t) => { if (slowAcquire) await delay(300); return limiter.acquire(t); },
+          acquire: async (t) => {
+            if (slowAcquire) await delay(300);
+            return limiter.acquire(t);
+          },
           release: (t) => limiter.release(t),
         },
       });
@@ -206,7 +224,11 @@ describe('hardening: limits', function () {
         verifier: { mode: 'custom', verifyToken: async () => ({ tenant_id: 'late' }) },
         handshakeTimeoutMs: 150,
         tenantLimiter: {
-          acquire: async (t) => { acquires++; await delay(400); return limiter.acquire(t); },
+          acquire: async (t) => {
+            acquires++;
+            await delay(400);
+            return limiter.acquire(t);
+          },
           release: (t) => limiter.release(t),
         },
       });
@@ -228,7 +250,11 @@ describe('hardening: limits', function () {
     it('slow consumer: a client that stops reading is cut off with the send buffer bounded', async function () {
       const BOUND = 256 * 1024;
       const FRAME = Buffer.alloc(64 * 1024, 7);
-      const rec = startListener(srv, '/ws/slow', { verifier: { mode: 'hs256', secret: SECRET }, scope: 'tenant', maxBufferedBytes: BOUND });
+      const rec = startListener(srv, '/ws/slow', {
+        verifier: { mode: 'hs256', secret: SECRET },
+        scope: 'tenant',
+        maxBufferedBytes: BOUND,
+      });
       try {
         const reader = await connect(rec.url(`token=${await tokenFor('t', 'reader')}`));
         const stalled = await connect(rec.url(`token=${await tokenFor('t', 'stalled')}`));
@@ -247,9 +273,13 @@ describe('hardening: limits', function () {
           maxBuffered = Math.max(maxBuffered, stalledSession.connection.bufferedAmount);
           // let the healthy reader drain so only the stalled client accumulates
           if (sends % 8 === 0) await new Promise((r) => setImmediate(r));
-          if (sends % 64 === 0) await waitFor(() => readerBytes >= (sends - 8) * FRAME.length, 5000, 'reader to keep up');
+          if (sends % 64 === 0)
+            await waitFor(() => readerBytes >= (sends - 8) * FRAME.length, 5000, 'reader to keep up');
         }
-        if (process.env.HARDENING_VERBOSE) console.log(`      slow consumer: cut off after ${sends} frames of 64 KiB, peak buffered ${maxBuffered} B (bound ${BOUND})`);
+        if (process.env.HARDENING_VERBOSE)
+          console.log(
+            `      slow consumer: cut off after ${sends} frames of 64 KiB, peak buffered ${maxBuffered} B (bound ${BOUND})`,
+          );
         assert.ok(rec.enforced.includes('SLOW_CONSUMER'), `not cut off after ${sends} frames`);
         assert.ok(maxBuffered <= BOUND + FRAME.length, `buffered ${maxBuffered} bytes, bound ${BOUND}`);
         // the stalled socket is terminated after the close grace period; the reader stays
@@ -265,7 +295,10 @@ describe('hardening: limits', function () {
 
     it('ping flood from a client that does not read: closed as a slow consumer, the queued pongs stay bounded', async function () {
       const BOUND = 256 * 1024;
-      const rec = startListener(srv, '/ws/ping-flood', { verifier: { mode: 'hs256', secret: SECRET }, maxBufferedBytes: BOUND });
+      const rec = startListener(srv, '/ws/ping-flood', {
+        verifier: { mode: 'hs256', secret: SECRET },
+        maxBufferedBytes: BOUND,
+      });
       try {
         const { ws } = await connect(rec.url(`token=${await tokenFor('p', 'flooder')}`));
         const session = [...rec.listener.registry.forTenant('p')][0];
@@ -286,11 +319,18 @@ describe('hardening: limits', function () {
           for (let i = 0; i < 512; i++) ws.ping(PING);
           sent += 512 * PING.length;
           // let the server read them; keep the client's own send buffer small
-          await waitFor(() => ws.bufferedAmount < 1024 * 1024 || session.connection.readyState !== 1, 10000, 'the server to read the pings');
+          await waitFor(
+            () => ws.bufferedAmount < 1024 * 1024 || session.connection.readyState !== 1,
+            10000,
+            'the server to read the pings',
+          );
           maxQueued = Math.max(maxQueued, session.connection.bufferedAmount);
         }
         maxQueued = Math.max(maxQueued, queuedAtCut);
-        if (process.env.HARDENING_VERBOSE) console.log(`      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`);
+        if (process.env.HARDENING_VERBOSE)
+          console.log(
+            `      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`,
+          );
         assert.deepStrictEqual(rec.enforced, ['SLOW_CONSUMER'], `after ${sent} bytes of pings`);
         assert.ok(maxQueued <= BOUND + 64 * 1024, `server queued ${maxQueued} bytes, bound ${BOUND}`);
         // cut off after the close grace period even though the client never reads the close
@@ -320,7 +360,11 @@ describe('hardening: limits', function () {
     });
 
     it('the pong to the heartbeat is free: a quiet client at rate limit 1/s stays connected', async function () {
-      const rec = startListener(srv, '/ws/hb-rate', { verifier: { mode: 'hs256', secret: SECRET }, rateLimit: 1, heartbeatMs: 100 });
+      const rec = startListener(srv, '/ws/hb-rate', {
+        verifier: { mode: 'hs256', secret: SECRET },
+        rateLimit: 1,
+        heartbeatMs: 100,
+      });
       try {
         const { ws } = await connect(rec.url(`token=${await tokenFor('h')}`));
         let pings = 0;
@@ -338,4 +382,3 @@ describe('hardening: limits', function () {
     });
   });
 });
-

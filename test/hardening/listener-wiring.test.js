@@ -20,8 +20,16 @@ function echo(props, id = 'l1', path = '/ws/wire') {
   ];
 }
 
-const errorsOf = (id) => helper.log().args.filter((a) => a[0].level === 20 && a[0].id === id).map((a) => String(a[0].msg));
-const warningsOf = (id) => helper.log().args.filter((a) => a[0].level === 30 && a[0].id === id).map((a) => String(a[0].msg));
+const errorsOf = (id) =>
+  helper
+    .log()
+    .args.filter((a) => a[0].level === 20 && a[0].id === id)
+    .map((a) => String(a[0].msg));
+const warningsOf = (id) =>
+  helper
+    .log()
+    .args.filter((a) => a[0].level === 30 && a[0].id === id)
+    .map((a) => String(a[0].msg));
 
 describe('hardening: listener node wiring', function () {
   this.timeout(20000);
@@ -41,7 +49,9 @@ describe('hardening: listener node wiring', function () {
   }
 
   it('origins: listed origin and no Origin connect, an unlisted one gets 403', async function () {
-    await load(echo({ authMode: 'hs256', origins: 'https://app.example, https://admin.example:8443' }), { l1: { secret: SECRET } });
+    await load(echo({ authMode: 'hs256', origins: 'https://app.example, https://admin.example:8443' }), {
+      l1: { secret: SECRET },
+    });
     const t = await signHS256(SECRET, { tenant_id: 'a' });
     assert.strictEqual((await opened('/ws/wire', `token=${t}`, { Origin: 'https://evil.example' })).status, 403);
     assert.strictEqual((await opened('/ws/wire', `token=${t}`, { Origin: 'https://admin.example' })).status, 403);
@@ -54,7 +64,10 @@ describe('hardening: listener node wiring', function () {
     for (const bad of ['app.example', '*', 'null']) {
       await load(echo({ authMode: 'hs256', origins: `https://ok.example ${bad}` }), { l1: { secret: SECRET } });
       assert.strictEqual(helper.getNode('l1').listener, undefined, bad);
-      assert.ok(errorsOf('l1').some((m) => /origins/.test(m)), JSON.stringify(errorsOf('l1')));
+      assert.ok(
+        errorsOf('l1').some((m) => /origins/.test(m)),
+        JSON.stringify(errorsOf('l1')),
+      );
       await helper.unload();
     }
   });
@@ -73,7 +86,10 @@ describe('hardening: listener node wiring', function () {
 
   it('clockTolerance: a negative or non-numeric value is a configuration error', async function () {
     await load(echo({ authMode: 'hs256', clockTolerance: '-1' }), { l1: { secret: SECRET } });
-    assert.ok(errorsOf('l1').some((m) => /clockTolerance/.test(m)), JSON.stringify(errorsOf('l1')));
+    assert.ok(
+      errorsOf('l1').some((m) => /clockTolerance/.test(m)),
+      JSON.stringify(errorsOf('l1')),
+    );
     assert.strictEqual(helper.getNode('l1').listener, undefined);
   });
 
@@ -88,8 +104,14 @@ describe('hardening: listener node wiring', function () {
     await waitForMessages(r.ws, 1);
     assert.strictEqual(got[0]._session.tenantId, 'pk');
     assert.strictEqual(got[0]._session.authStatus, 'verified');
-    assert.strictEqual((await opened('/ws/wire', `token=${await signHS256(key.publicPem, { tenant_id: 'pk' })}`)).status, 401);
-    assert.strictEqual((await opened('/ws/wire', `token=${await signWithKey(other, { tenant_id: 'pk' })}`)).status, 401);
+    assert.strictEqual(
+      (await opened('/ws/wire', `token=${await signHS256(key.publicPem, { tenant_id: 'pk' })}`)).status,
+      401,
+    );
+    assert.strictEqual(
+      (await opened('/ws/wire', `token=${await signWithKey(other, { tenant_id: 'pk' })}`)).status,
+      401,
+    );
   });
 
   it('publickey: RSA PEM accepts RS256', async function () {
@@ -106,7 +128,9 @@ describe('hardening: listener node wiring', function () {
     assert.strictEqual(helper.getNode('l1').listener, undefined);
     assert.ok(errorsOf('l1').length >= 1);
     // nothing serves the path: the handshake is not answered by us
-    const r = await connect(wsUrl('/ws/wire', `token=${await signWithKey(key, { tenant_id: 'x' })}`), { ws: { handshakeTimeout: 500 } }).catch((e) => ({ error: e }));
+    const r = await connect(wsUrl('/ws/wire', `token=${await signWithKey(key, { tenant_id: 'x' })}`), {
+      ws: { handshakeTimeout: 500 },
+    }).catch((e) => ({ error: e }));
     assert.ok(!r.opened);
     if (r.ws) r.ws.terminate();
   });
@@ -115,7 +139,10 @@ describe('hardening: listener node wiring', function () {
     const { publicKey } = require('crypto').generateKeyPairSync('rsa', { modulusLength: 1024 });
     await load(echo({ authMode: 'publickey', publicKey: publicKey.export({ type: 'spki', format: 'pem' }) }));
     assert.strictEqual(helper.getNode('l1').listener, undefined);
-    assert.ok(errorsOf('l1').some((m) => /2048/.test(m)), JSON.stringify(errorsOf('l1')));
+    assert.ok(
+      errorsOf('l1').some((m) => /2048/.test(m)),
+      JSON.stringify(errorsOf('l1')),
+    );
   });
 
   it('custom: settings.websocketPlusListener.verifyToken decides; the tenant comes from its claims', async function () {
@@ -150,7 +177,10 @@ describe('hardening: listener node wiring', function () {
   it('custom: without the settings function the listener reports an error and serves nothing', async function () {
     await load(echo({ authMode: 'custom' }));
     assert.strictEqual(helper.getNode('l1').listener, undefined);
-    assert.ok(errorsOf('l1').some((m) => /custom/i.test(m)), JSON.stringify(errorsOf('l1')));
+    assert.ok(
+      errorsOf('l1').some((m) => /custom/i.test(m)),
+      JSON.stringify(errorsOf('l1')),
+    );
   });
 
   it('jwks: two listeners with different JWKS URLs keep separate key caches (same kid)', async function () {
@@ -159,7 +189,10 @@ describe('hardening: listener node wiring', function () {
     const setA = await startJwksServer([a]);
     const setB = await startJwksServer([b]);
     try {
-      await load([...echo({ authMode: 'jwks', jwksUri: setA.url }, 'la', '/ws/a'), ...echo({ authMode: 'jwks', jwksUri: setB.url }, 'lb', '/ws/b')]);
+      await load([
+        ...echo({ authMode: 'jwks', jwksUri: setA.url }, 'la', '/ws/a'),
+        ...echo({ authMode: 'jwks', jwksUri: setB.url }, 'lb', '/ws/b'),
+      ]);
       const ta = await signWithKey(a, { tenant_id: 't' });
       const tb = await signWithKey(b, { tenant_id: 't' });
       assert.ok((await opened('/ws/a', `token=${ta}`)).opened);
@@ -176,7 +209,10 @@ describe('hardening: listener node wiring', function () {
 
   it('hs256: a secret shorter than 32 bytes works but warns (RFC 8725 §3.5)', async function () {
     await load(echo({ authMode: 'hs256' }), { l1: { secret: 'short-secret' } });
-    assert.ok(warningsOf('l1').some((m) => /32/.test(m)), JSON.stringify(warningsOf('l1')));
+    assert.ok(
+      warningsOf('l1').some((m) => /32/.test(m)),
+      JSON.stringify(warningsOf('l1')),
+    );
     assert.ok((await opened('/ws/wire', `token=${await signHS256('short-secret', { tenant_id: 'a' })}`)).opened);
     await helper.unload();
     await load(echo({ authMode: 'hs256' }), { l1: { secret: SECRET } });
@@ -203,7 +239,8 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
     ];
   }
   // A site verifier that never settles: only the listener's handshake deadline can answer.
-  const settingsModule = (extra) => `module.exports = Object.assign(${JSON.stringify(extra)}, { websocketPlusListener: { verifyToken: () => new Promise(() => {}) } });`;
+  const settingsModule = (extra) =>
+    `module.exports = Object.assign(${JSON.stringify(extra)}, { websocketPlusListener: { verifyToken: () => new Promise(() => {}) } });`;
 
   /** One handshake: its HTTP status and body, or the error a client sees when the socket is cut. */
   async function attempt(url) {
@@ -239,8 +276,14 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
       for (const id of ['in-lj', 'in-lc']) await nr.waitForStatus(id, (s) => s.fill === 'green');
     }
     // All handshakes at once: the suite takes as long as the longest deadline, not their sum.
-    attempts.standard = Promise.all([attempt(runtimes.standard.url('/ws/jwks', `token=${jwt}`)), attempt(runtimes.standard.url('/ws/custom', `token=${TOKEN}`))]);
-    attempts.short = Promise.all([attempt(runtimes.short.url('/ws/jwks', `token=${jwt}`)), attempt(runtimes.short.url('/ws/custom', `token=${TOKEN}`))]);
+    attempts.standard = Promise.all([
+      attempt(runtimes.standard.url('/ws/jwks', `token=${jwt}`)),
+      attempt(runtimes.standard.url('/ws/custom', `token=${TOKEN}`)),
+    ]);
+    attempts.short = Promise.all([
+      attempt(runtimes.short.url('/ws/jwks', `token=${jwt}`)),
+      attempt(runtimes.short.url('/ws/custom', `token=${TOKEN}`)),
+    ]);
   });
 
   after(async function () {
@@ -250,8 +293,16 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
 
   it('default setting (5 s): a JWKS that never answers gets 401 "keys unavailable", a hanging verifier 503', async function () {
     const [keys, deadline] = await attempts.standard;
-    assert.deepStrictEqual({ status: keys.status, body: keys.body }, { status: 401, body: 'keys unavailable' }, JSON.stringify(keys));
-    assert.deepStrictEqual({ status: deadline.status, body: deadline.body }, { status: 503, body: 'verification timed out' }, JSON.stringify(deadline));
+    assert.deepStrictEqual(
+      { status: keys.status, body: keys.body },
+      { status: 401, body: 'keys unavailable' },
+      JSON.stringify(keys),
+    );
+    assert.deepStrictEqual(
+      { status: deadline.status, body: deadline.body },
+      { status: 503, body: 'verification timed out' },
+      JSON.stringify(deadline),
+    );
     // The deadlines that answered: JWKS 3 s, handshake 4 s (a timer never fires early).
     assert.ok(keys.ms >= 2900, `JWKS timeout after ${keys.ms} ms`);
     assert.ok(deadline.ms >= 3900, `handshake deadline after ${deadline.ms} ms`);
@@ -259,8 +310,16 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
 
   it('inboundWebSocketTimeout 2000: the deadline follows it down (503 at 1.5 s, JWKS 401 at 1.1 s)', async function () {
     const [keys, deadline] = await attempts.short;
-    assert.deepStrictEqual({ status: keys.status, body: keys.body }, { status: 401, body: 'keys unavailable' }, JSON.stringify(keys));
-    assert.deepStrictEqual({ status: deadline.status, body: deadline.body }, { status: 503, body: 'verification timed out' }, JSON.stringify(deadline));
+    assert.deepStrictEqual(
+      { status: keys.status, body: keys.body },
+      { status: 401, body: 'keys unavailable' },
+      JSON.stringify(keys),
+    );
+    assert.deepStrictEqual(
+      { status: deadline.status, body: deadline.body },
+      { status: 503, body: 'verification timed out' },
+      JSON.stringify(deadline),
+    );
     assert.ok(deadline.ms >= 1400, `handshake deadline after ${deadline.ms} ms`);
   });
 
@@ -283,4 +342,3 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
     }
   });
 });
-

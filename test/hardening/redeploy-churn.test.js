@@ -26,14 +26,50 @@ function flow({ rateLimit = '', label = 'a', second = false, withListener = true
   ];
   if (withListener) {
     nodes.push(
-      withCreds({ id: 'l1', type: 'websocket-plus-listener', path: '/ws/churn', wholemsg: 'false', authMode: 'hs256', tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'session', sessionTimeout: '', onExpiry: 'disconnect', rateLimit, maxConnections: '5', heartbeat: '1' }, prev && !prev.withListener),
+      withCreds(
+        {
+          id: 'l1',
+          type: 'websocket-plus-listener',
+          path: '/ws/churn',
+          wholemsg: 'false',
+          authMode: 'hs256',
+          tenantFrom: 'claim',
+          tenantClaim: 'tenant_id',
+          tenantId: '',
+          scope: 'session',
+          sessionTimeout: '',
+          onExpiry: 'disconnect',
+          rateLimit,
+          maxConnections: '5',
+          heartbeat: '1',
+        },
+        prev && !prev.withListener,
+      ),
       { id: 'in1', type: 'websocket-plus in', z: 'tab1', server: 'l1', client: '', wires: [['out1']] },
       { id: 'out1', type: 'websocket-plus out', z: 'tab1', server: 'l1', client: '' },
     );
   }
   if (second) {
     nodes.push(
-      withCreds({ id: 'l2', type: 'websocket-plus-listener', path: '/ws/churn-2', wholemsg: 'false', authMode: 'hs256', tenantFrom: 'claim', tenantClaim: 'tenant_id', tenantId: '', scope: 'tenant', sessionTimeout: '30', onExpiry: 'disconnect', rateLimit: '100', maxConnections: '', heartbeat: '1' }, prev && !prev.second),
+      withCreds(
+        {
+          id: 'l2',
+          type: 'websocket-plus-listener',
+          path: '/ws/churn-2',
+          wholemsg: 'false',
+          authMode: 'hs256',
+          tenantFrom: 'claim',
+          tenantClaim: 'tenant_id',
+          tenantId: '',
+          scope: 'tenant',
+          sessionTimeout: '30',
+          onExpiry: 'disconnect',
+          rateLimit: '100',
+          maxConnections: '',
+          heartbeat: '1',
+        },
+        prev && !prev.second,
+      ),
       { id: 'in2', type: 'websocket-plus in', z: 'tab1', server: 'l2', client: '', wires: [['out2']] },
       { id: 'out2', type: 'websocket-plus out', z: 'tab1', server: 'l2', client: '' },
     );
@@ -49,13 +85,17 @@ describe('hardening: redeploy churn', function () {
   before(async function () {
     await helper.startServer();
     server = helper._server;
-    tokens = await Promise.all(['a', 'a', 'b', 'c'].map((t, i) => signHS256(SECRET, { tenant_id: t, sub: `u${i}` }, { expiresIn: 3600 })));
+    tokens = await Promise.all(
+      ['a', 'a', 'b', 'c'].map((t, i) => signHS256(SECRET, { tenant_id: t, sub: `u${i}` }, { expiresIn: 3600 })),
+    );
   });
   let timers;
   after(async () => {
     if (timers) timers.stop();
     // after a failure mid-churn the flows are still running: stop them (a second unload is harmless)
-    await Promise.resolve().then(() => helper.unload()).catch(() => undefined);
+    await Promise.resolve()
+      .then(() => helper.unload())
+      .catch(() => undefined);
     await helper.stopServer();
   });
 
@@ -76,12 +116,15 @@ describe('hardening: redeploy churn', function () {
     return sockets;
   }
 
-  const socketCount = () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  const socketCount = () =>
+    new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
   it(`${ROUNDS} redeploys with clients connected leave no handler, timer or socket behind`, async function () {
     const upgradeBaseline = server.listenerCount('upgrade');
     // Warm up once (module loading, Node-RED's lazy runtime state), then take the baseline.
-    await new Promise((resolve, reject) => helper.load(require('../helpers/red').plusNodes, flow(), creds, (e) => (e ? reject(e) : resolve())));
+    await new Promise((resolve, reject) =>
+      helper.load(require('../helpers/red').plusNodes, flow(), creds, (e) => (e ? reject(e) : resolve())),
+    );
     const warm = await connectAll();
     await echoWorks(warm[0], 'warm');
     for (const ws of warm) ws.close();
@@ -92,7 +135,9 @@ describe('hardening: redeploy churn', function () {
     timers = trackTimers({ stacks: true });
     assert.strictEqual(server.listenerCount('upgrade'), upgradeBaseline);
 
-    await new Promise((resolve, reject) => helper.load(require('../helpers/red').plusNodes, flow(), creds, (e) => (e ? reject(e) : resolve())));
+    await new Promise((resolve, reject) =>
+      helper.load(require('../helpers/red').plusNodes, flow(), creds, (e) => (e ? reject(e) : resolve())),
+    );
     assert.strictEqual(server.listenerCount('upgrade'), upgradeBaseline + 1, 'one dispatcher for our listeners');
     let sockets = await connectAll();
     let second = [];
@@ -132,19 +177,27 @@ describe('hardening: redeploy churn', function () {
       const closes = sockets.map((ws) => waitForClose(ws, 5000).catch(() => null));
       await helper.setFlows(next, type, creds);
       if (restarts) {
-        for (const closed of await Promise.all(closes)) assert.strictEqual(closed?.code, 1001, `round ${round} (${type}): close code`);
+        for (const closed of await Promise.all(closes))
+          assert.strictEqual(closed?.code, 1001, `round ${round} (${type}): close code`);
         sockets = [];
       } else {
-        for (const ws of sockets) assert.strictEqual(ws.readyState, 1, `round ${round}: a client of an unchanged listener was dropped`);
+        for (const ws of sockets)
+          assert.strictEqual(ws.readyState, 1, `round ${round}: a client of an unchanged listener was dropped`);
         await echoWorks(sockets[0], `still-${round}`);
       }
       for (const ws of second) if (ws.readyState !== 3) ws.terminate();
       second = [];
       const hasListener = next.some((n) => n.type === 'websocket-plus-listener');
-      assert.strictEqual(server.listenerCount('upgrade'), upgradeBaseline + (hasListener ? 1 : 0), `round ${round}: upgrade handlers`);
+      assert.strictEqual(
+        server.listenerCount('upgrade'),
+        upgradeBaseline + (hasListener ? 1 : 0),
+        `round ${round}: upgrade handlers`,
+      );
       if (!hasListener) {
         // Nobody serves the path any more: Node-RED leaves such upgrades unanswered (see SECURITY).
-        const r = await connect(wsUrl('/ws/churn', `token=${tokens[0]}`), { ws: { handshakeTimeout: 500 } }).catch((err) => ({ error: err }));
+        const r = await connect(wsUrl('/ws/churn', `token=${tokens[0]}`), { ws: { handshakeTimeout: 500 } }).catch(
+          (err) => ({ error: err }),
+        );
         assert.ok(!r.opened, `round ${round}: a deleted listener still accepted a client`);
         if (r.ws) r.ws.terminate();
         continue;
@@ -169,7 +222,10 @@ describe('hardening: redeploy churn', function () {
     assert.deepStrictEqual(leftover(), [], 'timers still live');
     const end = resourceCounts();
     for (const type of ['Timeout', 'TCPSocketWrap', 'TCPServerWrap']) {
-      assert.ok((end[type] || 0) <= (resourcesBaseline[type] || 0), `${type}: ${end[type]} after, ${resourcesBaseline[type]} at baseline`);
+      assert.ok(
+        (end[type] || 0) <= (resourcesBaseline[type] || 0),
+        `${type}: ${end[type]} after, ${resourcesBaseline[type]} at baseline`,
+      );
     }
     assert.ok(kinds.full >= 10 && kinds.nodes >= 10 && kinds.flows >= 10 && kinds.removed >= 5, JSON.stringify(kinds));
   });

@@ -28,7 +28,9 @@ async function startConnectProxy(options = {}) {
     client.on('error', () => {});
     if (!authorised(req.headers)) {
       record.refused++;
-      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      client.end(
+        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+      );
       return;
     }
     const m = /^(.+):(\d+)$/.exec(req.url);

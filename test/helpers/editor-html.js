@@ -8,7 +8,13 @@ const walk = require('acorn-walk');
 
 const root = path.join(__dirname, '..', '..');
 const LANGUAGES = ['en-US', 'de', 'ja'];
-const TYPES = ['websocket-plus-listener', 'websocket-plus-client', 'websocket-plus in', 'websocket-plus out', 'websocket-plus control'];
+const TYPES = [
+  'websocket-plus-listener',
+  'websocket-plus-client',
+  'websocket-plus in',
+  'websocket-plus out',
+  'websocket-plus control',
+];
 
 function parseAttributes(text) {
   const attrs = {};
@@ -67,7 +73,13 @@ function registrations(html) {
         const callee = node.callee;
         if (callee.type !== 'MemberExpression' || callee.property.name !== 'registerType') return;
         const [typeNode, defNode] = node.arguments;
-        const reg = { type: typeNode && typeNode.type === 'Literal' ? typeNode.value : undefined, props: {}, defaults: undefined, credentials: undefined, inlineDef: defNode && defNode.type === 'ObjectExpression' };
+        const reg = {
+          type: typeNode && typeNode.type === 'Literal' ? typeNode.value : undefined,
+          props: {},
+          defaults: undefined,
+          credentials: undefined,
+          inlineDef: defNode && defNode.type === 'ObjectExpression',
+        };
         if (reg.inlineDef) {
           for (const p of defNode.properties) {
             const name = propName(p);
@@ -114,8 +126,21 @@ function scriptKeys(html) {
         let translator = false;
         if (c.type === 'Identifier' && c.name === 'i18n') translator = true;
         if (c.type === 'MemberExpression' && !c.computed && c.property.name === 'i18n') translator = true;
-        if (c.type === 'MemberExpression' && !c.computed && c.property.name === '_' && c.object.type === 'ThisExpression') translator = true;
-        if (c.type === 'MemberExpression' && !c.computed && c.property.name === '_' && c.object.type === 'Identifier' && c.object.name === 'RED') redUnderscoreCalls++;
+        if (
+          c.type === 'MemberExpression' &&
+          !c.computed &&
+          c.property.name === '_' &&
+          c.object.type === 'ThisExpression'
+        )
+          translator = true;
+        if (
+          c.type === 'MemberExpression' &&
+          !c.computed &&
+          c.property.name === '_' &&
+          c.object.type === 'Identifier' &&
+          c.object.name === 'RED'
+        )
+          redUnderscoreCalls++;
         if (!translator) return;
         const arg = node.arguments[0];
         if (arg && arg.type === 'Literal' && typeof arg.value === 'string') keys.push(arg.value);
@@ -156,7 +181,8 @@ function helpSections(html) {
 function lookup(catalogue, key) {
   let node = catalogue;
   for (const part of key.split('.')) {
-    if (node === null || typeof node !== 'object' || !Object.prototype.hasOwnProperty.call(node, part)) return undefined;
+    if (node === null || typeof node !== 'object' || !Object.prototype.hasOwnProperty.call(node, part))
+      return undefined;
     node = node[part];
   }
   return node;
@@ -177,6 +203,17 @@ function readCatalogue(dir, lang) {
 }
 
 module.exports = {
-  root, LANGUAGES, TYPES,
-  scriptBlocks, registrations, scriptKeys, templateKeys, templates, helpSections, lookup, flatten, readCatalogue, parseAttributes,
+  root,
+  LANGUAGES,
+  TYPES,
+  scriptBlocks,
+  registrations,
+  scriptKeys,
+  templateKeys,
+  templates,
+  helpSections,
+  lookup,
+  flatten,
+  readCatalogue,
+  parseAttributes,
 };

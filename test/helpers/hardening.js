@@ -14,7 +14,10 @@ const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
  * A raw WebSocket handshake over TCP. Resolves { status, head, upgraded } from the first response
  * bytes, or { status: 0, closed: true } when the server closed without a response.
  */
-function rawHandshake(port, { path: target = '/', method = 'GET', headers = {}, version = 13, timeoutMs = 5000, raw } = {}) {
+function rawHandshake(
+  port,
+  { path: target = '/', method = 'GET', headers = {}, version = 13, timeoutMs = 5000, raw } = {},
+) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     let data = '';
@@ -132,4 +135,16 @@ const { trackTimers } = require('./timers');
 const { listenOnLoopback } = require('./loopback');
 const { waitFor } = require('./wait');
 
-module.exports = { startHttpServer, startListener, rawHandshake, startWatchedServer, signRaw, signRawHS256, prng, waitFor, resourceCounts, trackTimers, b64url };
+module.exports = {
+  startHttpServer,
+  startListener,
+  rawHandshake,
+  startWatchedServer,
+  signRaw,
+  signRawHS256,
+  prng,
+  waitFor,
+  resourceCounts,
+  trackTimers,
+  b64url,
+};

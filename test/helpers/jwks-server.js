@@ -29,7 +29,9 @@ async function startJwksServer(keys = [], options = {}) {
     if (state.delayMs > 0) setTimeout(reply, state.delayMs);
     else reply();
   };
-  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler);
+  const server = options.tls
+    ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler)
+    : http.createServer(handler);
   const { port, close } = await listenOnLoopback(server);
   return {
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/.well-known/jwks.json`,

@@ -68,7 +68,10 @@ function writeSettings(userDir, extra = {}) {
     editorTheme: { tours: false, ...(extra.editorTheme || {}) },
   };
   const file = path.join(userDir, 'settings.js');
-  fs.writeFileSync(file, `// written by test/helpers/node-red-process.js\nmodule.exports = ${JSON.stringify(settings, null, 2)};\n`);
+  fs.writeFileSync(
+    file,
+    `// written by test/helpers/node-red-process.js\nmodule.exports = ${JSON.stringify(settings, null, 2)};\n`,
+  );
   return file;
 }
 
@@ -78,14 +81,25 @@ function writeSettings(userDir, extra = {}) {
  * user-installed module). Needs `npm run build` first.
  */
 function linkPackage(userDir) {
-  if (!fs.existsSync(path.join(ROOT, 'nodes', 'websocket-plus.js'))) throw new Error('nodes/ is missing: run `npm run build` first');
+  if (!fs.existsSync(path.join(ROOT, 'nodes', 'websocket-plus.js')))
+    throw new Error('nodes/ is missing: run `npm run build` first');
   fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
   const link = path.join(userDir, 'node_modules', PACKAGE_NAME);
   fs.rmSync(link, { recursive: true, force: true });
   fs.symlinkSync(ROOT, link, 'dir');
   fs.writeFileSync(
     path.join(userDir, 'package.json'),
-    JSON.stringify({ name: 'node-red-project', description: 'e2e user dir', version: '0.0.1', private: true, dependencies: { [PACKAGE_NAME]: `file:${ROOT}` } }, null, 2),
+    JSON.stringify(
+      {
+        name: 'node-red-project',
+        description: 'e2e user dir',
+        version: '0.0.1',
+        private: true,
+        dependencies: { [PACKAGE_NAME]: `file:${ROOT}` },
+      },
+      null,
+      2,
+    ),
   );
 }
 
@@ -256,11 +270,15 @@ async function startNodeRed({ runtime = 'node-red-4', userDir, env = {}, startTi
     delete childEnv.NODE_RED_HOME;
     delete childEnv.NODE_OPTIONS;
     for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
-    const child = spawn(rt.node, [rt.redJs, '-u', userDir, '-s', path.join(userDir, 'settings.js'), '-p', String(port)], {
-      cwd: userDir,
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      rt.node,
+      [rt.redJs, '-u', userDir, '-s', path.join(userDir, 'settings.js'), '-p', String(port)],
+      {
+        cwd: userDir,
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const proc = new NodeRedProcess(runtime, userDir, child, port);
     try {
       await waitUntilReady(proc, startTimeoutMs);
@@ -277,7 +295,8 @@ async function startNodeRed({ runtime = 'node-red-4', userDir, env = {}, startTi
 async function waitUntilReady(proc, ms) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (proc.exited) throw new Error(`node-red exited early (${JSON.stringify(proc.exited)}):\n${proc.output.slice(-4000)}`);
+    if (proc.exited)
+      throw new Error(`node-red exited early (${JSON.stringify(proc.exited)}):\n${proc.output.slice(-4000)}`);
     if (/Started flows|Server now running/.test(proc.output)) {
       try {
         const res = await proc.api('GET', '/settings', { timeoutMs: 2000 });
@@ -296,4 +315,16 @@ function problemLines(text) {
   return text.split('\n').filter((l) => /\[(error|warn)\]/.test(l));
 }
 
-module.exports = { ROOT, PACKAGE_NAME, RUNTIMES, freePort, makeUserDir, removeDir, writeSettings, linkPackage, startNodeRed, problemLines, NodeRedProcess };
+module.exports = {
+  ROOT,
+  PACKAGE_NAME,
+  RUNTIMES,
+  freePort,
+  makeUserDir,
+  removeDir,
+  writeSettings,
+  linkPackage,
+  startNodeRed,
+  problemLines,
+  NodeRedProcess,
+};

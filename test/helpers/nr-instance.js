@@ -82,7 +82,10 @@ async function spawnInstance({ flows, credentials = {}, env = {}, settingsModule
   if (settingsModule) fs.writeFileSync(path.join(userDir, 'extra-settings.js'), settingsModule);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows, null, 2));
   fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2));
-  const proc = spawn(process.execPath, [__filename, userDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [__filename, userDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const events = new EventEmitter();
   const statuses = new Map();
   let output = '';

@@ -45,7 +45,9 @@ function installedCopies(name) {
     }
     for (const e of entries) {
       if (!e.isDirectory() || e.name.startsWith('.')) continue;
-      const pkgDirs = e.name.startsWith('@') ? fs.readdirSync(path.join(dir, e.name)).map((n) => path.join(dir, e.name, n)) : [path.join(dir, e.name)];
+      const pkgDirs = e.name.startsWith('@')
+        ? fs.readdirSync(path.join(dir, e.name)).map((n) => path.join(dir, e.name, n))
+        : [path.join(dir, e.name)];
       for (const p of pkgDirs) {
         const nested = path.join(p, 'node_modules');
         if (fs.existsSync(nested)) visit(nested, depth + 1);
@@ -75,17 +77,22 @@ function packument(name) {
   for (const m of copies) versions[m.version] = m;
   // node-red: the registry's latest is its newest release; recorded: as recorded; else the hoisted copy
   const recorded = Object.hasOwn(RECORDED_LATEST, name) ? RECORDED_LATEST[name] : undefined;
-  const latest = recorded ?? (name === 'node-red' ? Object.keys(versions).sort(compareVersions).pop() : copies[0].version);
+  const latest =
+    recorded ?? (name === 'node-red' ? Object.keys(versions).sort(compareVersions).pop() : copies[0].version);
   // A release newer than every installed copy: listed by its version only (its dependencies unknown).
   if (!versions[latest]) versions[latest] = { name, version: latest };
-  if (process.env.OFFLINE_CATALOGUE_TRACE === '1') process.stderr.write(`offline-catalogue: latest ${name} ${latest} ${recorded ? 'recorded' : 'installed'}\n`);
+  if (process.env.OFFLINE_CATALOGUE_TRACE === '1')
+    process.stderr.write(`offline-catalogue: latest ${name} ${latest} ${recorded ? 'recorded' : 'installed'}\n`);
   return { name, 'dist-tags': { latest }, versions, homepage: copies[0].homepage, repository: copies[0].repository };
 }
 
 /** [status, body] for an intercepted URL, or undefined when the URL is not one we answer. */
 function answer(url) {
   if (url.hostname === 'catalogue.nodered.org' && url.pathname === '/catalogue.json') {
-    return [200, { name: 'Node-RED Community catalogue (offline stub)', updated_at: new Date(0).toISOString(), modules: [] }];
+    return [
+      200,
+      { name: 'Node-RED Community catalogue (offline stub)', updated_at: new Date(0).toISOString(), modules: [] },
+    ];
   }
   if (url.hostname === 'registry.npmjs.org') {
     const name = decodeURIComponent(url.pathname.slice(1)).replace(/\/$/, '');
@@ -125,7 +132,13 @@ function toUrl(input, options, defaultProtocol) {
 }
 
 function isLoopback(hostname) {
-  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname === '::1' || /^127\./.test(hostname);
+  return (
+    hostname === 'localhost' ||
+    hostname === '127.0.0.1' ||
+    hostname === '[::1]' ||
+    hostname === '::1' ||
+    /^127\./.test(hostname)
+  );
 }
 
 function patched(defaultProtocol, realRequest) {
@@ -148,13 +161,22 @@ function patched(defaultProtocol, realRequest) {
       const body = Buffer.from(JSON.stringify(canned[1]));
       const head = `HTTP/1.1 ${canned[0]} ${http.STATUS_CODES[canned[0]]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
       socket = cannedSocket(Buffer.concat([Buffer.from(head), body]));
-      if (process.env.OFFLINE_CATALOGUE_TRACE === '1') process.stderr.write(`offline-catalogue: answered ${canned[0]} ${url.href}\n`);
+      if (process.env.OFFLINE_CATALOGUE_TRACE === '1')
+        process.stderr.write(`offline-catalogue: answered ${canned[0]} ${url.href}\n`);
     } else {
       process.stderr.write(`offline-catalogue: blocked ${url.href}\n`);
-      socket = cannedSocket(undefined, Object.assign(new Error(`offline: request to ${url.host} blocked`), { code: 'ECONNREFUSED' }));
+      socket = cannedSocket(
+        undefined,
+        Object.assign(new Error(`offline: request to ${url.host} blocked`), { code: 'ECONNREFUSED' }),
+      );
     }
     const req = original.httpRequest(
-      { method: opts.method || 'GET', path: url.pathname + url.search, headers: { ...(opts.headers || {}), host: url.host }, createConnection: () => socket },
+      {
+        method: opts.method || 'GET',
+        path: url.pathname + url.search,
+        headers: { ...(opts.headers || {}), host: url.host },
+        createConnection: () => socket,
+      },
       callback,
     );
     return req;

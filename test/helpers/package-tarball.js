@@ -25,16 +25,26 @@ function run(cmd, args, options) {
 function packOnce() {
   if (!packed) {
     packed = (async () => {
-      if (!fs.existsSync(path.join(ROOT, 'nodes', 'websocket-plus.js'))) throw new Error('nodes/ is missing: run `npm run build` first');
+      if (!fs.existsSync(path.join(ROOT, 'nodes', 'websocket-plus.js')))
+        throw new Error('nodes/ is missing: run `npm run build` first');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-pack-'));
       process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-      const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT });
+      const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
+        cwd: ROOT,
+      });
       const info = JSON.parse(stdout)[0];
       const file = path.join(dir, info.filename);
       const extracted = path.join(dir, 'extracted');
       fs.mkdirSync(extracted);
       await run('tar', ['-xzf', file, '-C', extracted]);
-      return { file, dir, extractedDir: path.join(extracted, 'package'), files: info.files.map((f) => f.path), name: info.name, version: info.version };
+      return {
+        file,
+        dir,
+        extractedDir: path.join(extracted, 'package'),
+        files: info.files.map((f) => f.path),
+        name: info.name,
+        version: info.version,
+      };
     })();
   }
   return packed;
@@ -95,7 +105,11 @@ async function installPackedCopy(userDir) {
   fs.cpSync(pack.extractedDir, path.join(userDir, 'node_modules', pack.name), { recursive: true });
   fs.writeFileSync(
     path.join(userDir, 'package.json'),
-    JSON.stringify({ name: 'node-red-project', version: '0.0.1', private: true, dependencies: { [pack.name]: pack.version } }, null, 2),
+    JSON.stringify(
+      { name: 'node-red-project', version: '0.0.1', private: true, dependencies: { [pack.name]: pack.version } },
+      null,
+      2,
+    ),
   );
   return pack;
 }

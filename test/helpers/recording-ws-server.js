@@ -12,7 +12,9 @@ const { WebSocketServer } = require('ws');
  */
 async function startRecordingServer(options = {}) {
   const state = options.state || { upgrades: [], connections: 0, open: 0, maxOpen: 0 };
-  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }) : http.createServer();
+  const server = options.tls
+    ? https.createServer({ key: options.tls.key, cert: options.tls.cert })
+    : http.createServer();
   const wss = new WebSocketServer({
     noServer: true,
     autoPong: options.autoPong !== false,
@@ -35,7 +37,9 @@ async function startRecordingServer(options = {}) {
       state.connections++;
       state.open++;
       state.maxOpen = Math.max(state.maxOpen, state.open);
-      ws.on('close', () => { state.open--; });
+      ws.on('close', () => {
+        state.open--;
+      });
       ws.on('error', () => {});
       wss.emit('connection', ws, req);
       if (options.onConnection) options.onConnection(ws, req);

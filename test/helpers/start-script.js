@@ -58,7 +58,9 @@ async function startDemo({ prefix = 'wsplus-start-', readyMs = 45000 } = {}) {
   while (!/demo is running[\s\S]*Stop with Ctrl\+C/.test(output)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await demo.stop();
-      throw new Error(`start.js ${child.exitCode !== null ? 'exited early' : 'did not get ready'}:\n${output.slice(-3000)}`);
+      throw new Error(
+        `start.js ${child.exitCode !== null ? 'exited early' : 'did not get ready'}:\n${output.slice(-3000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 150));
   }

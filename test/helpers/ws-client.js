@@ -48,7 +48,8 @@ function waitForMessages(ws, count, ms = 3000) {
 /** Resolves { code, reason } when `ws` closes. */
 function waitForClose(ws, ms = 5000) {
   return new Promise((resolve, reject) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve({ code: ws._closeCode, reason: String(ws._closeMessage || '') });
+    if (ws.readyState === WebSocket.CLOSED)
+      return resolve({ code: ws._closeCode, reason: String(ws._closeMessage || '') });
     const timer = setTimeout(() => reject(new Error('socket did not close')), ms);
     ws.once('close', (code, reason) => {
       clearTimeout(timer);
@@ -61,7 +62,11 @@ function waitForClose(ws, ms = 5000) {
 function expectNoMessage(ws, ms = 200) {
   const before = ws.messages.length;
   return new Promise((resolve, reject) =>
-    setTimeout(() => (ws.messages.length === before ? resolve() : reject(new Error(`unexpected message: ${ws.messages[before]}`))), ms),
+    setTimeout(
+      () =>
+        ws.messages.length === before ? resolve() : reject(new Error(`unexpected message: ${ws.messages[before]}`)),
+      ms,
+    ),
   );
 }
 

@@ -31,7 +31,10 @@ function clientFlow(props = {}, inProps = {}) {
 /** Every status a node has shown, in order. */
 function statuses(nodeId) {
   const node = helper.getNode(nodeId);
-  return helper._NodePrototype.status.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0]);
+  return helper._NodePrototype.status
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => c.args[0]);
 }
 const lastStatus = (nodeId) => statuses(nodeId).at(-1) || {};
 
@@ -41,7 +44,8 @@ describe('nodes/client (real Node-RED runtime)', function () {
   let tlsServer;
   before(async function () {
     cert = selfSignedCert();
-    const echo = (ws) => ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data}`, { binary: isBinary }));
+    const echo = (ws) =>
+      ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data}`, { binary: isBinary }));
     const handleProtocols = (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false);
     server = await startRecordingServer({ onConnection: echo, handleProtocols });
     tlsServer = await startRecordingServer({ tls: cert, onConnection: echo });
@@ -61,14 +65,17 @@ describe('nodes/client (real Node-RED runtime)', function () {
     it('sends the token, headers (static and env) and subprotocol; payload mode both ways with _session', async function () {
       process.env.WSPLUS_CLIENT_TEST_KEY = 'from-env';
       const token = await signHS256(SECRET, { sub: 'device' });
-      await load(clientFlow({
-        path: `${server.url}/feed?site=a%20b`,
-        subprotocol: 'chat.v1, chat.v2',
-        headers: [
-          { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'static-value' },
-          { keyType: 'other', keyValue: 'X-Env', valueType: 'env', valueValue: 'WSPLUS_CLIENT_TEST_KEY' },
-        ],
-      }), { c1: { token } });
+      await load(
+        clientFlow({
+          path: `${server.url}/feed?site=a%20b`,
+          subprotocol: 'chat.v1, chat.v2',
+          headers: [
+            { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'static-value' },
+            { keyType: 'other', keyValue: 'X-Env', valueType: 'env', valueValue: 'WSPLUS_CLIENT_TEST_KEY' },
+          ],
+        }),
+        { c1: { token } },
+      );
       const got = collect('h1');
       await waitFor(() => helper.getNode('c1').connection.connected, 'client connected');
       const upgrade = server.upgrades.at(-1);
@@ -86,7 +93,12 @@ describe('nodes/client (real Node-RED runtime)', function () {
       assert.strictEqual(got[0].payload, 'echo:hello');
       assert.ok(Buffer.isBuffer(got[1].payload) && got[1].payload.equals(Buffer.from([7, 8])));
       assert.strictEqual(got[2].payload, 'echo:{"a":1}');
-      assert.deepStrictEqual(got[0]._session, { type: 'websocket', id: helper.getNode('c1').connection.id, authStatus: 'none', routingScope: 'session' });
+      assert.deepStrictEqual(got[0]._session, {
+        type: 'websocket',
+        id: helper.getNode('c1').connection.id,
+        authStatus: 'none',
+        routingScope: 'session',
+      });
       const logged = JSON.stringify(helper.log().args);
       assert.ok(!logged.includes(token), 'the token is never logged');
     });
@@ -134,7 +146,11 @@ describe('nodes/client (real Node-RED runtime)', function () {
       const before = server.connections;
       for (const ws of server.wss.clients) ws.close(1012, 'restart');
       await waitFor(() => statuses('cin').some((s) => s.text === 'disconnected 1012'), 'disconnected status');
-      await waitFor(() => server.connections === before + 1 && helper.getNode('c1').connection.connected, 'reconnected', 5000);
+      await waitFor(
+        () => server.connections === before + 1 && helper.getNode('c1').connection.connected,
+        'reconnected',
+        5000,
+      );
       const events = got.filter((m) => m.event).map((m) => m.event);
       assert.deepStrictEqual(events.slice(-3), ['connect', 'disconnect', 'connect']);
       assert.strictEqual(got.find((m) => m.event === 'disconnect').code, 1012);
@@ -153,26 +169,43 @@ describe('nodes/client (real Node-RED runtime)', function () {
       const before = server.connections;
       const peer = [...server.wss.clients].at(-1);
       let closeCode;
-      peer.once('close', (code) => { closeCode = code; });
+      peer.once('close', (code) => {
+        closeCode = code;
+      });
       peer.send('a'.repeat(1024));
       await waitFor(() => got.some((m) => m.payload !== undefined), 'message at the limit delivered');
       assert.strictEqual(got.find((m) => m.payload !== undefined).payload, 'a'.repeat(1024));
       peer.send('b'.repeat(1025));
       await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
       assert.strictEqual(closeCode, 1009, 'the client closes with 1009 (message too big)');
-      await waitFor(() => server.connections === before + 1 && helper.getNode('c1').connection.connected, 'reconnected', 10000);
-      assert.ok(!got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')), 'the big message never reaches the flow');
-      assert.deepStrictEqual(got.filter((m) => m.event).map((m) => m.event).slice(-2), ['disconnect', 'connect']);
+      await waitFor(
+        () => server.connections === before + 1 && helper.getNode('c1').connection.connected,
+        'reconnected',
+        10000,
+      );
+      assert.ok(
+        !got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')),
+        'the big message never reaches the flow',
+      );
+      assert.deepStrictEqual(
+        got
+          .filter((m) => m.event)
+          .map((m) => m.event)
+          .slice(-2),
+        ['disconnect', 'connect'],
+      );
     });
 
-    it('maxPayload: a client without the property (an older flow) accepts 1 MiB, not ws\'s 100 MiB', async function () {
+    it("maxPayload: a client without the property (an older flow) accepts 1 MiB, not ws's 100 MiB", async function () {
       const flow = clientFlow({ path: `${server.url}/default-limit`, authMode: 'none' });
       delete flow[0].maxPayload;
       await load(flow);
       await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
       const peer = [...server.wss.clients].at(-1);
       let closeCode;
-      peer.once('close', (code) => { closeCode = code; });
+      peer.once('close', (code) => {
+        closeCode = code;
+      });
       peer.send(Buffer.alloc(1024 * 1024 + 1));
       await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
       assert.strictEqual(closeCode, 1009);
@@ -247,7 +280,10 @@ describe('nodes/client (real Node-RED runtime)', function () {
       const atListener = collect('lh');
       const atA = collect('ah');
       const atB = collect('bh');
-      await waitFor(() => helper.getNode('ca').connection.connected && helper.getNode('cb').connection.connected, 'both connected');
+      await waitFor(
+        () => helper.getNode('ca').connection.connected && helper.getNode('cb').connection.connected,
+        'both connected',
+      );
       helper.getNode('aout').receive({ payload: 'from a' });
       await waitFor(() => atA.length, 'echo to a');
       assert.strictEqual(atListener[0].payload, 'from a');
@@ -279,15 +315,26 @@ describe('nodes/client (real Node-RED runtime)', function () {
       const jwks = await startJwksServer([key]);
       const open = await startConnectProxy();
       try {
-        helper.settings({ proxyOptions: { http_proxy: open.url, no_proxy: `127.0.0.1:${new URL(helper.url()).port}` } });
-        await load([
-          listenerNode('l1', { path: '/ws/jwks', authMode: 'jwks', jwksUri: jwks.url }),
-          clientNode('ca', { path: wsUrl('/ws/jwks') }),
-          { id: 'ain', type: 'websocket-plus in', server: '', client: 'ca', wires: [] },
-        ], { ca: { token: await signWithKey(key, { tenant_id: 'acme' }) } });
+        helper.settings({
+          proxyOptions: { http_proxy: open.url, no_proxy: `127.0.0.1:${new URL(helper.url()).port}` },
+        });
+        await load(
+          [
+            listenerNode('l1', { path: '/ws/jwks', authMode: 'jwks', jwksUri: jwks.url }),
+            clientNode('ca', { path: wsUrl('/ws/jwks') }),
+            { id: 'ain', type: 'websocket-plus in', server: '', client: 'ca', wires: [] },
+          ],
+          { ca: { token: await signWithKey(key, { tenant_id: 'acme' }) } },
+        );
         await waitFor(() => helper.getNode('ca').connection.connected, 'connected with a JWKS-verified token');
-        assert.ok(open.requests.some((r) => r.url === jwks.url), 'the JWKS request went through the proxy');
-        assert.ok(!open.connects.some((c) => c.target.endsWith(`:${new URL(helper.url()).port}`)), 'no_proxy kept the client direct');
+        assert.ok(
+          open.requests.some((r) => r.url === jwks.url),
+          'the JWKS request went through the proxy',
+        );
+        assert.ok(
+          !open.connects.some((c) => c.target.endsWith(`:${new URL(helper.url()).port}`)),
+          'no_proxy kept the client direct',
+        );
       } finally {
         await helper.unload();
         await Promise.all([jwks.close(), open.close()]);
@@ -308,7 +355,10 @@ describe('nodes/client (real Node-RED runtime)', function () {
       _msgid: 'forged',
       _session: { id: 'forged' },
     };
-    const keysOf = (msg) => Object.keys(msg).filter((k) => k !== '_msgid').sort();
+    const keysOf = (msg) =>
+      Object.keys(msg)
+        .filter((k) => k !== '_msgid')
+        .sort();
 
     /** The server side of the client's connection to `pathname`. */
     function peerFor(pathname) {
@@ -324,7 +374,14 @@ describe('nodes/client (real Node-RED runtime)', function () {
 
     it('with "payload,topic" the server\'s url, method, headers and other properties never reach the flow', async function () {
       const peer = peerFor('/peer-props-list');
-      await load(clientFlow({ path: `${server.url}/peer-props-list`, authMode: 'none', wholemsg: 'true', peerProps: 'payload,topic' }));
+      await load(
+        clientFlow({
+          path: `${server.url}/peer-props-list`,
+          authMode: 'none',
+          wholemsg: 'true',
+          peerProps: 'payload,topic',
+        }),
+      );
       const got = collect('h1');
       (await peer).send(JSON.stringify(HOSTILE));
       (await peer).send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"payload":2}');
@@ -349,17 +406,28 @@ describe('nodes/client (real Node-RED runtime)', function () {
         const got = collect('h1');
         (await peer).send(JSON.stringify(HOSTILE));
         await waitFor(() => got.length >= 1, 'a message at the helper');
-        assert.deepStrictEqual(keysOf(got[0]), ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'], String(peerProps));
+        assert.deepStrictEqual(
+          keysOf(got[0]),
+          ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'],
+          String(peerProps),
+        );
         assert.strictEqual(got[0].url, HOSTILE.url);
         assert.deepStrictEqual(got[0].headers, HOSTILE.headers);
-        assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id, 'never the server\'s _session');
+        assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id, "never the server's _session");
         await helper.unload();
       }
     });
 
     it('payload mode is unaffected: the frame is msg.payload whatever the list says', async function () {
       const peer = peerFor('/peer-props-payload');
-      await load(clientFlow({ path: `${server.url}/peer-props-payload`, authMode: 'none', wholemsg: 'false', peerProps: 'topic' }));
+      await load(
+        clientFlow({
+          path: `${server.url}/peer-props-payload`,
+          authMode: 'none',
+          wholemsg: 'false',
+          peerProps: 'topic',
+        }),
+      );
       const got = collect('h1');
       (await peer).send(JSON.stringify(HOSTILE));
       await waitFor(() => got.length >= 1, 'a message at the helper');
@@ -369,7 +437,14 @@ describe('nodes/client (real Node-RED runtime)', function () {
 
     it('an invalid list is a configuration error on the node, and no connection is made', async function () {
       const before = server.connections;
-      await load(clientFlow({ path: `${server.url}/peer-props-bad`, authMode: 'none', wholemsg: 'true', peerProps: 'payload,a.b' }));
+      await load(
+        clientFlow({
+          path: `${server.url}/peer-props-bad`,
+          authMode: 'none',
+          wholemsg: 'true',
+          peerProps: 'payload,a.b',
+        }),
+      );
       assert.strictEqual(lastStatus('cin').fill, 'red');
       assert.match(lastStatus('cin').text, /peerProps: "a\.b" is not a top-level property name/);
       assert.strictEqual(helper.getNode('c1').connection, undefined);

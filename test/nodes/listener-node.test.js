@@ -12,7 +12,8 @@ const { waitFor } = require('../helpers/wait');
 const httpRequestNode = require('@node-red/nodes/core/network/21-httprequest.js');
 
 const SECRET = 'node-test-secret-0123456789abcdef-xyz';
-const tokenFor = (tenant, claims = {}, options = {}) => signHS256(SECRET, { tenant_id: tenant, sub: `user-${tenant}`, ...claims }, options);
+const tokenFor = (tenant, claims = {}, options = {}) =>
+  signHS256(SECRET, { tenant_id: tenant, sub: `user-${tenant}`, ...claims }, options);
 
 /** Listener l1 on `path` → ws.in+ → [helper h1, ws.out+] : every inbound message is echoed by scope. */
 function echoFlow(props = {}, inProps = {}) {
@@ -100,8 +101,14 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       ]);
       const failed = ['l1', 'l2'].filter((id) => !helper.getNode(id).listener);
       assert.strictEqual(failed.length, 1, 'exactly one listener fails');
-      const errors = helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
-      assert.ok(errors.some((m) => m.includes('already used')), errors.join('|'));
+      const errors = helper
+        .log()
+        .args.filter((a) => a[0].level === 20)
+        .map((a) => String(a[0].msg));
+      assert.ok(
+        errors.some((m) => m.includes('already used')),
+        errors.join('|'),
+      );
       const got = collect('h1');
       const { ws } = await open('', '/ws/dup');
       ws.send('still works');
@@ -124,14 +131,24 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     it('refuses a path containing /debug/ws', async function () {
       await load(echoFlow({ path: '/x/debug/ws' }), creds);
       assert.strictEqual(helper.getNode('l1').listener, undefined);
-      const errors = helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
-      assert.ok(errors.some((m) => m.includes('reserved')), errors.join('|'));
+      const errors = helper
+        .log()
+        .args.filter((a) => a[0].level === 20)
+        .map((a) => String(a[0].msg));
+      assert.ok(
+        errors.some((m) => m.includes('reserved')),
+        errors.join('|'),
+      );
     });
   });
 
   describe("Node-RED's own upgrade paths", function () {
     afterEach(() => helper.settings({}));
-    const errors = () => helper.log().args.filter((a) => a[0].level === 20).map((a) => String(a[0].msg));
+    const errors = () =>
+      helper
+        .log()
+        .args.filter((a) => a[0].level === 20)
+        .map((a) => String(a[0].msg));
 
     it('refuses the editor comms path computed from httpAdminRoot and httpNodeRoot, and registers nothing there', async function () {
       const server = helper._server;
@@ -146,7 +163,10 @@ describe('nodes/listener (real Node-RED runtime)', function () {
         helper.settings(settings);
         await load(echoFlow({ path }), creds);
         assert.strictEqual(helper.getNode('l1').listener, undefined, path);
-        assert.ok(errors().some((m) => m.includes('reserved') && m.includes('comms')), errors().join('|'));
+        assert.ok(
+          errors().some((m) => m.includes('reserved') && m.includes('comms')),
+          errors().join('|'),
+        );
         // Not even the 503 of a misconfigured listener: the path stays Node-RED's.
         assert.strictEqual(server.listenerCount('upgrade'), baseline, `${path}: an upgrade handler was registered`);
         await helper.unload();
@@ -162,7 +182,10 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     it('a static tenant id that is not well-formed UTF-16 is a configuration error', async function () {
       await load(echoFlow({ tenantFrom: 'static', tenantId: 'acme\uD800' }), creds);
       assert.strictEqual(helper.getNode('l1').listener, undefined);
-      assert.ok(errors().some((m) => m.includes('tenantId')), errors().join('|'));
+      assert.ok(
+        errors().some((m) => m.includes('tenantId')),
+        errors().join('|'),
+      );
       const refused = await open(`token=${await tokenFor('acme')}`);
       assert.strictEqual(refused.status, 503, 'a misconfigured listener answers 503');
     });
@@ -191,7 +214,8 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       const stranger = await makeKey('RS256', 'stranger');
       assert.strictEqual((await open(`token=${await signWithKey(stranger, { tenant_id: 't' })}`)).status, 401);
       const fetchesBefore = jwks.fetches;
-      for (let i = 0; i < 5; i++) await open(`token=${await signWithKey({ ...stranger, kid: `k${i}` }, { tenant_id: 't' })}`);
+      for (let i = 0; i < 5; i++)
+        await open(`token=${await signWithKey({ ...stranger, kid: `k${i}` }, { tenant_id: 't' })}`);
       assert.ok(jwks.fetches - fetchesBefore <= 1, 'random kids cause no fetch storm');
     });
 
@@ -248,17 +272,37 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       ws.send('x');
       await delay(100);
       const session = got[0]._session;
-      assert.deepStrictEqual(Object.keys(session).sort(), ['authStatus', 'id', 'routingScope', 'subject', 'tenantId', 'type']);
-      assert.deepStrictEqual([session.type, session.tenantId, session.subject, session.authStatus, session.routingScope], ['websocket', 'a', 'alice', 'verified', 'tenant']);
+      assert.deepStrictEqual(Object.keys(session).sort(), [
+        'authStatus',
+        'id',
+        'routingScope',
+        'subject',
+        'tenantId',
+        'type',
+      ]);
+      assert.deepStrictEqual(
+        [session.type, session.tenantId, session.subject, session.authStatus, session.routingScope],
+        ['websocket', 'a', 'alice', 'verified', 'tenant'],
+      );
     });
 
     it('a forged _session.tenantId cannot reach another tenant', async function () {
       const flow = echoFlow({ scope: 'tenant' });
       flow[1].wires = [['h1', 'forge']];
-      flow.push({ id: 'forge', type: 'function', func: 'msg._session.tenantId = "b"; msg._session.routingScope = "global"; msg.tenantId = "b"; return msg;', outputs: 1, wires: [['out1']] });
+      flow.push({
+        id: 'forge',
+        type: 'function',
+        func: 'msg._session.tenantId = "b"; msg._session.routingScope = "global"; msg.tenantId = "b"; return msg;',
+        outputs: 1,
+        wires: [['out1']],
+      });
       const functionNode = require('@node-red/nodes/core/function/10-function.js');
       helper.settings({ functionExternalModules: false });
-      await new Promise((resolve, reject) => helper.load([require('../helpers/red').plusNodes, functionNode], flow, creds, (e) => (e ? reject(e) : resolve())));
+      await new Promise((resolve, reject) =>
+        helper.load([require('../helpers/red').plusNodes, functionNode], flow, creds, (e) =>
+          e ? reject(e) : resolve(),
+        ),
+      );
       const a1 = (await open(`token=${await tokenFor('a')}`)).ws;
       const b1 = (await open(`token=${await tokenFor('b')}`)).ws;
       a1.send('secret of a');
@@ -285,12 +329,15 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     });
 
     it('a session that has just closed still routes to its tenant', async function () {
-      await load([
-        listenerNode('l1', { path: '/ws/t', authMode: 'hs256', scope: 'tenant' }),
-        { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['h1']] },
-        { id: 'out1', type: 'websocket-plus out', server: 'l1', client: '' },
-        { id: 'h1', type: 'helper' },
-      ], creds);
+      await load(
+        [
+          listenerNode('l1', { path: '/ws/t', authMode: 'hs256', scope: 'tenant' }),
+          { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['h1']] },
+          { id: 'out1', type: 'websocket-plus out', server: 'l1', client: '' },
+          { id: 'h1', type: 'helper' },
+        ],
+        creds,
+      );
       const got = collect('h1');
       const leaving = (await open(`token=${await tokenFor('a')}`)).ws;
       const staying = (await open(`token=${await tokenFor('a')}`)).ws;
@@ -322,9 +369,19 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       await load(echoFlow({ scope: 'session', wholemsg: 'true' }), creds);
       const got = collect('h1');
       const { ws } = await open(`token=${await tokenFor('a')}`);
-      for (const frame of ['null', '[1,2]', '42', '{bad json', '{"payload":"p","topic":"t","_session":{"id":"x","tenantId":"b"}}']) ws.send(frame);
+      for (const frame of [
+        'null',
+        '[1,2]',
+        '42',
+        '{bad json',
+        '{"payload":"p","topic":"t","_session":{"id":"x","tenantId":"b"}}',
+      ])
+        ws.send(frame);
       const echoed = await waitForMessages(ws, 5);
-      assert.deepStrictEqual(got.map((m) => m.payload), [null, [1, 2], 42, '{bad json', 'p']);
+      assert.deepStrictEqual(
+        got.map((m) => m.payload),
+        [null, [1, 2], 42, '{bad json', 'p'],
+      );
       assert.strictEqual(got[4]._session.tenantId, 'a', 'the peer cannot set its own _session');
       const last = JSON.parse(echoed[4]);
       assert.strictEqual(last.topic, 't');
@@ -339,7 +396,10 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       ws.close(4100, 'done here');
       await waitForClose(ws);
       await delay(100);
-      assert.deepStrictEqual(got.map((m) => m.event), ['connect', 'disconnect']);
+      assert.deepStrictEqual(
+        got.map((m) => m.event),
+        ['connect', 'disconnect'],
+      );
       assert.strictEqual(got[1].code, 4100);
       assert.strictEqual(got[1].reason, 'done here');
       assert.strictEqual(got[1]._session.tenantId, 'a');
@@ -439,14 +499,19 @@ describe('nodes/listener (real Node-RED runtime)', function () {
       delay: 86400000,
       _msgid: 'forged',
     };
-    const keysOf = (msg) => Object.keys(msg).filter((k) => k !== '_msgid').sort();
+    const keysOf = (msg) =>
+      Object.keys(msg)
+        .filter((k) => k !== '_msgid')
+        .sort();
 
     it('with "payload,topic" a peer\'s url, method, headers and other properties never reach the flow', async function () {
       await load(echoFlow({ scope: 'session', wholemsg: 'true', peerProps: 'payload, topic' }), creds);
       const got = collect('h1');
       const { ws } = await open(`token=${await tokenFor('a')}`);
       ws.send(JSON.stringify(HOSTILE));
-      ws.send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"payload":2}');
+      ws.send(
+        '{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"payload":2}',
+      );
       ws.send('[1,2]');
       await waitFor(() => got.length >= 3, 3000, 'three messages at the helper');
       assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload', 'topic']);
@@ -472,10 +537,14 @@ describe('nodes/listener (real Node-RED runtime)', function () {
         const { ws } = await open(`token=${await tokenFor('a')}`);
         ws.send(JSON.stringify(HOSTILE));
         await waitFor(() => got.length >= 1, 3000, 'a message at the helper');
-        assert.deepStrictEqual(keysOf(got[0]), ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'], String(peerProps));
+        assert.deepStrictEqual(
+          keysOf(got[0]),
+          ['_session', 'delay', 'filename', 'headers', 'method', 'payload', 'reset', 'topic', 'url'],
+          String(peerProps),
+        );
         assert.strictEqual(got[0].url, HOSTILE.url);
         assert.strictEqual(got[0].method, 'DELETE');
-        assert.notStrictEqual(got[0]._msgid, 'forged', 'never a peer\'s _msgid');
+        assert.notStrictEqual(got[0]._msgid, 'forged', "never a peer's _msgid");
         closeAll(sockets.splice(0));
         await helper.unload();
       }
@@ -484,17 +553,38 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     it('an http request node without a URL fetches what the peer names under "*", and nothing under "payload,topic"', async function () {
       // A loopback server stands in for an internal address (cloud metadata, an admin API).
       const hits = [];
-      const internal = await listenOnLoopback(http.createServer((req, res) => {
-        hits.push({ method: req.method, url: req.url });
-        res.end('secret');
-      }));
+      const internal = await listenOnLoopback(
+        http.createServer((req, res) => {
+          hits.push({ method: req.method, url: req.url });
+          res.end('secret');
+        }),
+      );
       const flow = (peerProps) => [
         listenerNode('l1', { path: '/ws/t', authMode: 'hs256', wholemsg: 'true', peerProps }),
         { id: 'in1', type: 'websocket-plus in', server: 'l1', client: '', wires: [['req']] },
-        { id: 'req', type: 'http request', method: 'use', ret: 'txt', paytoqs: 'ignore', url: '', tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [['h1']] },
+        {
+          id: 'req',
+          type: 'http request',
+          method: 'use',
+          ret: 'txt',
+          paytoqs: 'ignore',
+          url: '',
+          tls: '',
+          persist: false,
+          proxy: '',
+          authType: '',
+          senderr: false,
+          headers: [],
+          wires: [['h1']],
+        },
         { id: 'h1', type: 'helper' },
       ];
-      const frame = JSON.stringify({ payload: 'x', topic: 't', url: `http://127.0.0.1:${internal.port}/latest/meta-data/`, method: 'PUT' });
+      const frame = JSON.stringify({
+        payload: 'x',
+        topic: 't',
+        url: `http://127.0.0.1:${internal.port}/latest/meta-data/`,
+        method: 'PUT',
+      });
       try {
         await load(flow('*'), creds, [httpRequestNode]);
         let got = collect('h1');
@@ -533,8 +623,14 @@ describe('nodes/listener (real Node-RED runtime)', function () {
 
     it('an invalid list is a configuration error: the node says why and the path answers 503', async function () {
       await load(echoFlow({ wholemsg: 'true', peerProps: 'payload,__proto__' }), creds);
-      const errors = helper.log().args.filter((a) => a[0].id === 'l1' && a[0].level === 20).map((a) => String(a[0].msg));
-      assert.ok(errors.some((m) => m.includes('peerProps: "__proto__" can never be set by a peer')), errors.join('\n'));
+      const errors = helper
+        .log()
+        .args.filter((a) => a[0].id === 'l1' && a[0].level === 20)
+        .map((a) => String(a[0].msg));
+      assert.ok(
+        errors.some((m) => m.includes('peerProps: "__proto__" can never be set by a peer')),
+        errors.join('\n'),
+      );
       const result = await open(`token=${await tokenFor('a')}`);
       assert.strictEqual(result.status, 503);
       assert.strictEqual(result.opened, false);

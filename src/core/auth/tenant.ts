@@ -51,6 +51,7 @@ export function normaliseTenantId(value: unknown): string {
 export function resolveTenant(policy: TenantPolicy, claims: Record<string, unknown> | null): string {
   if (policy.from === 'static') return normaliseTenantId(policy.staticTenantId || DEFAULT_TENANT);
   if (claims === null) return normaliseTenantId(policy.staticTenantId || DEFAULT_TENANT);
-  if (!Object.prototype.hasOwnProperty.call(claims, policy.claim)) throw new HandshakeError('TENANT_INVALID', 'claim missing');
+  if (!Object.prototype.hasOwnProperty.call(claims, policy.claim))
+    throw new HandshakeError('TENANT_INVALID', 'claim missing');
   return normaliseTenantId(claims[policy.claim]);
 }

@@ -12,7 +12,10 @@ import { LISTENER_RUNTIME_DEFAULTS } from '../flow/defaults';
 export type AuthMode = 'none' | 'hs256' | 'jwks' | 'publickey' | 'custom';
 
 /** A site's own verifier (settings.js `websocketPlusListener.verifyToken`): claims or null. */
-export type CustomVerifyFunction = (token: string, req: unknown) => Promise<Record<string, unknown> | null | undefined> | Record<string, unknown> | null | undefined;
+export type CustomVerifyFunction = (
+  token: string,
+  req: unknown,
+) => Promise<Record<string, unknown> | null | undefined> | Record<string, unknown> | null | undefined;
 
 export interface TokenVerifierOptions {
   mode: AuthMode;
@@ -100,8 +103,11 @@ export function toHandshakeError(err: unknown, mode: AuthMode): HandshakeError {
   const claim = (err as { claim?: unknown }).claim;
   // jose says "invalid" for a time claim that is present but not a number: a malformed token, as
   // a non-numeric time claim is in every other mode, not a failed time check.
-  if ((code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' || code === 'ERR_JWT_EXPIRED') && (err as { reason?: unknown }).reason === 'invalid'
-    && (claim === 'exp' || claim === 'nbf' || claim === 'iat')) {
+  if (
+    (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' || code === 'ERR_JWT_EXPIRED') &&
+    (err as { reason?: unknown }).reason === 'invalid' &&
+    (claim === 'exp' || claim === 'nbf' || claim === 'iat')
+  ) {
     return new HandshakeError('TOKEN_MALFORMED', claim);
   }
   if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
@@ -119,22 +125,31 @@ export function toHandshakeError(err: unknown, mode: AuthMode): HandshakeError {
 /** Algorithms a PEM public key may verify, decided by the key, not by the token. */
 function algorithmsForPublicKey(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
-    case 'rsa': return ['RS256', 'PS256'];
-    case 'rsa-pss': return ['PS256'];
-    case 'ec': return key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? ['ES256'] : [];
-    case 'ed25519': return ['EdDSA', 'Ed25519'];
-    default: return [];
+    case 'rsa':
+      return ['RS256', 'PS256'];
+    case 'rsa-pss':
+      return ['PS256'];
+    case 'ec':
+      return key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? ['ES256'] : [];
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+    default:
+      return [];
   }
 }
 
 function checkTimes(claims: Record<string, unknown>, toleranceSeconds: number, nowSeconds: number): void {
   const { exp, nbf, iat } = claims;
-  if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp))) throw new HandshakeError('TOKEN_MALFORMED', 'exp');
+  if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp)))
+    throw new HandshakeError('TOKEN_MALFORMED', 'exp');
   if (typeof exp === 'number' && exp <= nowSeconds - toleranceSeconds) throw new HandshakeError('TOKEN_EXPIRED');
-  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new HandshakeError('TOKEN_MALFORMED', 'nbf');
+  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf)))
+    throw new HandshakeError('TOKEN_MALFORMED', 'nbf');
   if (typeof nbf === 'number' && nbf > nowSeconds + toleranceSeconds) throw new HandshakeError('TOKEN_NOT_YET_VALID');
-  if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) throw new HandshakeError('TOKEN_MALFORMED', 'iat');
-  if (typeof iat === 'number' && iat > nowSeconds + toleranceSeconds) throw new HandshakeError('TOKEN_ISSUED_IN_FUTURE');
+  if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat)))
+    throw new HandshakeError('TOKEN_MALFORMED', 'iat');
+  if (typeof iat === 'number' && iat > nowSeconds + toleranceSeconds)
+    throw new HandshakeError('TOKEN_ISSUED_IN_FUTURE');
 }
 
 /** A response body as text, refused (not truncated) beyond `maxBytes`. */
@@ -224,7 +239,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const onOuterAbort = (): void => controller.abort(outer?.reason);
       if (outer?.aborted) onOuterAbort();
       else outer?.addEventListener('abort', onOuterAbort, { once: true });
-      const timer = setTimeout(() => controller.abort(new DOMException('key set fetch timed out', 'TimeoutError')), timeoutMs);
+      const timer = setTimeout(
+        () => controller.abort(new DOMException('key set fetch timed out', 'TimeoutError')),
+        timeoutMs,
+      );
       let onAbort: (() => void) | undefined;
       const aborted = new Promise<never>((_resolve, reject) => {
         onAbort = () => reject(controller.signal.reason);
@@ -266,7 +284,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (keyObject.type !== 'public') throw new Error('public key invalid');
     // jose would refuse every token of a short RSA key at verification; say so at configuration.
-    if ((keyObject.asymmetricKeyDetails?.modulusLength ?? 2048) < 2048) throw new Error('RSA public key shorter than 2048 bits');
+    if ((keyObject.asymmetricKeyDetails?.modulusLength ?? 2048) < 2048)
+      throw new Error('RSA public key shorter than 2048 bits');
     algorithms = algorithmsForPublicKey(keyObject);
     if (algorithms.length === 0) throw new Error('public key type not supported');
     key = keyObject;
@@ -281,7 +300,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (token !== undefined && token.length > maxLength) throw new HandshakeError('TOKEN_TOO_LARGE');
     const nowSeconds = Math.floor(Date.now() / 1000);
     if (mode === 'none') {
-      if (token === undefined || token === '') return { claims: null, subject: undefined, expiresAt: undefined, authStatus: 'none' };
+      if (token === undefined || token === '')
+        return { claims: null, subject: undefined, expiresAt: undefined, authStatus: 'none' };
       // Nothing in an unverified token is trusted, but a token that says it has expired is refused.
       let claims: Record<string, unknown>;
       try {
@@ -306,7 +326,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     try {
       if (key === undefined && hmacKeyReady) await hmacKeyReady;
-      const { payload } = await jose.jwtVerify(token, key as Parameters<typeof jose.jwtVerify>[1] & jose.JWTVerifyGetKey, claimChecks);
+      const { payload } = await jose.jwtVerify(
+        token,
+        key as Parameters<typeof jose.jwtVerify>[1] & jose.JWTVerifyGetKey,
+        claimChecks,
+      );
       // jose checks exp and nbf; an iat in the future is refused here too.
       checkTimes(payload as Record<string, unknown>, tolerance, nowSeconds);
       return verifiedResult(payload as Record<string, unknown>, 'verified');

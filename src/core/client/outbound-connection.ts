@@ -75,8 +75,12 @@ const SUBPROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Splits `"a, b"` into `["a","b"]`; empty entries dropped (ws throws on `[""]`). */
 export function parseSubprotocols(value: string | undefined): string[] {
-  const list = String(value ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-  for (const p of list) if (!SUBPROTOCOL.test(p)) throw new ConfigError('OPTION_INVALID', 'subprotocol contains invalid characters');
+  const list = String(value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of list)
+    if (!SUBPROTOCOL.test(p)) throw new ConfigError('OPTION_INVALID', 'subprotocol contains invalid characters');
   if (new Set(list).size !== list.length) throw new ConfigError('OPTION_INVALID', 'subprotocol listed twice');
   return list;
 }
@@ -90,7 +94,12 @@ export function appendToken(url: string, token: string): string {
 }
 
 /** Delay before attempt number `failures + 1`: doubling from initial, capped, with jitter in [d/2, d]. */
-export function backoffDelay(failures: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30));
   return Math.round(base / 2 + (base / 2) * random());
 }
@@ -135,7 +144,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     const mode = options.authMode ?? 'jwt';
     if (mode !== 'jwt' && mode !== 'none') throw new ConfigError('OPTION_INVALID', 'authMode must be jwt or none');
     // A token written into the URL would be exported with the flow: it belongs in the credential.
-    if (url.searchParams.has('token')) throw new ConfigError('OPTION_INVALID', 'the URL must not contain a token parameter');
+    if (url.searchParams.has('token'))
+      throw new ConfigError('OPTION_INVALID', 'the URL must not contain a token parameter');
     if (mode === 'jwt' && typeof options.token !== 'function' && !options.token) throw new ConfigError('TOKEN_MISSING');
     this.baseUrl = url.href;
     this.displayUrl = redactUrl(url);
@@ -373,7 +383,9 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
       }
       this.emit('open', id);
     });
-    ws.on('pong', () => { awaitingPong = false; });
+    ws.on('pong', () => {
+      awaitingPong = false;
+    });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const buffer = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       this.emit('message', isBinary ? buffer : buffer.toString('utf8'), isBinary, id);
@@ -420,5 +432,7 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined && v !== null && v !== '')) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== undefined && v !== null && v !== ''),
+  ) as Partial<T>;
 }

@@ -57,7 +57,7 @@ export function settingsConfigureProxy(settings: ProxySettings | undefined | nul
  * ending in `.name`, and a `:port` suffix restricts an entry to that port.
  */
 export function bypassesProxy(url: URL, noProxy: string | string[] | undefined): boolean {
-  const list = (Array.isArray(noProxy) ? noProxy.join(',') : noProxy ?? '').toLowerCase().trim();
+  const list = (Array.isArray(noProxy) ? noProxy.join(',') : (noProxy ?? '')).toLowerCase().trim();
   if (!list) return false;
   if (list === '*') return true;
   const hostname = url.hostname.toLowerCase();
@@ -147,7 +147,11 @@ export function redactUrl(value: string | URL): string {
  * request, not here: https-proxy-agent passes the request's options to the TLS handshake it runs
  * inside the tunnel.
  */
-export function proxyAgentFor(target: string | URL, settings?: ProxySettings | null, signal?: AbortSignal): http.Agent | undefined {
+export function proxyAgentFor(
+  target: string | URL,
+  settings?: ProxySettings | null,
+  signal?: AbortSignal,
+): http.Agent | undefined {
   const proxy = proxyUrlFor(target, settings);
   return proxy ? tunnelAgent(proxy, signal) : undefined;
 }
@@ -232,14 +236,21 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
       return;
     }
     const headers: Record<string, string> = {};
-    req.headers.forEach((value, name) => { headers[name] = value; });
+    req.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
     if (req.body) headers['content-length'] = String(req.body.length);
     // Ends the socket to the proxy (see tunnelAgent) when the request ends in any way but a read body.
     const tunnel = new AbortController();
     let outgoing: http.ClientRequest;
     if (req.url.protocol === 'https:') {
       // Through the proxy: a CONNECT tunnel, and TLS to the target inside it with these options.
-      outgoing = https.request(req.url, { ...tls, method: req.method, headers, agent: proxy ? tunnelAgent(proxy, tunnel.signal) : false });
+      outgoing = https.request(req.url, {
+        ...tls,
+        method: req.method,
+        headers,
+        agent: proxy ? tunnelAgent(proxy, tunnel.signal) : false,
+      });
     } else if (!proxy) {
       outgoing = http.request(req.url, { method: req.method, headers, agent: false });
     } else {
@@ -276,7 +287,8 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
     outgoing.on('response', (res) => {
       const status = res.statusCode ?? 0;
       const responseHeaders = new Headers();
-      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+        responseHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
       let body: ReadableStream | null = null;
       if (NULL_BODY_STATUSES.has(status) || req.method === 'HEAD') {
         res.resume();
@@ -305,13 +317,24 @@ function requestOnce(req: PlainRequest, proxy: URL | undefined, tls: TlsOptions 
 }
 
 /** Follows redirects the way fetch does, each hop through the proxy rules again. */
-async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null | undefined, options: ProxyFetchOptions): Promise<Response> {
+async function proxiedRequest(
+  req: PlainRequest,
+  settings: ProxySettings | null | undefined,
+  options: ProxyFetchOptions,
+): Promise<Response> {
   const { baseFetch } = options;
   for (let hops = 0; ; hops++) {
     const proxy = proxyUrlFor(req.url, settings);
-    const response = proxy || options.tls || !baseFetch
-      ? await requestOnce(req, proxy ? new URL(proxy) : undefined, options.tls)
-      : await baseFetch(req.url.href, { method: req.method, headers: req.headers, body: req.body, signal: req.signal, redirect: 'manual' });
+    const response =
+      proxy || options.tls || !baseFetch
+        ? await requestOnce(req, proxy ? new URL(proxy) : undefined, options.tls)
+        : await baseFetch(req.url.href, {
+            method: req.method,
+            headers: req.headers,
+            body: req.body,
+            signal: req.signal,
+            redirect: 'manual',
+          });
     const location = response.headers.get('location');
     if (!REDIRECT_STATUSES.has(response.status) || req.redirect === 'manual') return response;
     if (req.redirect === 'error') {
@@ -322,8 +345,10 @@ async function proxiedRequest(req: PlainRequest, settings: ProxySettings | null 
     await response.body?.cancel();
     if (hops >= MAX_REDIRECTS) throw new TypeError('fetch failed: too many redirects');
     const next = new URL(location, req.url);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new TypeError('fetch failed: redirect to a non-HTTP URL');
-    const keepMethod = response.status === 307 || response.status === 308 || req.method === 'GET' || req.method === 'HEAD';
+    if (next.protocol !== 'http:' && next.protocol !== 'https:')
+      throw new TypeError('fetch failed: redirect to a non-HTTP URL');
+    const keepMethod =
+      response.status === 307 || response.status === 308 || req.method === 'GET' || req.method === 'HEAD';
     if (!keepMethod) {
       req = { ...req, method: 'GET', body: undefined };
       req.headers = new Headers(req.headers);
@@ -350,19 +375,25 @@ export function createProxyFetch(settings?: ProxySettings | null, options: Proxy
   const proxiedFetch = async (input: FetchInput, init?: FetchInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
     const url = new URL(request ? request.url : String(input instanceof URL ? input.href : input));
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetch failed: unsupported scheme ${url.protocol}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new TypeError(`fetch failed: unsupported scheme ${url.protocol}`);
     if (baseFetch && !options.tls && !proxyUrlFor(url, settings)) return baseFetch(input, init);
-    if (request?.body && init?.body === undefined) throw new TypeError('proxied fetch does not read Request bodies; pass init.body');
+    if (request?.body && init?.body === undefined)
+      throw new TypeError('proxied fetch does not read Request bodies; pass init.body');
     const headers = new Headers(request?.headers);
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value));
-    return proxiedRequest({
-      url,
-      method: (init?.method ?? request?.method ?? 'GET').toUpperCase(),
-      headers,
-      body: bodyToBuffer(init?.body),
-      signal: init?.signal ?? request?.signal ?? undefined,
-      redirect: init?.redirect ?? request?.redirect ?? 'follow',
-    }, settings, options);
+    return proxiedRequest(
+      {
+        url,
+        method: (init?.method ?? request?.method ?? 'GET').toUpperCase(),
+        headers,
+        body: bodyToBuffer(init?.body),
+        signal: init?.signal ?? request?.signal ?? undefined,
+        redirect: init?.redirect ?? request?.redirect ?? 'follow',
+      },
+      settings,
+      options,
+    );
   };
   return proxiedFetch as typeof fetch;
 }

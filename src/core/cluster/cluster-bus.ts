@@ -111,7 +111,8 @@ export function redisUrlProblem(url: string | undefined): string | undefined {
   } catch {
     return 'Redis URL invalid';
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return 'Redis URL must start with redis:// or rediss://';
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    return 'Redis URL must start with redis:// or rediss://';
   if (!parsed.hostname) return 'Redis URL has no host';
   return undefined;
 }
@@ -124,7 +125,9 @@ export function loadRedisModule(moduleId = 'ioredis'): RedisConstructor {
     mod = require(moduleId);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'load error';
-    throw new Error(`cluster mode needs the "${moduleId}" package, which could not be loaded (${code}); install it next to node-red-contrib-websocket-plus`);
+    throw new Error(
+      `cluster mode needs the "${moduleId}" package, which could not be loaded (${code}); install it next to node-red-contrib-websocket-plus`,
+    );
   }
   const ctor = (mod as { Redis?: unknown }).Redis ?? (mod as { default?: unknown }).default ?? mod;
   if (typeof ctor !== 'function') throw new Error(`cluster mode: "${moduleId}" does not export a Redis client`);
@@ -207,7 +210,11 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     this.Redis = loadRedisModule(options.moduleId);
     this.instanceId = options.instanceId ?? randomUUID();
     this.prefix = options.prefix;
-    this.channels = { tenant: `${this.prefix}:tenant`, global: `${this.prefix}:global`, session: `${this.prefix}:session` };
+    this.channels = {
+      tenant: `${this.prefix}:tenant`,
+      global: `${this.prefix}:global`,
+      session: `${this.prefix}:session`,
+    };
     for (const [kind, channel] of Object.entries(this.channels)) this.kindsByChannel.set(channel, kind as ClusterKind);
   }
 
@@ -379,7 +386,9 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   /** Closes both connections and stops reconnecting; no timer or socket is left behind. */
   close(): Promise<void> {
     if (!this.closePromise) {
-      this.closePromise = Promise.all([closeClient(this.publisher), closeClient(this.subscriber)]).then(() => undefined);
+      this.closePromise = Promise.all([closeClient(this.publisher), closeClient(this.subscriber)]).then(
+        () => undefined,
+      );
       this.subscribed = false;
       this.updateState();
     }
@@ -394,7 +403,13 @@ async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
     timer = setTimeout(resolve, ms);
   });
   try {
-    await Promise.race([promise.then(() => undefined, () => undefined), timeout]);
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -123,7 +123,10 @@ export class RedisTenantLimiter implements TenantConnectionLimiter {
     }
   };
 
-  constructor(private readonly bus: ClusterBus, private readonly options: RedisTenantLimiterOptions) {
+  constructor(
+    private readonly bus: ClusterBus,
+    private readonly options: RedisTenantLimiterOptions,
+  ) {
     this.leaseMs = Math.max(100, options.leaseMs ?? DEFAULT_LEASE_MS);
     this.timer = setInterval(() => this.renew(), Math.floor(this.leaseMs / 3));
     this.timer.unref();
@@ -148,7 +151,8 @@ export class RedisTenantLimiter implements TenantConnectionLimiter {
       // Before the script runs, so close() removes what it may write.
       this.written.add(tenantId);
       try {
-        const granted = (await run(client, SCRIPTS.acquire, this.key(tenantId), [this.bus.instanceId, max, this.leaseMs])) === 1;
+        const granted =
+          (await run(client, SCRIPTS.acquire, this.key(tenantId), [this.bus.instanceId, max, this.leaseMs])) === 1;
         // Closed while waiting: close() has removed this instance's fields after the script ran.
         if (!granted || this.closed) return false;
         this.local.set(tenantId, this.held(tenantId) + 1);
@@ -209,7 +213,12 @@ export class RedisTenantLimiter implements TenantConnectionLimiter {
         if (!wasDirty) this.written.delete(tenantId);
         continue;
       }
-      run(client, SCRIPTS.renew, this.key(tenantId), [this.bus.instanceId, count, this.leaseMs, absolute ? 'set' : 'renew']).then(
+      run(client, SCRIPTS.renew, this.key(tenantId), [
+        this.bus.instanceId,
+        count,
+        this.leaseMs,
+        absolute ? 'set' : 'renew',
+      ]).then(
         () => {
           if (absolute && count === 0 && this.held(tenantId) === 0) this.written.delete(tenantId);
         },

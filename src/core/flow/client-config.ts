@@ -27,8 +27,9 @@ export interface HeaderEntry {
   valueValue?: string;
 }
 
-export interface ClientConfig
-  extends Required<Pick<OutboundConnectionOptions, 'url' | 'authMode' | 'subprotocol' | 'headers' | 'heartbeatMs' | 'maxPayload'>> {
+export interface ClientConfig extends Required<
+  Pick<OutboundConnectionOptions, 'url' | 'authMode' | 'subprotocol' | 'headers' | 'heartbeatMs' | 'maxPayload'>
+> {
   /** Node-RED has already replaced a `${ENV_VAR}` credential with the variable's value. */
   token: string | undefined;
   /** The whole message travels as JSON. Default is false (msg.payload only). */
@@ -71,7 +72,11 @@ export function heartbeatMs(value: unknown): number {
  * (at each connect). A bad value is a ConfigError; the URL, token and subprotocols are checked by
  * OutboundConnection itself.
  */
-export function parseClientConfig(props: ClientProperties, token: string | undefined, readEnv: (name: string) => unknown): ClientConfig {
+export function parseClientConfig(
+  props: ClientProperties,
+  token: string | undefined,
+  readEnv: (name: string) => unknown,
+): ClientConfig {
   const wholeMessage = props.wholemsg === true || props.wholemsg === 'true';
   const authMode: OutboundAuthMode = (props.authMode ?? CLIENT_DEFAULTS.authMode) === 'none' ? 'none' : 'jwt';
   return {

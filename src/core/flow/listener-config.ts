@@ -75,7 +75,15 @@ export interface ListenerConfig {
 /** The parsed options the core listener takes as they are (ListenerOptions derives from them). */
 export type ListenerTuning = Pick<
   ListenerConfig,
-  'tenant' | 'scope' | 'sessionTimeoutMs' | 'onExpiry' | 'rateLimit' | 'maxConnectionsPerTenant' | 'maxPayload' | 'origins' | 'heartbeatMs'
+  | 'tenant'
+  | 'scope'
+  | 'sessionTimeoutMs'
+  | 'onExpiry'
+  | 'rateLimit'
+  | 'maxConnectionsPerTenant'
+  | 'maxPayload'
+  | 'origins'
+  | 'heartbeatMs'
 >;
 
 export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
@@ -108,7 +116,8 @@ export function reservedUpgradePaths(settings: RuntimeHttpSettings): string[] {
  */
 export function listenerRequestPath(path: string, settings: RuntimeHttpSettings): string {
   const full = joinNodeRoot(typeof settings.httpNodeRoot === 'string' ? settings.httpNodeRoot : '/', path);
-  if (full.includes(RESERVED_PATH_FRAGMENT) || reservedUpgradePaths(settings).includes(full)) throw new ConfigError('PATH_FORBIDDEN', full);
+  if (full.includes(RESERVED_PATH_FRAGMENT) || reservedUpgradePaths(settings).includes(full))
+    throw new ConfigError('PATH_FORBIDDEN', full);
   return full;
 }
 
@@ -177,7 +186,8 @@ export function parseMaxPayload(value: unknown, fallback: number): number {
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
   const raw = text(value);
   if (raw === '') return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError('OPTION_INVALID', `${name} must be one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new ConfigError('OPTION_INVALID', `${name} must be one of ${allowed.join(', ')}`);
   return raw as T;
 }
 
@@ -200,7 +210,12 @@ export interface ListenerSecrets {
 
 export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
   const path = validateListenerPath(props.path);
-  const mode = oneOf<AuthMode>(props.authMode, ['none', 'hs256', 'jwks', 'publickey', 'custom'], D.authMode, 'authMode');
+  const mode = oneOf<AuthMode>(
+    props.authMode,
+    ['none', 'hs256', 'jwks', 'publickey', 'custom'],
+    D.authMode,
+    'authMode',
+  );
   const verifier: TokenVerifierOptions = {
     mode,
     issuer: text(props.issuer) || undefined,
@@ -247,7 +262,8 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     .filter((o) => o !== '');
   // An entry that is not an origin would silently refuse every browser: say so instead.
   for (const o of origins) {
-    if (normaliseOrigin(o) === undefined) throw new ConfigError('OPTION_INVALID', `origins: "${o}" is not an origin like https://app.example`);
+    if (normaliseOrigin(o) === undefined)
+      throw new ConfigError('OPTION_INVALID', `origins: "${o}" is not an origin like https://app.example`);
   }
 
   const wholeMessage = props.wholemsg === true || text(props.wholemsg) === 'true';
@@ -262,7 +278,9 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', R.sessionTimeoutMs / 1000) * 1000,
     onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, D.onExpiry, 'onExpiry'),
     rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', R.rateLimit),
-    maxConnectionsPerTenant: Math.floor(nonNegativeNumber(props.maxConnections, 'maxConnections', R.maxConnectionsPerTenant)),
+    maxConnectionsPerTenant: Math.floor(
+      nonNegativeNumber(props.maxConnections, 'maxConnections', R.maxConnectionsPerTenant),
+    ),
     maxPayload: parseMaxPayload(props.maxPayload, R.maxPayload),
     origins,
     heartbeatMs: nonNegativeNumber(props.heartbeat, 'heartbeat', R.heartbeatMs / 1000) * 1000,

@@ -34,7 +34,11 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
  * A message from an incoming frame (the caller adds `_session`), or undefined when the frame is
  * JSON nested deeper than `maxDepth` (entire-message mode; the caller closes the session).
  */
-export function frameToMessage(data: Buffer | string, wholeMessage: boolean, maxDepth = MAX_MESSAGE_DEPTH): Record<string, unknown> | undefined {
+export function frameToMessage(
+  data: Buffer | string,
+  wholeMessage: boolean,
+  maxDepth = MAX_MESSAGE_DEPTH,
+): Record<string, unknown> | undefined {
   if (!wholeMessage || typeof data !== 'string') return { payload: data };
   let parsed: unknown;
   try {

@@ -128,12 +128,27 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
     const id = original.id as string;
     migratedIds.add(id);
     const node = withType(clone(original), newType);
-    changes.push({ kind: 'type', id, nodeType: newType, property: 'type', from: oldType, to: newType, message: `${id}: type "${oldType}" -> "${newType}"` });
+    changes.push({
+      kind: 'type',
+      id,
+      nodeType: newType,
+      property: 'type',
+      from: oldType,
+      to: newType,
+      message: `${id}: type "${oldType}" -> "${newType}"`,
+    });
     const defaults = MIGRATION_DEFAULTS[newType];
     for (const [property, value] of Object.entries(defaults)) {
       if (Object.prototype.hasOwnProperty.call(node, property)) continue;
       node[property] = clone(value);
-      changes.push({ kind: 'default', id, nodeType: newType, property, to: value, message: `${id}: ${property} = ${show(value)} (new property, safe default)` });
+      changes.push({
+        kind: 'default',
+        id,
+        nodeType: newType,
+        property,
+        to: value,
+        message: `${id}: ${property} = ${show(value)} (new property, safe default)`,
+      });
     }
     return node;
   });
@@ -146,19 +161,39 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
       const path = normalisedPath(node.path);
       pathsInUse.set(path, [...(pathsInUse.get(path) ?? []), id]);
       if (migratedIds.has(id) && node.authMode === 'hs256') {
-        changes.push({ kind: 'note', id, nodeType: 'websocket-plus-listener', message: `${id}: listener ${show(path)} refuses every connection until you set its Shared secret (or choose another JWT mode) in the editor` });
+        changes.push({
+          kind: 'note',
+          id,
+          nodeType: 'websocket-plus-listener',
+          message: `${id}: listener ${show(path)} refuses every connection until you set its Shared secret (or choose another JWT mode) in the editor`,
+        });
       }
       if (path.includes('/debug/ws')) {
-        changes.push({ kind: 'note', id, nodeType: 'websocket-plus-listener', message: `${id}: listener path ${show(path)} contains /debug/ws, which websocket-plus refuses; choose another path` });
+        changes.push({
+          kind: 'note',
+          id,
+          nodeType: 'websocket-plus-listener',
+          message: `${id}: listener path ${show(path)} contains /debug/ws, which websocket-plus refuses; choose another path`,
+        });
       }
     } else if (node.type === 'websocket-plus-client' && migratedIds.has(id)) {
-      changes.push({ kind: 'note', id, nodeType: 'websocket-plus-client', message: `${id}: client ${show(node.path)} sends no token (Authentication: None), as the core client did; its upgrade headers are kept` });
+      changes.push({
+        kind: 'note',
+        id,
+        nodeType: 'websocket-plus-client',
+        message: `${id}: client ${show(node.path)} sends no token (Authentication: None), as the core client did; its upgrade headers are kept`,
+      });
     }
   }
   for (const [path, ids] of pathsInUse) {
     if (ids.length > 1) {
       for (const id of ids) {
-        changes.push({ kind: 'note', id, nodeType: 'websocket-plus-listener', message: `${id}: listener path ${show(path)} is used by ${ids.length} listeners (${ids.join(', ')}); only the first one deployed will start` });
+        changes.push({
+          kind: 'note',
+          id,
+          nodeType: 'websocket-plus-listener',
+          message: `${id}: listener path ${show(path)} is used by ${ids.length} listeners (${ids.join(', ')}); only the first one deployed will start`,
+        });
       }
     }
   }
@@ -177,7 +212,8 @@ export function formatReport(changes: readonly MigrationChange[]): string[] {
   const renamed = changes.filter((c) => c.kind === 'type');
   if (renamed.length === 0) return ['No core websocket nodes found: nothing to migrate.'];
   const counts = new Map<string, number>();
-  for (const c of renamed) counts.set(`${String(c.from)} -> ${String(c.to)}`, (counts.get(`${String(c.from)} -> ${String(c.to)}`) ?? 0) + 1);
+  for (const c of renamed)
+    counts.set(`${String(c.from)} -> ${String(c.to)}`, (counts.get(`${String(c.from)} -> ${String(c.to)}`) ?? 0) + 1);
   const lines = [`Migrated ${renamed.length} node(s):`];
   for (const [rename, count] of counts) lines.push(`  ${count} x ${rename}`);
   const defaults = changes.filter((c) => c.kind === 'default');

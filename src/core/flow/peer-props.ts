@@ -29,17 +29,23 @@ const EXAMPLE = 'use "*" or property names separated by commas, e.g. "payload,to
  * and any member of `Object.prototype` (`__proto__`, `constructor`, `toString`, ...).
  */
 export function parsePeerProps(value: unknown): PeerProps {
-  const raw = typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
+  const raw =
+    typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
   if (raw === '' || raw === '*') return null;
   const names: string[] = [];
   for (const entry of raw.split(',')) {
     const name = entry.trim();
     if (name === '') throw new ConfigError('OPTION_INVALID', `peerProps: empty entry; ${EXAMPLE}`);
-    if (name === '*') throw new ConfigError('OPTION_INVALID', `peerProps: "*" cannot be combined with names; ${EXAMPLE}`);
+    if (name === '*')
+      throw new ConfigError('OPTION_INVALID', `peerProps: "*" cannot be combined with names; ${EXAMPLE}`);
     if (!PROPERTY_NAME.test(name)) {
-      throw new ConfigError('OPTION_INVALID', `peerProps: "${name}" is not a top-level property name (letters, digits, _ and $, not starting with a digit)`);
+      throw new ConfigError(
+        'OPTION_INVALID',
+        `peerProps: "${name}" is not a top-level property name (letters, digits, _ and $, not starting with a digit)`,
+      );
     }
-    if (isReservedPeerProp(name)) throw new ConfigError('OPTION_INVALID', `peerProps: "${name}" can never be set by a peer`);
+    if (isReservedPeerProp(name))
+      throw new ConfigError('OPTION_INVALID', `peerProps: "${name}" can never be set by a peer`);
     if (!names.includes(name)) names.push(name);
   }
   return Object.freeze(names);

@@ -127,7 +127,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   private readonly pendingSockets = new Set<Duplex>();
   /** Refuses the handshakes still being verified; called once when the listener closes. */
   private readonly pendingRefusals = new Set<(err: HandshakeError) => void>();
-  private readonly expiries = new ExpirySchedule<ListenerSession>((session) => this.closeSession(session, 'TOKEN_EXPIRED'));
+  private readonly expiries = new ExpirySchedule<ListenerSession>((session) =>
+    this.closeSession(session, 'TOKEN_EXPIRED'),
+  );
   private readonly upgradeHandler: UpgradeHandler;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -210,7 +212,10 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     });
   }
 
-  private async verifyHandshake(req: IncomingMessage, origin: string | undefined): Promise<{ token: VerifiedToken; tenantId: string }> {
+  private async verifyHandshake(
+    req: IncomingMessage,
+    origin: string | undefined,
+  ): Promise<{ token: VerifiedToken; tenantId: string }> {
     if (this.closing) throw new HandshakeError('LISTENER_CLOSING');
     if (!isOriginAllowed(origin, this.options.origins)) throw new HandshakeError('ORIGIN_NOT_ALLOWED');
     const rawToken = readToken(req.url);
@@ -227,7 +232,10 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
         granted = await this.withDeadline(acquiring, until);
       } catch (err) {
         // A slot granted after the deadline belongs to nobody: give it back.
-        acquiring.then((late) => late && this.limiter?.release(tenantId), () => undefined);
+        acquiring.then(
+          (late) => late && this.limiter?.release(tenantId),
+          () => undefined,
+        );
         throw err;
       }
       if (!granted) throw new HandshakeError('TENANT_CONNECTION_LIMIT');
@@ -440,9 +448,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     const cluster = this.options.cluster;
     if (cluster && !this.closing) {
       if (this.scope === 'global') result.published = cluster.publish('global', '', frame, binary);
-      else if (this.scope === 'tenant' && found.tenantId !== undefined) result.published = cluster.publish('tenant', found.tenantId, frame, binary);
+      else if (this.scope === 'tenant' && found.tenantId !== undefined)
+        result.published = cluster.publish('tenant', found.tenantId, frame, binary);
       // The tenant is never taken from the message: the owner resolves it from its own record.
-      else if (found.miss === 'unknown-session') result.published = cluster.publish('session', sessionId as string, frame, binary);
+      else if (found.miss === 'unknown-session')
+        result.published = cluster.publish('session', sessionId as string, frame, binary);
     }
     return result;
   }
@@ -458,7 +468,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       // A route request for a session this instance owns (live or recently closed).
       const found = route(this.registry, this.scope, key);
       this.sendFrame(found.targets, frame, binary);
-      if (this.scope === 'tenant' && found.tenantId !== undefined) this.options.cluster?.publish('tenant', found.tenantId, frame, binary);
+      if (this.scope === 'tenant' && found.tenantId !== undefined)
+        this.options.cluster?.publish('tenant', found.tenantId, frame, binary);
     }
   }
 
@@ -523,7 +534,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       for (const socket of sockets) socket.destroy();
     }, CLOSE_GRACE_MS);
     grace.unref();
-    await Promise.all(sockets.map((socket) => (socket.destroyed ? undefined : new Promise((resolve) => socket.once('close', resolve)))));
+    await Promise.all(
+      sockets.map((socket) => (socket.destroyed ? undefined : new Promise((resolve) => socket.once('close', resolve)))),
+    );
     clearTimeout(grace);
     for (const socket of sockets) this.pendingSockets.delete(socket);
   }

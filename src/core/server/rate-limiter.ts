@@ -3,7 +3,10 @@ export class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly rate: number, now = Date.now()) {
+  constructor(
+    private readonly rate: number,
+    now = Date.now(),
+  ) {
     this.tokens = rate;
     this.last = now;
   }

@@ -107,7 +107,11 @@ export interface Route<Connection> {
  * Picks the recipients of an outgoing message. `sessionId` is only a lookup key into the
  * registry: the tenant always comes from the handshake record, never from the message.
  */
-export function route<Connection>(registry: SessionRegistry<Connection>, scope: RoutingScope, sessionId: unknown): Route<Connection> {
+export function route<Connection>(
+  registry: SessionRegistry<Connection>,
+  scope: RoutingScope,
+  sessionId: unknown,
+): Route<Connection> {
   if (scope === 'global') return { targets: registry.all() };
   if (typeof sessionId !== 'string' || sessionId === '') return { targets: EMPTY, miss: 'no-session' };
   if (scope === 'session') {

@@ -32,22 +32,37 @@ describe('core/auth/handshake-token readToken', function () {
   });
 
   it('refuses a repeated token parameter as ambiguous', function () {
-    assert.deepStrictEqual(refusal(() => readToken('/ws?token=a&token=b')), { code: 'TOKEN_AMBIGUOUS', status: 401 });
-    assert.deepStrictEqual(refusal(() => readToken('/ws?token=a&token=a')), { code: 'TOKEN_AMBIGUOUS', status: 401 });
+    assert.deepStrictEqual(
+      refusal(() => readToken('/ws?token=a&token=b')),
+      { code: 'TOKEN_AMBIGUOUS', status: 401 },
+    );
+    assert.deepStrictEqual(
+      refusal(() => readToken('/ws?token=a&token=a')),
+      { code: 'TOKEN_AMBIGUOUS', status: 401 },
+    );
   });
 
   it('refuses a token longer than the limit, and accepts one at the limit', function () {
     assert.strictEqual(readToken(`/ws?token=${'x'.repeat(100)}`, { maxTokenLength: 100 }).length, 100);
-    assert.deepStrictEqual(refusal(() => readToken(`/ws?token=${'x'.repeat(101)}`, { maxTokenLength: 100 })), { code: 'TOKEN_TOO_LARGE', status: 401 });
+    assert.deepStrictEqual(
+      refusal(() => readToken(`/ws?token=${'x'.repeat(101)}`, { maxTokenLength: 100 })),
+      { code: 'TOKEN_TOO_LARGE', status: 401 },
+    );
   });
 
   it('uses the default limit when none is given', function () {
     assert.strictEqual(readToken(`/ws?token=${'x'.repeat(DEFAULT_MAX_TOKEN_LENGTH)}`).length, DEFAULT_MAX_TOKEN_LENGTH);
-    assert.deepStrictEqual(refusal(() => readToken(`/ws?token=${'x'.repeat(DEFAULT_MAX_TOKEN_LENGTH + 1)}`)), { code: 'TOKEN_TOO_LARGE', status: 401 });
+    assert.deepStrictEqual(
+      refusal(() => readToken(`/ws?token=${'x'.repeat(DEFAULT_MAX_TOKEN_LENGTH + 1)}`)),
+      { code: 'TOKEN_TOO_LARGE', status: 401 },
+    );
   });
 
   it('refuses an oversized query even when the token itself is short', function () {
     const padding = 'p='.padEnd(100 * 3 + 2000, 'y');
-    assert.deepStrictEqual(refusal(() => readToken(`/ws?token=abc&${padding}`, { maxTokenLength: 100 })), { code: 'TOKEN_TOO_LARGE', status: 401 });
+    assert.deepStrictEqual(
+      refusal(() => readToken(`/ws?token=abc&${padding}`, { maxTokenLength: 100 })),
+      { code: 'TOKEN_TOO_LARGE', status: 401 },
+    );
   });
 });

@@ -32,11 +32,20 @@ describe('core/token-verifier', function () {
 
     it('names each refusal by category', async function () {
       assert.strictEqual((await refusal(verifier.verify(undefined))).code, 'TOKEN_MISSING');
-      assert.strictEqual((await refusal(verifier.verify(await signHS256('other-secret-xxxxxxxxxxxxxxxxxxxxxxxx', {})))).code, 'BAD_SIGNATURE');
-      assert.strictEqual((await refusal(verifier.verify(await signHS256(SECRET, {}, { exp: now() - 3600 })))).code, 'TOKEN_EXPIRED');
+      assert.strictEqual(
+        (await refusal(verifier.verify(await signHS256('other-secret-xxxxxxxxxxxxxxxxxxxxxxxx', {})))).code,
+        'BAD_SIGNATURE',
+      );
+      assert.strictEqual(
+        (await refusal(verifier.verify(await signHS256(SECRET, {}, { exp: now() - 3600 })))).code,
+        'TOKEN_EXPIRED',
+      );
       assert.strictEqual((await refusal(verifier.verify('a.b'))).code, 'TOKEN_MALFORMED');
       assert.strictEqual((await refusal(verifier.verify('x'.repeat(9000)))).code, 'TOKEN_TOO_LARGE');
-      assert.strictEqual((await refusal(verifier.verify(rawToken({ alg: 'none' }, { sub: 'x' })))).code, 'ALG_NOT_ALLOWED');
+      assert.strictEqual(
+        (await refusal(verifier.verify(rawToken({ alg: 'none' }, { sub: 'x' })))).code,
+        'ALG_NOT_ALLOWED',
+      );
     });
 
     it('refuses asymmetric tokens (algorithms pinned to HS256)', async function () {
@@ -48,9 +57,18 @@ describe('core/token-verifier', function () {
       const strict = createTokenVerifier({ mode: 'hs256', secret: SECRET, issuer: 'https://idp', audience: 'ws' });
       const good = await signHS256(SECRET, { iss: 'https://idp', aud: 'ws' });
       assert.strictEqual((await strict.verify(good)).authStatus, 'verified');
-      assert.strictEqual((await refusal(strict.verify(await signHS256(SECRET, { iss: 'https://evil', aud: 'ws' })))).code, 'CLAIM_INVALID');
-      assert.strictEqual((await refusal(strict.verify(await signHS256(SECRET, { iss: 'https://idp', aud: 'other' })))).code, 'CLAIM_INVALID');
-      assert.strictEqual((await verifier.verify(await signHS256(SECRET, { iss: 'anything', aud: 'any' }))).authStatus, 'verified');
+      assert.strictEqual(
+        (await refusal(strict.verify(await signHS256(SECRET, { iss: 'https://evil', aud: 'ws' })))).code,
+        'CLAIM_INVALID',
+      );
+      assert.strictEqual(
+        (await refusal(strict.verify(await signHS256(SECRET, { iss: 'https://idp', aud: 'other' })))).code,
+        'CLAIM_INVALID',
+      );
+      assert.strictEqual(
+        (await verifier.verify(await signHS256(SECRET, { iss: 'anything', aud: 'any' }))).authStatus,
+        'verified',
+      );
     });
 
     it('refuses an iat in the future beyond the tolerance', async function () {
@@ -64,7 +82,9 @@ describe('core/token-verifier', function () {
     it('lets anyone in without trusting any claim', async function () {
       const result = await verifier.verify(undefined);
       assert.deepStrictEqual([result.authStatus, result.claims], ['none', null]);
-      const withToken = await verifier.verify(await signHS256('whatever-secret-xxxxxxxxxxxxxxxxxxxx', { tenant_id: 'evil' }));
+      const withToken = await verifier.verify(
+        await signHS256('whatever-secret-xxxxxxxxxxxxxxxxxxxx', { tenant_id: 'evil' }),
+      );
       assert.strictEqual(withToken.claims, null, 'claims of an unverified token are never passed on');
     });
     it('still refuses a token whose exp is past', async function () {
@@ -174,7 +194,10 @@ describe('core/token-verifier', function () {
     });
 
     const modes = {
-      hs256: () => ({ verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET }), sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }) }),
+      hs256: () => ({
+        verifier: createTokenVerifier({ mode: 'hs256', secret: SECRET }),
+        sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }),
+      }),
       jwks: () => ({
         verifier: createTokenVerifier({ mode: 'jwks', jwksUri: jwks.url }),
         sign: (claims) => signWithKey(es, claims, { expiresIn: null }),
@@ -183,9 +206,15 @@ describe('core/token-verifier', function () {
         verifier: createTokenVerifier({ mode: 'publickey', publicKey: es.publicPem }),
         sign: (claims) => signWithKey(es, claims, { expiresIn: null }),
       }),
-      none: () => ({ verifier: createTokenVerifier({ mode: 'none' }), sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }) }),
+      none: () => ({
+        verifier: createTokenVerifier({ mode: 'none' }),
+        sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }),
+      }),
       custom: () => ({
-        verifier: createTokenVerifier({ mode: 'custom', verifyToken: (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')) }),
+        verifier: createTokenVerifier({
+          mode: 'custom',
+          verifyToken: (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')),
+        }),
         sign: (claims) => signHS256(SECRET, claims, { expiresIn: null }),
       }),
     };
@@ -201,7 +230,9 @@ describe('core/token-verifier', function () {
           }
         }
         // Control: the same claims as numbers pass.
-        const ok = await verifier.verify(await sign({ sub: 's', tenant_id: 't', exp: now() + 60, nbf: now() - 1, iat: now() - 1 }));
+        const ok = await verifier.verify(
+          await sign({ sub: 's', tenant_id: 't', exp: now() + 60, nbf: now() - 1, iat: now() - 1 }),
+        );
         assert.ok(ok);
       });
     }
@@ -217,10 +248,20 @@ describe('core/token-verifier', function () {
       const stuckOnce = (input, init) => (++calls === 1 ? new Promise(() => {}) : fetch(input, init));
       try {
         const verifier = createTokenVerifier({
-          mode: 'jwks', jwksUri: jwks.url, fetch: stuckOnce, jwksTimeoutMs: 200, jwksFailureBackoffMs: 50, jwksCooldownMs: 50,
+          mode: 'jwks',
+          jwksUri: jwks.url,
+          fetch: stuckOnce,
+          jwksTimeoutMs: 200,
+          jwksFailureBackoffMs: 50,
+          jwksCooldownMs: 50,
         });
         const token = await signWithKey(key, { sub: 'u' });
-        const first = await settleWithin(verifier.verify(token), 5000, () => 'accepted', (err) => err.code);
+        const first = await settleWithin(
+          verifier.verify(token),
+          5000,
+          () => 'accepted',
+          (err) => err.code,
+        );
         assert.strictEqual(first, 'KEYS_UNAVAILABLE');
         await new Promise((resolve) => setTimeout(resolve, 60));
         assert.strictEqual((await verifier.verify(token)).subject, 'u');

@@ -2,9 +2,7 @@
 const assert = require('assert');
 const net = require('net');
 const { built } = require('../../helpers/built');
-const {
-  OutboundConnection, parseSubprotocols, appendToken, backoffDelay,
-} = built('core/client/outbound-connection');
+const { OutboundConnection, parseSubprotocols, appendToken, backoffDelay } = built('core/client/outbound-connection');
 const { startConnectProxy } = require('../../helpers/connect-proxy');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { selfSignedCert } = require('../../helpers/self-signed-cert');
@@ -12,8 +10,18 @@ const { startRecordingServer, waitFor } = require('../../helpers/recording-ws-se
 const { signHS256 } = require('../../helpers/tokens');
 
 const PROXY_VARS = [
-  'https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
-  'npm_config_https_proxy', 'npm_config_http_proxy', 'npm_config_proxy', 'npm_config_no_proxy',
+  'https_proxy',
+  'HTTPS_PROXY',
+  'http_proxy',
+  'HTTP_PROXY',
+  'no_proxy',
+  'NO_PROXY',
+  'all_proxy',
+  'ALL_PROXY',
+  'npm_config_https_proxy',
+  'npm_config_http_proxy',
+  'npm_config_proxy',
+  'npm_config_no_proxy',
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -79,8 +87,14 @@ describe('core/outbound-connection', function () {
       assert.deepStrictEqual(parseSubprotocols(undefined), []);
       assert.deepStrictEqual(parseSubprotocols(' , '), []);
       assert.deepStrictEqual(parseSubprotocols('mqtt, v2.json'), ['mqtt', 'v2.json']);
-      assert.throws(() => parseSubprotocols('a b'), (e) => e.code === 'OPTION_INVALID');
-      assert.throws(() => parseSubprotocols('a,a'), (e) => e.code === 'OPTION_INVALID');
+      assert.throws(
+        () => parseSubprotocols('a b'),
+        (e) => e.code === 'OPTION_INVALID',
+      );
+      assert.throws(
+        () => parseSubprotocols('a,a'),
+        (e) => e.code === 'OPTION_INVALID',
+      );
     });
 
     it('appends the token URL-encoded and keeps the query exactly as written', function () {
@@ -91,11 +105,26 @@ describe('core/outbound-connection', function () {
     });
 
     it('backoff doubles from the initial delay, is capped, and jitters within [d/2, d]', function () {
-      assert.strictEqual(backoffDelay(0, 1000, 60000, () => 1), 1000);
-      assert.strictEqual(backoffDelay(0, 1000, 60000, () => 0), 500);
-      assert.strictEqual(backoffDelay(3, 1000, 60000, () => 1), 8000);
-      assert.strictEqual(backoffDelay(6, 1000, 60000, () => 1), 60000);
-      assert.strictEqual(backoffDelay(5000, 1000, 60000, () => 1), 60000);
+      assert.strictEqual(
+        backoffDelay(0, 1000, 60000, () => 1),
+        1000,
+      );
+      assert.strictEqual(
+        backoffDelay(0, 1000, 60000, () => 0),
+        500,
+      );
+      assert.strictEqual(
+        backoffDelay(3, 1000, 60000, () => 1),
+        8000,
+      );
+      assert.strictEqual(
+        backoffDelay(6, 1000, 60000, () => 1),
+        60000,
+      );
+      assert.strictEqual(
+        backoffDelay(5000, 1000, 60000, () => 1),
+        60000,
+      );
       for (let i = 0; i < 50; i++) {
         const d = backoffDelay(2, 1000, 60000);
         assert.ok(d >= 2000 && d <= 4000, String(d));
@@ -103,14 +132,34 @@ describe('core/outbound-connection', function () {
     });
 
     it('refuses configurations that cannot work', function () {
-      assert.throws(() => new OutboundConnection({ url: 'http://h/x', authMode: 'none' }), (e) => e.code === 'URL_INVALID');
-      assert.throws(() => new OutboundConnection({ url: 'not a url', authMode: 'none' }), (e) => e.code === 'URL_INVALID');
-      assert.throws(() => new OutboundConnection({ url: 'ws://h/x#frag', authMode: 'none' }), (e) => e.code === 'URL_INVALID');
-      assert.throws(() => new OutboundConnection({ url: 'ws://h/x' }), (e) => e.code === 'TOKEN_MISSING');
-      assert.throws(() => new OutboundConnection({ url: 'ws://h/x?token=abc', token: 'abc' }),
-        (e) => e.code === 'OPTION_INVALID' && !e.message.includes('abc'));
-      assert.throws(() => new OutboundConnection({ url: 'ws://h/x', authMode: 'basic' }), (e) => e.code === 'OPTION_INVALID');
-      assert.throws(() => new OutboundConnection({ url: 'ws://h/x', authMode: 'none', subprotocol: 'a;b' }), (e) => e.code === 'OPTION_INVALID');
+      assert.throws(
+        () => new OutboundConnection({ url: 'http://h/x', authMode: 'none' }),
+        (e) => e.code === 'URL_INVALID',
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'not a url', authMode: 'none' }),
+        (e) => e.code === 'URL_INVALID',
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'ws://h/x#frag', authMode: 'none' }),
+        (e) => e.code === 'URL_INVALID',
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'ws://h/x' }),
+        (e) => e.code === 'TOKEN_MISSING',
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'ws://h/x?token=abc', token: 'abc' }),
+        (e) => e.code === 'OPTION_INVALID' && !e.message.includes('abc'),
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'ws://h/x', authMode: 'basic' }),
+        (e) => e.code === 'OPTION_INVALID',
+      );
+      assert.throws(
+        () => new OutboundConnection({ url: 'ws://h/x', authMode: 'none', subprotocol: 'a;b' }),
+        (e) => e.code === 'OPTION_INVALID',
+      );
       const c = new OutboundConnection({ url: 'wss://user:pw@h:8443/x?q=1', token: 't' });
       assert.strictEqual(c.displayUrl, 'wss://h:8443/x');
     });
@@ -123,7 +172,8 @@ describe('core/outbound-connection', function () {
     before(async function () {
       cert = selfSignedCert();
       const handleProtocols = (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false);
-      const echo = (ws) => ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data}`, { binary: isBinary }));
+      const echo = (ws) =>
+        ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data}`, { binary: isBinary }));
       server = await startRecordingServer({ handleProtocols, onConnection: echo });
       tlsServer = await startRecordingServer({ tls: cert, handleProtocols, onConnection: echo });
     });
@@ -201,7 +251,13 @@ describe('core/outbound-connection', function () {
     });
 
     it('wss: trusts the server through the given CA, passes servername, and refuses an untrusted certificate', async function () {
-      const trusted = connection({ url: `${tlsServer.url}/secure`, authMode: 'none', subprotocol: 'chat.v2', tls: { ca: cert.cert, servername: 'localhost' }, backoff: FAST });
+      const trusted = connection({
+        url: `${tlsServer.url}/secure`,
+        authMode: 'none',
+        subprotocol: 'chat.v2',
+        tls: { ca: cert.cert, servername: 'localhost' },
+        backoff: FAST,
+      });
       const ok = record(trusted);
       trusted.start();
       await waitFor(() => ok.of('open').length, 'wss open');
@@ -220,7 +276,12 @@ describe('core/outbound-connection', function () {
       assert.strictEqual(bad.of('open').length, 0);
       assert.strictEqual(tlsServer.upgrades.length, upgradesBefore, 'no upgrade request reached the server');
 
-      const insecure = connection({ url: `${tlsServer.url}/secure`, authMode: 'none', tls: { rejectUnauthorized: false }, backoff: FAST });
+      const insecure = connection({
+        url: `${tlsServer.url}/secure`,
+        authMode: 'none',
+        tls: { rejectUnauthorized: false },
+        backoff: FAST,
+      });
       const lax = record(insecure);
       insecure.start();
       await waitFor(() => lax.of('open').length, 'open with rejectUnauthorized false');
@@ -287,16 +348,31 @@ describe('core/outbound-connection', function () {
       assert.strictEqual(proxy.connects.length, before);
       assert.strictEqual(otherProxy.connects.length, otherBefore + 1);
       // Settings' no_proxy bypasses even though the environment names a proxy.
-      await openThrough({ url: `${server.url}/settings-bypass`, authMode: 'none', proxy: { http_proxy: otherProxy.url, no_proxy: '*' } });
+      await openThrough({
+        url: `${server.url}/settings-bypass`,
+        authMode: 'none',
+        proxy: { http_proxy: otherProxy.url, no_proxy: '*' },
+      });
       assert.strictEqual(proxy.connects.length + otherProxy.connects.length, before + otherBefore + 1);
     });
 
     it('credentials in the proxy URL work; a 407 is reported as a refusal and retried with backoff', async function () {
-      const { events: ok } = await openThrough({ url: `${server.url}/auth`, authMode: 'none', proxy: { http_proxy: authProxy.authUrl } });
+      const { events: ok } = await openThrough({
+        url: `${server.url}/auth`,
+        authMode: 'none',
+        proxy: { http_proxy: authProxy.authUrl },
+      });
       assert.strictEqual(ok.of('open').length, 1);
-      assert.strictEqual(authProxy.connects.at(-1).headers['proxy-authorization'], `Basic ${Buffer.from('carol:pa ss').toString('base64')}`);
+      assert.strictEqual(
+        authProxy.connects.at(-1).headers['proxy-authorization'],
+        `Basic ${Buffer.from('carol:pa ss').toString('base64')}`,
+      );
 
-      const { conn, events } = await openThrough({ url: `${server.url}/auth`, token: 'tok-407', proxy: { http_proxy: authProxy.url } });
+      const { conn, events } = await openThrough({
+        url: `${server.url}/auth`,
+        token: 'tok-407',
+        proxy: { http_proxy: authProxy.url },
+      });
       assert.deepStrictEqual(events.of('refused')[0].args, [407]);
       await waitFor(() => events.of('refused').length >= 2, 'a second, backed-off attempt');
       assert.strictEqual(events.of('open').length, 0);
@@ -307,7 +383,13 @@ describe('core/outbound-connection', function () {
     it('a proxy that never answers CONNECT cannot hang the client: the attempt times out and is retried', async function () {
       const hole = await startBlackHole();
       try {
-        const conn = connection({ url: `${server.url}/never`, token: 'tok-hang', proxy: { http_proxy: `http://127.0.0.1:${hole.port}` }, handshakeTimeoutMs: 150, backoff: FAST });
+        const conn = connection({
+          url: `${server.url}/never`,
+          token: 'tok-hang',
+          proxy: { http_proxy: `http://127.0.0.1:${hole.port}` },
+          handshakeTimeoutMs: 150,
+          backoff: FAST,
+        });
         const events = record(conn);
         conn.start();
         await waitFor(() => events.of('connecting').length >= 2, 'second attempt');
@@ -323,15 +405,21 @@ describe('core/outbound-connection', function () {
         const fault = await startFaultServer({ mode });
         try {
           const conn = connection({
-            url: `${server.url}/held`, token: 'tok-held', proxy: { http_proxy: `http://127.0.0.1:${fault.port}` },
-            handshakeTimeoutMs: 100, backoff: { initialDelayMs: 10, maxDelayMs: 20 },
+            url: `${server.url}/held`,
+            token: 'tok-held',
+            proxy: { http_proxy: `http://127.0.0.1:${fault.port}` },
+            handshakeTimeoutMs: 100,
+            backoff: { initialDelayMs: 10, maxDelayMs: 20 },
           });
           const events = record(conn);
           conn.start();
           const attempts = 6;
           await waitFor(() => events.of('reconnecting').length >= attempts, `${attempts} attempts timed out`);
           // Only the attempt in progress may hold a socket at the proxy.
-          await waitFor(() => fault.open <= 1, `at most one socket open at the proxy after ${attempts} attempts (${fault.open} open)`);
+          await waitFor(
+            () => fault.open <= 1,
+            `at most one socket open at the proxy after ${attempts} attempts (${fault.open} open)`,
+          );
           assert.ok(fault.accepted >= attempts);
           await conn.close();
           await waitFor(() => fault.open === 0, `no socket open at the proxy after close() (${fault.open} open)`);
@@ -389,8 +477,13 @@ describe('core/outbound-connection', function () {
       // a new attempt must never start while the previous one is still alive.
       let alive = 0;
       let maxAlive = 0;
-      conn.on('connecting', () => { alive++; maxAlive = Math.max(maxAlive, alive); });
-      conn.on('reconnecting', () => { alive--; });
+      conn.on('connecting', () => {
+        alive++;
+        maxAlive = Math.max(maxAlive, alive);
+      });
+      conn.on('reconnecting', () => {
+        alive--;
+      });
       conn.start();
       for (let restart = 1; restart <= 5; restart++) {
         await waitFor(() => state.connections === restart && conn.connected, `connection ${restart}`);
@@ -405,15 +498,23 @@ describe('core/outbound-connection', function () {
       assert.strictEqual(maxAlive, 1, 'the client never had two attempts in flight');
       const delays = events.of('reconnecting').map((e) => e.args[0]);
       assert.ok(delays.length > 6, `attempts while the server was down (${delays.length})`);
-      for (const d of delays) assert.ok(d >= FAST.initialDelayMs / 2 && d <= FAST.maxDelayMs, `delay ${d} within bounds`);
-      assert.ok(delays.some((d) => d > FAST.initialDelayMs), 'the delay grew');
+      for (const d of delays)
+        assert.ok(d >= FAST.initialDelayMs / 2 && d <= FAST.maxDelayMs, `delay ${d} within bounds`);
+      assert.ok(
+        delays.some((d) => d > FAST.initialDelayMs),
+        'the delay grew',
+      );
       assert.ok(events.of('error').every((e) => !e.args[0].message.includes('tok-restart')));
     });
 
     it('resets the backoff after a connection stayed open long enough, not before', async function () {
       const server = await startRecordingServer();
       try {
-        const conn = connection({ url: `${server.url}/stable`, authMode: 'none', backoff: { initialDelayMs: 40, maxDelayMs: 5000, stableAfterMs: 300 } });
+        const conn = connection({
+          url: `${server.url}/stable`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 40, maxDelayMs: 5000, stableAfterMs: 300 },
+        });
         const events = record(conn);
         conn.start();
         // Three short-lived connections: the delay keeps growing (failures are not forgiven).
@@ -441,7 +542,11 @@ describe('core/outbound-connection', function () {
       const server = await startRecordingServer({ refuse: () => (accept ? 0 : 401) });
       try {
         const token = 'tok-refused-401';
-        const conn = connection({ url: `${server.url}/refuse`, token, backoff: { initialDelayMs: 50, maxDelayMs: 400, stableAfterMs: 60_000 } });
+        const conn = connection({
+          url: `${server.url}/refuse`,
+          token,
+          backoff: { initialDelayMs: 50, maxDelayMs: 400, stableAfterMs: 60_000 },
+        });
         const events = record(conn);
         conn.start();
         await sleep(1500);
@@ -466,14 +571,22 @@ describe('core/outbound-connection', function () {
     it('obeys Retry-After on 429, within the cap', async function () {
       const server = await startRecordingServer({ refuse: 429, retryAfter: 2 });
       try {
-        const conn = connection({ url: `${server.url}/busy`, authMode: 'none', backoff: { initialDelayMs: 20, maxDelayMs: 60_000 } });
+        const conn = connection({
+          url: `${server.url}/busy`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 20, maxDelayMs: 60_000 },
+        });
         const events = record(conn);
         conn.start();
         await waitFor(() => events.of('reconnecting').length, 'scheduled retry');
         assert.deepStrictEqual(events.of('refused')[0].args, [429]);
         assert.strictEqual(events.of('reconnecting')[0].args[0], 2000);
         await conn.close();
-        const capped = connection({ url: `${server.url}/busy`, authMode: 'none', backoff: { initialDelayMs: 20, maxDelayMs: 500 } });
+        const capped = connection({
+          url: `${server.url}/busy`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 20, maxDelayMs: 500 },
+        });
         const cappedEvents = record(capped);
         capped.start();
         await waitFor(() => cappedEvents.of('reconnecting').length, 'scheduled retry');
@@ -487,10 +600,16 @@ describe('core/outbound-connection', function () {
   describe('reconnect() and disconnect() on request', function () {
     it('reconnect() closes the open socket (1000 "reconnecting") and connects again at once, not after the backoff', async function () {
       const closes = [];
-      const server = await startRecordingServer({ onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })) });
+      const server = await startRecordingServer({
+        onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })),
+      });
       try {
         // A backoff far longer than the test: only an immediate reconnect can make the second open.
-        const conn = connection({ url: `${server.url}/again`, authMode: 'none', backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+        const conn = connection({
+          url: `${server.url}/again`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+        });
         const events = record(conn);
         conn.start();
         await waitFor(() => conn.connected, 'first open');
@@ -509,7 +628,11 @@ describe('core/outbound-connection', function () {
     it('reconnect() while waiting out a backoff delay connects at once', async function () {
       const server = await startRecordingServer();
       try {
-        const conn = connection({ url: `${server.url}/wait`, authMode: 'none', backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+        const conn = connection({
+          url: `${server.url}/wait`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+        });
         const events = record(conn);
         conn.start();
         await waitFor(() => conn.connected, 'open');
@@ -524,9 +647,15 @@ describe('core/outbound-connection', function () {
 
     it('disconnect() closes with the given code and reason and stays away until reconnect()', async function () {
       const closes = [];
-      const server = await startRecordingServer({ onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })) });
+      const server = await startRecordingServer({
+        onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })),
+      });
       try {
-        const conn = connection({ url: `${server.url}/hold`, authMode: 'none', backoff: { initialDelayMs: 20, maxDelayMs: 40 } });
+        const conn = connection({
+          url: `${server.url}/hold`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 20, maxDelayMs: 40 },
+        });
         const events = record(conn);
         conn.start();
         await waitFor(() => conn.connected, 'open');
@@ -583,20 +712,33 @@ describe('core/outbound-connection', function () {
         server.wss.on('connection', (ws) => ws.on('close', (code) => closeCodes.push(code)));
 
         // 1. open, with a heartbeat running
-        const open = new OutboundConnection({ url: `${server.url}/c1`, authMode: 'none', heartbeatMs: 50, backoff: FAST });
+        const open = new OutboundConnection({
+          url: `${server.url}/c1`,
+          authMode: 'none',
+          heartbeatMs: 50,
+          backoff: FAST,
+        });
         const openEvents = record(open);
         open.start();
         await waitFor(() => open.connected, 'open');
         assert.ok((await timeouts()) > baseline, 'the heartbeat is a timer (so this check can see timers)');
         await open.close();
-        assert.strictEqual(await timeouts(), baseline, `no timer left after closing an open connection: ${timers.where().join('\n')}`);
+        assert.strictEqual(
+          await timeouts(),
+          baseline,
+          `no timer left after closing an open connection: ${timers.where().join('\n')}`,
+        );
         assert.strictEqual(open.connected, false);
         assert.strictEqual(open.send('late'), false);
 
         // 2. waiting to retry after the server went away
         const freePort = hole.port;
         await hole.close();
-        const waiting = new OutboundConnection({ url: `ws://127.0.0.1:${freePort}/c2`, authMode: 'none', backoff: { initialDelayMs: 200, maxDelayMs: 200 } });
+        const waiting = new OutboundConnection({
+          url: `ws://127.0.0.1:${freePort}/c2`,
+          authMode: 'none',
+          backoff: { initialDelayMs: 200, maxDelayMs: 200 },
+        });
         const waitingEvents = record(waiting);
         waiting.start();
         await waitFor(() => waitingEvents.of('reconnecting').length, 'retry scheduled');
@@ -606,7 +748,11 @@ describe('core/outbound-connection', function () {
 
         // 3. connecting to a server that never answers the upgrade
         const hole2 = await startBlackHole();
-        const connecting = new OutboundConnection({ url: `ws://127.0.0.1:${hole2.port}/c3`, authMode: 'none', backoff: FAST });
+        const connecting = new OutboundConnection({
+          url: `ws://127.0.0.1:${hole2.port}/c3`,
+          authMode: 'none',
+          backoff: FAST,
+        });
         const connectingEvents = record(connecting);
         connecting.start();
         await waitFor(() => hole2.accepted(), 'TCP accepted');
@@ -659,10 +805,24 @@ describe('core/outbound-connection', function () {
           conn.start();
         }
         await waitFor(() => all.every((ev) => ev.of('reconnecting').length >= 2), 'two failed attempts each');
-        const seen = all.flatMap((ev) => ev.map((e) => e.args.map((a) => (a instanceof Error ? `${a.name} ${a.message} ${a.stack} ${JSON.stringify(a)}` : JSON.stringify(a))).join(' ')));
+        const seen = all.flatMap((ev) =>
+          ev.map((e) =>
+            e.args
+              .map((a) =>
+                a instanceof Error ? `${a.name} ${a.message} ${a.stack} ${JSON.stringify(a)}` : JSON.stringify(a),
+              )
+              .join(' '),
+          ),
+        );
         const text = seen.join('\n');
-        assert.ok(all[0].of('error').length && all[1].of('error').length && all[2].of('refused').length && all[3].of('error').length);
-        for (const form of [token, encodeURIComponent(token), 'SECRET']) assert.ok(!text.includes(form), `leaked ${form}`);
+        assert.ok(
+          all[0].of('error').length &&
+            all[1].of('error').length &&
+            all[2].of('refused').length &&
+            all[3].of('error').length,
+        );
+        for (const form of [token, encodeURIComponent(token), 'SECRET'])
+          assert.ok(!text.includes(form), `leaked ${form}`);
       } finally {
         await Promise.all(live.splice(0).map((c) => c.close()));
         await Promise.all([tlsServer.close(), refuser.close(), hole.close()]);

@@ -4,9 +4,8 @@ const http = require('http');
 const https = require('https');
 const WebSocket = require('ws');
 const { built } = require('../../helpers/built');
-const {
-  proxyUrlFor, proxyAgentFor, bypassesProxy, redactUrl, createProxyFetch, settingsConfigureProxy,
-} = built('core/client/proxy');
+const { proxyUrlFor, proxyAgentFor, bypassesProxy, redactUrl, createProxyFetch, settingsConfigureProxy } =
+  built('core/client/proxy');
 const { createTokenVerifier } = built('core/auth/token-verifier');
 const { startConnectProxy } = require('../../helpers/connect-proxy');
 const { startFaultServer } = require('../../helpers/fault-server');
@@ -19,8 +18,18 @@ const { makeKey, signWithKey } = require('../../helpers/tokens');
 // Every variable proxy-from-env reads, and npm's (which it no longer reads): cleared around each test
 // so the host's setup cannot leak in.
 const PROXY_VARS = [
-  'https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
-  'npm_config_https_proxy', 'npm_config_http_proxy', 'npm_config_proxy', 'npm_config_no_proxy',
+  'https_proxy',
+  'HTTPS_PROXY',
+  'http_proxy',
+  'HTTP_PROXY',
+  'no_proxy',
+  'NO_PROXY',
+  'all_proxy',
+  'ALL_PROXY',
+  'npm_config_https_proxy',
+  'npm_config_http_proxy',
+  'npm_config_proxy',
+  'npm_config_no_proxy',
 ];
 
 function useCleanProxyEnv() {
@@ -98,7 +107,10 @@ describe('core/proxy', function () {
     it('speaks plain HTTP to a proxy written without a scheme, from either source', function () {
       process.env.HTTPS_PROXY = 'proxy.corp:3128';
       assert.strictEqual(proxyUrlFor('wss://example.com'), 'http://proxy.corp:3128/');
-      assert.strictEqual(proxyUrlFor('wss://example.com', { https_proxy: 'other.corp:8080' }), 'http://other.corp:8080/');
+      assert.strictEqual(
+        proxyUrlFor('wss://example.com', { https_proxy: 'other.corp:8080' }),
+        'http://other.corp:8080/',
+      );
       process.env.HTTPS_PROXY = 'https://tls-proxy.corp:3129';
       assert.strictEqual(proxyUrlFor('wss://example.com'), 'https://tls-proxy.corp:3129/');
     });
@@ -166,15 +178,25 @@ describe('core/proxy', function () {
         assert.strictEqual(proxyUrlFor(url) === undefined, bypassed, `env no_proxy=${noProxy} ${url}`);
         delete process.env.no_proxy;
       }
-      assert.strictEqual(proxyUrlFor('wss://a.example.com', { https_proxy: 'http://p:1', no_proxy: ['x.org', '.example.com'] }), undefined);
+      assert.strictEqual(
+        proxyUrlFor('wss://a.example.com', { https_proxy: 'http://p:1', no_proxy: ['x.org', '.example.com'] }),
+        undefined,
+      );
     });
 
     it('refuses a proxy it cannot speak to, without quoting its credentials', function () {
-      assert.throws(() => proxyUrlFor('wss://example.com', { https_proxy: 'socks5://user:s3cret@p:1080' }),
-        (err) => err.code === 'OPTION_INVALID' && !err.message.includes('s3cret'));
-      assert.throws(() => proxyUrlFor('wss://example.com', { https_proxy: 'http://user:s3cret@[bad' }),
-        (err) => err.code === 'OPTION_INVALID' && !err.message.includes('s3cret'));
-      assert.throws(() => proxyUrlFor('ftp://example.com'), (err) => err.code === 'URL_INVALID');
+      assert.throws(
+        () => proxyUrlFor('wss://example.com', { https_proxy: 'socks5://user:s3cret@p:1080' }),
+        (err) => err.code === 'OPTION_INVALID' && !err.message.includes('s3cret'),
+      );
+      assert.throws(
+        () => proxyUrlFor('wss://example.com', { https_proxy: 'http://user:s3cret@[bad' }),
+        (err) => err.code === 'OPTION_INVALID' && !err.message.includes('s3cret'),
+      );
+      assert.throws(
+        () => proxyUrlFor('ftp://example.com'),
+        (err) => err.code === 'URL_INVALID',
+      );
     });
 
     it('redactUrl drops credentials and the query', function () {
@@ -210,7 +232,9 @@ describe('core/proxy', function () {
           resolve({ status: res.statusCode });
           ws.terminate();
         });
-        ws.once('error', (err) => { if (ws.readyState !== WebSocket.OPEN) reject(err); });
+        ws.once('error', (err) => {
+          if (ws.readyState !== WebSocket.OPEN) reject(err);
+        });
       });
     }
 
@@ -222,8 +246,10 @@ describe('core/proxy', function () {
       assert.ok(plain.ws && secure.ws, 'both sockets open');
       plain.ws.close();
       secure.ws.close();
-      assert.deepStrictEqual(proxy.connects.slice(before).map((c) => c.target),
-        [`127.0.0.1:${server.port}`, `127.0.0.1:${tlsServer.port}`]);
+      assert.deepStrictEqual(
+        proxy.connects.slice(before).map((c) => c.target),
+        [`127.0.0.1:${server.port}`, `127.0.0.1:${tlsServer.port}`],
+      );
       assert.strictEqual(server.upgrades.at(-1).url, '/plain');
       assert.strictEqual(tlsServer.upgrades.at(-1).url, '/secure');
     });
@@ -241,8 +267,10 @@ describe('core/proxy', function () {
       const allowed = await open(`${server.url}/y`, proxyAgentFor(server.url, { http_proxy: authProxy.authUrl }));
       assert.ok(allowed.ws);
       allowed.ws.close();
-      assert.strictEqual(authProxy.connects.at(-1).headers['proxy-authorization'],
-        `Basic ${Buffer.from('alice:p@ss:word').toString('base64')}`);
+      assert.strictEqual(
+        authProxy.connects.at(-1).headers['proxy-authorization'],
+        `Basic ${Buffer.from('alice:p@ss:word').toString('base64')}`,
+      );
     });
 
     it('environment variables are read at each call', async function () {
@@ -288,13 +316,23 @@ describe('core/proxy', function () {
     });
 
     it('passes method, headers and body, and authenticates to the proxy', async function () {
-      const denied = await createProxyFetch({ http_proxy: authProxy.url })(`${plain.origin}/echo`, { method: 'POST', body: 'hi' });
+      const denied = await createProxyFetch({ http_proxy: authProxy.url })(`${plain.origin}/echo`, {
+        method: 'POST',
+        body: 'hi',
+      });
       assert.strictEqual(denied.status, 407);
       const f = createProxyFetch({ http_proxy: authProxy.authUrl });
-      const res = await f(new URL(`${plain.origin}/echo`), { method: 'POST', body: 'hello', headers: { 'x-test': 'yes' } });
+      const res = await f(new URL(`${plain.origin}/echo`), {
+        method: 'POST',
+        body: 'hello',
+        headers: { 'x-test': 'yes' },
+      });
       assert.strictEqual(await res.text(), 'POST hello');
       assert.strictEqual(res.headers.get('x-seen-header'), 'yes');
-      assert.strictEqual(authProxy.requests.at(-1).headers['proxy-authorization'], `Basic ${Buffer.from('bob:secret').toString('base64')}`);
+      assert.strictEqual(
+        authProxy.requests.at(-1).headers['proxy-authorization'],
+        `Basic ${Buffer.from('bob:secret').toString('base64')}`,
+      );
     });
 
     it('tunnels https:// with CONNECT and checks the certificate inside the tunnel', async function () {
@@ -304,7 +342,10 @@ describe('core/proxy', function () {
       assert.deepStrictEqual(await res.json(), { ok: true, path: '/keys' });
       assert.strictEqual(proxy.connects.at(-1).target, `127.0.0.1:${secure.port}`);
       const untrusted = createProxyFetch({ https_proxy: proxy.url });
-      await assert.rejects(untrusted(`${secure.origin}/keys`), (err) => err instanceof TypeError && /self[- ]signed/i.test(String(err.cause && err.cause.message)));
+      await assert.rejects(
+        untrusted(`${secure.origin}/keys`),
+        (err) => err instanceof TypeError && /self[- ]signed/i.test(String(err.cause && err.cause.message)),
+      );
       assert.strictEqual(proxy.connects.length, before + 2);
     });
 
@@ -316,7 +357,10 @@ describe('core/proxy', function () {
       const before = proxy.requests.length;
       const followed = await f(`${plain.origin}/redirect`);
       assert.deepStrictEqual(await followed.json(), { ok: true, path: '/keys' });
-      assert.deepStrictEqual(proxy.requests.slice(before).map((r) => new URL(r.url).pathname), ['/redirect', '/keys']);
+      assert.deepStrictEqual(
+        proxy.requests.slice(before).map((r) => new URL(r.url).pathname),
+        ['/redirect', '/keys'],
+      );
     });
 
     it('honours AbortSignal before and during the request', async function () {
@@ -327,7 +371,10 @@ describe('core/proxy', function () {
       const pending = f(`${plain.origin}/hang`, { signal: controller.signal });
       setTimeout(() => controller.abort(), 50);
       await assert.rejects(pending, (err) => err.name === 'AbortError');
-      await assert.rejects(f(`${plain.origin}/hang`, { signal: AbortSignal.timeout(50) }), (err) => err.name === 'TimeoutError');
+      await assert.rejects(
+        f(`${plain.origin}/hang`, { signal: AbortSignal.timeout(50) }),
+        (err) => err.name === 'TimeoutError',
+      );
     });
 
     for (const mode of ['silent', 'connect-200-silent']) {
@@ -363,7 +410,10 @@ describe('core/proxy', function () {
       const fault = await startFaultServer({ mode: 'silent' });
       try {
         const f = createProxyFetch(null);
-        await assert.rejects(f(`http://127.0.0.1:${fault.port}/keys`, { signal: AbortSignal.timeout(100) }), (err) => err.name === 'TimeoutError');
+        await assert.rejects(
+          f(`http://127.0.0.1:${fault.port}/keys`, { signal: AbortSignal.timeout(100) }),
+          (err) => err.name === 'TimeoutError',
+        );
         // The global fetch would keep this socket for seconds; this fetch ends it with the request.
         await waitFor(() => fault.open === 0, 1000, 'no socket left open at the server');
       } finally {
@@ -389,13 +439,21 @@ describe('core/proxy', function () {
       try {
         const jwksUri = `http://127.0.0.1:${jwks.address().port}/jwks.json`;
         const before = proxy.requests.length;
-        const verifier = createTokenVerifier({ mode: 'jwks', jwksUri, fetch: createProxyFetch({ http_proxy: proxy.url }) });
+        const verifier = createTokenVerifier({
+          mode: 'jwks',
+          jwksUri,
+          fetch: createProxyFetch({ http_proxy: proxy.url }),
+        });
         const result = await verifier.verify(await signWithKey(key, { sub: 'u1' }));
         assert.strictEqual(result.subject, 'u1');
         assert.strictEqual(proxy.requests.length, before + 1);
         assert.strictEqual(proxy.requests.at(-1).url, jwksUri);
         // The proxy refusing (407) must fail closed.
-        const denied = createTokenVerifier({ mode: 'jwks', jwksUri, fetch: createProxyFetch({ http_proxy: authProxy.url }) });
+        const denied = createTokenVerifier({
+          mode: 'jwks',
+          jwksUri,
+          fetch: createProxyFetch({ http_proxy: authProxy.url }),
+        });
         await assert.rejects(denied.verify(await signWithKey(key, { sub: 'u1' })), (err) => err.status === 401);
       } finally {
         jwks.closeAllConnections();

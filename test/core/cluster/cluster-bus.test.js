@@ -7,7 +7,8 @@ const { startRedis } = require('../../helpers/redis-server');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
 const { built } = require('../../helpers/built');
-const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } = built('core/cluster/cluster-bus');
+const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } =
+  built('core/cluster/cluster-bus');
 const { createListener } = require('../../helpers/listener');
 const { signHS256 } = require('../../helpers/tokens');
 
@@ -40,7 +41,11 @@ describe('core/cluster-bus (real Redis)', function () {
 
   before(async function () {
     redis = await startRedis();
-    admin = new Redis(redis.url, { lazyConnect: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 300) });
+    admin = new Redis(redis.url, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (n) => Math.min(n * 100, 300),
+    });
     admin.on('error', () => {});
   });
   after(async function () {
@@ -65,7 +70,10 @@ describe('core/cluster-bus (real Redis)', function () {
     it('round-trips kind, key, text/binary flag and the exact bytes', function () {
       const frame = Buffer.from([0, 255, 0xc3, 0x28, 10]);
       const env = decodeEnvelope(encodeEnvelope('inst-1', 'tenant', 'acmé', frame, true));
-      assert.deepStrictEqual({ ...env, frame: Buffer.from(env.frame) }, { origin: 'inst-1', kind: 'tenant', key: 'acmé', frame, binary: true });
+      assert.deepStrictEqual(
+        { ...env, frame: Buffer.from(env.frame) },
+        { origin: 'inst-1', kind: 'tenant', key: 'acmé', frame, binary: true },
+      );
       const text = decodeEnvelope(encodeEnvelope('i', 'global', '', Buffer.from('héllo'), false));
       assert.strictEqual(text.binary, false);
       assert.strictEqual(text.frame.toString(), 'héllo');
@@ -81,12 +89,21 @@ describe('core/cluster-bus (real Redis)', function () {
 
   describe('configuration', function () {
     it('gives a clear error when the Redis client package cannot be loaded', function () {
-      assert.throws(() => loadRedisModule('no-such-redis-client-package'), /cluster mode needs the "no-such-redis-client-package" package.*MODULE_NOT_FOUND/);
-      assert.throws(() => new ClusterBus({ url: 'redis://127.0.0.1:1', prefix: 'p', moduleId: 'no-such-redis-client-package' }), /could not be loaded/);
+      assert.throws(
+        () => loadRedisModule('no-such-redis-client-package'),
+        /cluster mode needs the "no-such-redis-client-package" package.*MODULE_NOT_FOUND/,
+      );
+      assert.throws(
+        () => new ClusterBus({ url: 'redis://127.0.0.1:1', prefix: 'p', moduleId: 'no-such-redis-client-package' }),
+        /could not be loaded/,
+      );
     });
 
     it('refuses non-Redis URLs without echoing them', function () {
-      assert.throws(() => new ClusterBus({ url: 'http://user:hunter2@host', prefix: 'p' }), (err) => /redis:\/\/ or rediss:\/\//.test(err.message) && !err.message.includes('hunter2'));
+      assert.throws(
+        () => new ClusterBus({ url: 'http://user:hunter2@host', prefix: 'p' }),
+        (err) => /redis:\/\/ or rediss:\/\//.test(err.message) && !err.message.includes('hunter2'),
+      );
       assert.throws(() => new ClusterBus({ url: 'not a url', prefix: 'p' }), /invalid/);
       assert.throws(() => new ClusterBus({ url: redis.url, prefix: 'has space' }), /clusterPrefix/);
     });
@@ -140,7 +157,10 @@ describe('core/cluster-bus (real Redis)', function () {
       b.on('deliveryError', (e) => errors.push(e));
       await admin.publish('wsplus:/ws/garbage:tenant', 'not an envelope');
       // a valid envelope on the wrong channel is dropped as well
-      await admin.publish('wsplus:/ws/garbage:global', encodeEnvelope('someone', 'tenant', 'acme', Buffer.from('x'), false));
+      await admin.publish(
+        'wsplus:/ws/garbage:global',
+        encodeEnvelope('someone', 'tenant', 'acme', Buffer.from('x'), false),
+      );
       await until(() => b.stats.malformed === 2, 5000, 'malformed counted');
       assert.strictEqual(rb.got.length, 0);
       assert.strictEqual(errors.length, 2);
@@ -163,7 +183,10 @@ describe('core/cluster-bus (real Redis)', function () {
       await until(() => rb.got.length >= 1, 5000, 'delivery after recovery');
       await delay(200);
       // what was published during the outage is never replayed
-      assert.deepStrictEqual(rb.got.map((g) => g.frame.toString()), ['after']);
+      assert.deepStrictEqual(
+        rb.got.map((g) => g.frame.toString()),
+        ['after'],
+      );
     });
 
     it('starts degraded when Redis is unreachable and connects when it appears', async function () {
@@ -184,7 +207,11 @@ describe('core/cluster-bus (real Redis)', function () {
       const fault = await startFaultServer({ mode: 'silent' });
       try {
         const bus = new ClusterBus({
-          url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:/ws/silent', connectTimeoutMs: 200, commandTimeoutMs: 200, maxReconnectDelayMs: 100,
+          url: `redis://127.0.0.1:${fault.port}`,
+          prefix: 'wsplus:/ws/silent',
+          connectTimeoutMs: 200,
+          commandTimeoutMs: 200,
+          maxReconnectDelayMs: 100,
         });
         bus.on('connectionError', () => {});
         buses.push(bus);
@@ -218,7 +245,10 @@ describe('core/cluster-bus (real Redis)', function () {
       });
       try {
         const bus = new ClusterBus({
-          url: `redis://127.0.0.1:${fault.port}`, prefix: 'wsplus:/ws/unconfirmed', commandTimeoutMs: 200, maxReconnectDelayMs: 100,
+          url: `redis://127.0.0.1:${fault.port}`,
+          prefix: 'wsplus:/ws/unconfirmed',
+          commandTimeoutMs: 200,
+          maxReconnectDelayMs: 100,
         });
         bus.on('connectionError', () => {});
         buses.push(bus);
@@ -234,9 +264,24 @@ describe('core/cluster-bus (real Redis)', function () {
 
   describe('Redis refusing the bus', function () {
     it('reports degraded (not ready) when the ACL forbids its channels', async function () {
-      await admin.call('ACL', 'SETUSER', 'nochan', 'on', '>pw-0123456789', '~wsplus:*', '&other:*', '+@pubsub', '+@connection', '+info');
+      await admin.call(
+        'ACL',
+        'SETUSER',
+        'nochan',
+        'on',
+        '>pw-0123456789',
+        '~wsplus:*',
+        '&other:*',
+        '+@pubsub',
+        '+@connection',
+        '+info',
+      );
       try {
-        const bus = new ClusterBus({ url: redis.url.replace('redis://', 'redis://nochan:pw-0123456789@'), prefix: 'wsplus:/ws/acl', maxReconnectDelayMs: 200 });
+        const bus = new ClusterBus({
+          url: redis.url.replace('redis://', 'redis://nochan:pw-0123456789@'),
+          prefix: 'wsplus:/ws/acl',
+          maxReconnectDelayMs: 200,
+        });
         buses.push(bus);
         const errors = [];
         bus.on('connectionError', (e) => errors.push(e.message));
@@ -280,7 +325,10 @@ describe('core/cluster-bus (real Redis)', function () {
       await redis.start();
       // longer than the reconnect back-off (200 ms here): a surviving retry would have connected
       await delay(800);
-      assert.deepStrictEqual((await clientNames()).filter((n) => n.endsWith(bus.instanceId)), []);
+      assert.deepStrictEqual(
+        (await clientNames()).filter((n) => n.endsWith(bus.instanceId)),
+        [],
+      );
       assert.strictEqual(bus.state, 'closed');
     });
   });
@@ -303,7 +351,11 @@ describe('core/cluster-bus (real Redis)', function () {
       servers.push(server);
       const bus = new ClusterBus({ url: redis.url, prefix, maxReconnectDelayMs: 200 });
       bus.on('connectionError', () => {});
-      const listener = createListener(server, '/ws/c', { verifier: { mode: 'hs256', secret: SECRET }, scope, cluster: bus });
+      const listener = createListener(server, '/ws/c', {
+        verifier: { mode: 'hs256', secret: SECRET },
+        scope,
+        cluster: bus,
+      });
       listener.start();
       listeners.push(listener);
       await until(() => bus.state === 'ready', 8000, 'bus ready');
@@ -341,7 +393,7 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(a1.messages.length, 1, 'no duplicate from the own echo');
     });
 
-    it('routes a session unknown here to the instance that owns it, with the owner\'s record', async function () {
+    it("routes a session unknown here to the instance that owns it, with the owner's record", async function () {
       const a = await instance('session', 'wsplus:/ws/c-session');
       const b = await instance('session', 'wsplus:/ws/c-session');
       const a1 = await client(a, 'acme');
@@ -361,7 +413,7 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.deepStrictEqual([huge.delivered, huge.miss, huge.published], [0, 'unknown-session', false]);
     });
 
-    it('tenant scope: the owner resolves an unknown session\'s tenant and fans it out', async function () {
+    it("tenant scope: the owner resolves an unknown session's tenant and fans it out", async function () {
       const a = await instance('tenant', 'wsplus:/ws/c-route');
       const b = await instance('tenant', 'wsplus:/ws/c-route');
       const a1 = await client(a, 'acme');

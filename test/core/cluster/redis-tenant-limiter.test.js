@@ -63,7 +63,7 @@ describe('core/redis-tenant-limiter (real Redis)', function () {
     assert.strictEqual(await a.limiter.acquire('acme'), true);
     assert.strictEqual(await b.limiter.acquire('acme'), false);
     a.limiter.release('acme');
-    await until(() => b.limiter.acquire('acme').then((ok) => ok || (b.limiter.held('acme') > 0)), 3000, 'slot freed');
+    await until(() => b.limiter.acquire('acme').then((ok) => ok || b.limiter.held('acme') > 0), 3000, 'slot freed');
     assert.strictEqual(b.limiter.held('acme'), 1);
     assert.strictEqual(await a.limiter.acquire('acme'), false);
   });
@@ -75,7 +75,7 @@ describe('core/redis-tenant-limiter (real Redis)', function () {
     assert.strictEqual(await b.limiter.acquire('acme'), true);
   });
 
-  it('stops counting a crashed instance\'s slots once its lease runs out', async function () {
+  it("stops counting a crashed instance's slots once its lease runs out", async function () {
     const prefix = 'wsplus:/ws/crash';
     const script = `
       const { ClusterBus } = require(${JSON.stringify(builtPath('core/cluster/cluster-bus'))});
@@ -137,7 +137,7 @@ describe('core/redis-tenant-limiter (real Redis)', function () {
     await until(() => b.limiter.acquire('acme'), 3000, 'slot freed');
   });
 
-  it('close removes the instance\'s fields and stops renewing', async function () {
+  it("close removes the instance's fields and stops renewing", async function () {
     const a = await instance('wsplus:/ws/close', 5);
     assert.strictEqual(await a.limiter.acquire('acme'), true);
     assert.strictEqual(await a.limiter.acquire('globex'), true);

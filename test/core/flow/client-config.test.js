@@ -10,14 +10,17 @@ const noEnv = () => undefined;
 describe('core/flow/client-config', function () {
   it('resolves core-shaped headers at each call: static, env, preset, other name', function () {
     const env = { API_KEY: 'one' };
-    const resolve = headerResolver([
-      { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'v1' },
-      { keyType: 'Authorization', keyValue: '', valueType: 'env', valueValue: 'API_KEY' },
-      { keyType: 'User-Agent', keyValue: '', valueType: 'preset-agent', valueValue: '' },
-      { keyType: 'other', keyValue: '', valueType: 'other', valueValue: 'no name' },
-      { keyType: 'other', keyValue: 'X-Missing', valueType: 'env', valueValue: 'NOT_SET' },
-      null,
-    ], (name) => env[name]);
+    const resolve = headerResolver(
+      [
+        { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'v1' },
+        { keyType: 'Authorization', keyValue: '', valueType: 'env', valueValue: 'API_KEY' },
+        { keyType: 'User-Agent', keyValue: '', valueType: 'preset-agent', valueValue: '' },
+        { keyType: 'other', keyValue: '', valueType: 'other', valueValue: 'no name' },
+        { keyType: 'other', keyValue: 'X-Missing', valueType: 'env', valueValue: 'NOT_SET' },
+        null,
+      ],
+      (name) => env[name],
+    );
     assert.deepStrictEqual(resolve(), { 'X-Static': 'v1', Authorization: 'one', 'User-Agent': 'preset-agent' });
     env.API_KEY = 'two';
     assert.strictEqual(resolve().Authorization, 'two');
@@ -46,7 +49,11 @@ describe('core/flow/client-config', function () {
   });
 
   it('reads a node core migrated as it was: no authMode is JWT, no maxPayload is the default', function () {
-    const config = parseClientConfig({ path: 'ws://h/x', hb: '10', wholemsg: true, peerProps: 'payload, topic' }, undefined, noEnv);
+    const config = parseClientConfig(
+      { path: 'ws://h/x', hb: '10', wholemsg: true, peerProps: 'payload, topic' },
+      undefined,
+      noEnv,
+    );
     assert.strictEqual(config.authMode, 'jwt');
     assert.strictEqual(config.heartbeatMs, 10000);
     assert.strictEqual(config.maxPayload, 1048576);
@@ -62,7 +69,8 @@ describe('core/flow/client-config', function () {
     assert.strictEqual(parse(''), 1048576);
     assert.strictEqual(parse('0'), 1048576);
     for (const bad of ['-1', 'abc', 'Infinity']) {
-      const refused = (err) => err.name === 'ConfigError' && err.code === 'OPTION_INVALID' && /maxPayload/.test(err.message);
+      const refused = (err) =>
+        err.name === 'ConfigError' && err.code === 'OPTION_INVALID' && /maxPayload/.test(err.message);
       assert.throws(() => parse(bad), refused, bad);
     }
   });
@@ -70,10 +78,18 @@ describe('core/flow/client-config', function () {
   it('checks peerProps only in entire-message mode', function () {
     assert.strictEqual(parseClientConfig({ path: 'ws://h/x', peerProps: 'a.b' }, undefined, noEnv).peerProps, null);
     const whole = { path: 'ws://h/x', wholemsg: 'true', peerProps: 'a.b' };
-    assert.throws(() => parseClientConfig(whole, undefined, noEnv), (err) => err.code === 'OPTION_INVALID');
+    assert.throws(
+      () => parseClientConfig(whole, undefined, noEnv),
+      (err) => err.code === 'OPTION_INVALID',
+    );
   });
 
   it('a client message carries its socket id and no verified identity', function () {
-    assert.deepStrictEqual(clientSession('id-1'), { type: 'websocket', id: 'id-1', authStatus: 'none', routingScope: 'session' });
+    assert.deepStrictEqual(clientSession('id-1'), {
+      type: 'websocket',
+      id: 'id-1',
+      authStatus: 'none',
+      routingScope: 'session',
+    });
   });
 });

@@ -5,7 +5,8 @@ const fs = require('fs');
 const path = require('path');
 const H = require('../../helpers/editor-html');
 const { built } = require('../../helpers/built');
-const { LISTENER_DEFAULTS, CLIENT_DEFAULTS, LISTENER_RUNTIME_DEFAULTS, CLIENT_RUNTIME_DEFAULTS } = built('core/flow/defaults');
+const { LISTENER_DEFAULTS, CLIENT_DEFAULTS, LISTENER_RUNTIME_DEFAULTS, CLIENT_RUNTIME_DEFAULTS } =
+  built('core/flow/defaults');
 const { parseListenerConfig } = built('core/flow/listener-config');
 const { parseClientConfig } = built('core/flow/client-config');
 const { MIGRATION_DEFAULTS } = built('core/flow/migrate');
@@ -16,7 +17,8 @@ const registration = (type) => H.registrations(html).find((r) => r.type === type
 /** The editor's defaults as the values it stores: a config-node reference without a value is "". */
 function editorDefaults(type) {
   const out = {};
-  for (const [name, entry] of Object.entries(registration(type).defaults)) out[name] = 'value' in entry ? entry.value : '';
+  for (const [name, entry] of Object.entries(registration(type).defaults))
+    out[name] = 'value' in entry ? entry.value : '';
   return out;
 }
 
@@ -32,9 +34,18 @@ describe('core/flow/defaults', function () {
   });
 
   it('is frozen', function () {
-    const objects = [LISTENER_DEFAULTS, CLIENT_DEFAULTS, LISTENER_RUNTIME_DEFAULTS, CLIENT_RUNTIME_DEFAULTS, CLIENT_DEFAULTS.headers];
+    const objects = [
+      LISTENER_DEFAULTS,
+      CLIENT_DEFAULTS,
+      LISTENER_RUNTIME_DEFAULTS,
+      CLIENT_RUNTIME_DEFAULTS,
+      CLIENT_DEFAULTS.headers,
+    ];
     for (const o of objects) assert.ok(Object.isFrozen(o));
-    assert.throws(() => { 'use strict'; LISTENER_DEFAULTS.maxPayload = '1'; }, TypeError);
+    assert.throws(() => {
+      'use strict';
+      LISTENER_DEFAULTS.maxPayload = '1';
+    }, TypeError);
   });
 
   it('the listener parser turns the defaults into the runtime values', function () {
@@ -52,13 +63,20 @@ describe('core/flow/defaults', function () {
     assert.strictEqual(config.tenant.claim, LISTENER_DEFAULTS.tenantClaim);
     // Absent properties (a flow from an older version) read the same as the defaults.
     const sparse = parseListenerConfig({ path: '/ws' }, { secret: 'x'.repeat(32) });
-    assert.deepStrictEqual({ ...sparse, verifier: { ...sparse.verifier } }, { ...config, verifier: { ...config.verifier } });
+    assert.deepStrictEqual(
+      { ...sparse, verifier: { ...sparse.verifier } },
+      { ...config, verifier: { ...config.verifier } },
+    );
   });
 
   it('the client parser turns the defaults into the runtime values', function () {
     const config = parseClientConfig({ ...CLIENT_DEFAULTS, path: 'ws://h/x' }, 't', () => undefined);
     assert.strictEqual(config.maxPayload, CLIENT_RUNTIME_DEFAULTS.maxPayload);
-    assert.strictEqual(config.maxPayload, LISTENER_RUNTIME_DEFAULTS.maxPayload, 'the client takes the listener default');
+    assert.strictEqual(
+      config.maxPayload,
+      LISTENER_RUNTIME_DEFAULTS.maxPayload,
+      'the client takes the listener default',
+    );
     assert.strictEqual(config.heartbeatMs, CLIENT_RUNTIME_DEFAULTS.heartbeatMs);
   });
 

@@ -1,9 +1,8 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const {
-  parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming, refuseWhileMisconfigured,
-} = built('core/flow/listener-config');
+const { parseListenerConfig, reservedUpgradePaths, listenerRequestPath, handshakeTiming, refuseWhileMisconfigured } =
+  built('core/flow/listener-config');
 const { DEFAULT_HANDSHAKE_TIMEOUT_MS } = built('core/server/listener');
 const { DEFAULT_JWKS_TIMEOUT_MS } = built('core/auth/token-verifier');
 
@@ -30,29 +29,80 @@ describe('core/listener-config', function () {
   });
 
   it('names every configuration problem', function () {
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '/debug/ws' }, {})), 'PATH_FORBIDDEN');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '/x/debug/ws/y' }, {})), 'PATH_FORBIDDEN');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, path: '' }, {})), 'PATH_INVALID');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'hs256' }, {})), 'SECRET_MISSING');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'jwks', jwksUri: 'ftp://x' }, {})), 'JWKS_URI_INVALID');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'custom' }, {})), 'CUSTOM_VERIFIER_MISSING');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static' }, {})), 'TENANT_MISSING');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, scope: 'everyone' }, {})), 'OPTION_INVALID');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, rateLimit: '-1' }, {})), 'OPTION_INVALID');
-    assert.strictEqual(code(() => parseListenerConfig({ ...base, authMode: 'HS256' }, {})), 'OPTION_INVALID');
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, path: '/debug/ws' }, {})),
+      'PATH_FORBIDDEN',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, path: '/x/debug/ws/y' }, {})),
+      'PATH_FORBIDDEN',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, path: '' }, {})),
+      'PATH_INVALID',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, authMode: 'hs256' }, {})),
+      'SECRET_MISSING',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, authMode: 'jwks', jwksUri: 'ftp://x' }, {})),
+      'JWKS_URI_INVALID',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, authMode: 'custom' }, {})),
+      'CUSTOM_VERIFIER_MISSING',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, tenantFrom: 'static' }, {})),
+      'TENANT_MISSING',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, scope: 'everyone' }, {})),
+      'OPTION_INVALID',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, rateLimit: '-1' }, {})),
+      'OPTION_INVALID',
+    );
+    assert.strictEqual(
+      code(() => parseListenerConfig({ ...base, authMode: 'HS256' }, {})),
+      'OPTION_INVALID',
+    );
   });
 
   it('refuses a static tenant id that no handshake could use, at deploy', function () {
     for (const tenantId of ['acme\uD800', '\uDC00x', 'a\u0000b', 'x'.repeat(257)]) {
-      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'static', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+      assert.strictEqual(
+        code(() => parseListenerConfig({ ...base, tenantFrom: 'static', tenantId }, {})),
+        'OPTION_INVALID',
+        JSON.stringify(tenantId),
+      );
       // Also as the tenant of unverified connections (tenant from claim, mode none).
-      assert.strictEqual(code(() => parseListenerConfig({ ...base, tenantFrom: 'claim', tenantId }, {})), 'OPTION_INVALID', JSON.stringify(tenantId));
+      assert.strictEqual(
+        code(() => parseListenerConfig({ ...base, tenantFrom: 'claim', tenantId }, {})),
+        'OPTION_INVALID',
+        JSON.stringify(tenantId),
+      );
     }
-    assert.strictEqual(parseListenerConfig({ ...base, tenantFrom: 'static', tenantId: 'acme-\u{1F600}' }, {}).tenant.staticTenantId, 'acme-\u{1F600}');
+    assert.strictEqual(
+      parseListenerConfig({ ...base, tenantFrom: 'static', tenantId: 'acme-\u{1F600}' }, {}).tenant.staticTenantId,
+      'acme-\u{1F600}',
+    );
   });
 
   it('reads numbers in the units the editor shows', function () {
-    const config = parseListenerConfig({ ...base, sessionTimeout: '2', rateLimit: '10', maxConnections: '3', heartbeat: '0', origins: 'https://a.example, https://b.example' }, {});
+    const config = parseListenerConfig(
+      {
+        ...base,
+        sessionTimeout: '2',
+        rateLimit: '10',
+        maxConnections: '3',
+        heartbeat: '0',
+        origins: 'https://a.example, https://b.example',
+      },
+      {},
+    );
     assert.strictEqual(config.sessionTimeoutMs, 2000);
     assert.strictEqual(config.rateLimit, 10);
     assert.strictEqual(config.maxConnectionsPerTenant, 3);
@@ -61,19 +111,36 @@ describe('core/listener-config', function () {
   });
 
   it('peerProps: "*" by default and when absent, a parsed allowlist in entire-message mode', function () {
-    assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true' }, {}).peerProps, null, 'absent: every property, as before');
+    assert.strictEqual(
+      parseListenerConfig({ ...base, wholemsg: 'true' }, {}).peerProps,
+      null,
+      'absent: every property, as before',
+    );
     assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: '*' }, {}).peerProps, null);
-    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: 'true', peerProps: ' payload , topic ' }, {}).peerProps, ['payload', 'topic']);
-    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: true, peerProps: 'payload' }, {}).peerProps, ['payload']);
+    assert.deepStrictEqual(
+      parseListenerConfig({ ...base, wholemsg: 'true', peerProps: ' payload , topic ' }, {}).peerProps,
+      ['payload', 'topic'],
+    );
+    assert.deepStrictEqual(parseListenerConfig({ ...base, wholemsg: true, peerProps: 'payload' }, {}).peerProps, [
+      'payload',
+    ]);
   });
 
   it('peerProps: an invalid list is a configuration error in entire-message mode, unused in payload mode', function () {
     for (const peerProps of ['payload,', 'a.b', '__proto__', '_session', '_msgid', 'constructor', 'payload,*']) {
-      assert.strictEqual(code(() => parseListenerConfig({ ...base, wholemsg: 'true', peerProps }, {})), 'OPTION_INVALID', peerProps);
+      assert.strictEqual(
+        code(() => parseListenerConfig({ ...base, wholemsg: 'true', peerProps }, {})),
+        'OPTION_INVALID',
+        peerProps,
+      );
       // Payload mode puts the frame in msg.payload: the hidden field neither matters nor fails the node.
       assert.strictEqual(parseListenerConfig({ ...base, wholemsg: 'false', peerProps }, {}).peerProps, null, peerProps);
     }
-    assert.strictEqual(parseListenerConfig({ ...base, peerProps: 'payload' }, {}).peerProps, null, 'payload mode is the default');
+    assert.strictEqual(
+      parseListenerConfig({ ...base, peerProps: 'payload' }, {}).peerProps,
+      null,
+      'payload mode is the default',
+    );
   });
 
   it("reserves Node-RED's own upgrade endpoints: the editor comms at <httpAdminRoot>comms", function () {
@@ -84,7 +151,8 @@ describe('core/listener-config', function () {
     assert.deepStrictEqual(reservedUpgradePaths({ httpAdminRoot: false }), [], 'no admin API, no comms');
     const forbidden = (path, settings) => code(() => listenerRequestPath(path, settings));
     // httpNodeRoot = httpAdminRoot = "/" (the default): /comms, with or without slashes.
-    for (const path of ['/comms', 'comms', '/comms/', 'comms//']) assert.strictEqual(forbidden(path, {}), 'PATH_FORBIDDEN', path);
+    for (const path of ['/comms', 'comms', '/comms/', 'comms//'])
+      assert.strictEqual(forbidden(path, {}), 'PATH_FORBIDDEN', path);
     assert.strictEqual(forbidden('comms', { httpNodeRoot: '/red', httpAdminRoot: '/red' }), 'PATH_FORBIDDEN');
     assert.strictEqual(forbidden('admin/comms', { httpNodeRoot: '/', httpAdminRoot: '/admin' }), 'PATH_FORBIDDEN');
     assert.strictEqual(forbidden('comms', { httpNodeRoot: '/api', httpAdminRoot: '/api/' }), 'PATH_FORBIDDEN');
@@ -100,16 +168,39 @@ describe('core/listener-config', function () {
   it("answers every handshake before Node-RED's inboundWebSocketTimeout cut", function () {
     // Node-RED's default (setting absent, 0 or "") is 5000 ms.
     for (const unset of [undefined, null, 0, '', 'soon']) {
-      assert.deepStrictEqual(handshakeTiming(unset), { inboundTimeoutMs: 5000, handshakeTimeoutMs: 4000, jwksTimeoutMs: 3000 }, String(unset));
+      assert.deepStrictEqual(
+        handshakeTiming(unset),
+        { inboundTimeoutMs: 5000, handshakeTimeoutMs: 4000, jwksTimeoutMs: 3000 },
+        String(unset),
+      );
     }
-    assert.strictEqual(DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeTiming(undefined).handshakeTimeoutMs, 'core agrees with a default runtime');
+    assert.strictEqual(
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      handshakeTiming(undefined).handshakeTimeoutMs,
+      'core agrees with a default runtime',
+    );
     assert.strictEqual(DEFAULT_JWKS_TIMEOUT_MS, handshakeTiming(undefined).jwksTimeoutMs, 'the JWKS timeout too');
-    assert.deepStrictEqual(handshakeTiming(2000), { inboundTimeoutMs: 2000, handshakeTimeoutMs: 1500, jwksTimeoutMs: 1125 });
-    assert.deepStrictEqual(handshakeTiming('8000'), { inboundTimeoutMs: 8000, handshakeTimeoutMs: 7000, jwksTimeoutMs: 6000 });
-    assert.deepStrictEqual(handshakeTiming(10000), { inboundTimeoutMs: 10000, handshakeTimeoutMs: 9000, jwksTimeoutMs: 8000 });
+    assert.deepStrictEqual(handshakeTiming(2000), {
+      inboundTimeoutMs: 2000,
+      handshakeTimeoutMs: 1500,
+      jwksTimeoutMs: 1125,
+    });
+    assert.deepStrictEqual(handshakeTiming('8000'), {
+      inboundTimeoutMs: 8000,
+      handshakeTimeoutMs: 7000,
+      jwksTimeoutMs: 6000,
+    });
+    assert.deepStrictEqual(handshakeTiming(10000), {
+      inboundTimeoutMs: 10000,
+      handshakeTimeoutMs: 9000,
+      jwksTimeoutMs: 8000,
+    });
     for (const inbound of [1, 3, 50, 999, 1000, 4999, 5000, 30000, 120000]) {
       const t = handshakeTiming(inbound);
-      assert.ok(t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound), JSON.stringify(t));
+      assert.ok(
+        t.jwksTimeoutMs >= 1 && t.jwksTimeoutMs <= t.handshakeTimeoutMs && t.handshakeTimeoutMs < Math.max(2, inbound),
+        JSON.stringify(t),
+      );
     }
   });
 
@@ -118,19 +209,34 @@ describe('core/listener-config', function () {
     const net = require('net');
     const server = http.createServer();
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const upgrade = (path) => new Promise((resolve, reject) => {
-      const socket = net.connect(server.address().port, '127.0.0.1');
-      let answer = '';
-      const timer = setTimeout(() => { socket.destroy(); resolve('(no answer)'); }, 3000);
-      socket.on('data', (d) => { answer += d; });
-      socket.on('close', () => { clearTimeout(timer); resolve(answer.split('\r\n')[0]); });
-      socket.on('error', reject);
-      socket.end(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
-    });
+    const upgrade = (path) =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(server.address().port, '127.0.0.1');
+        let answer = '';
+        const timer = setTimeout(() => {
+          socket.destroy();
+          resolve('(no answer)');
+        }, 3000);
+        socket.on('data', (d) => {
+          answer += d;
+        });
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve(answer.split('\r\n')[0]);
+        });
+        socket.on('error', reject);
+        socket.end(
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        );
+      });
     try {
       assert.strictEqual(refuseWhileMisconfigured(undefined, '/ws', {}), undefined);
-      assert.strictEqual(refuseWhileMisconfigured(server, '/comms', {}), undefined, "the editor's own socket is never taken");
+      assert.strictEqual(
+        refuseWhileMisconfigured(server, '/comms', {}),
+        undefined,
+        "the editor's own socket is never taken",
+      );
       assert.strictEqual(refuseWhileMisconfigured(server, '', {}), undefined);
       const stop = refuseWhileMisconfigured(server, 'broken', { httpNodeRoot: '/api' });
       assert.strictEqual(typeof stop, 'function');

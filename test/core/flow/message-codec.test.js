@@ -19,7 +19,10 @@ describe('core/message-codec', function () {
   });
 
   it('a peer cannot set _session, _msgid or __proto__', function () {
-    const msg = frameToMessage('{"_session":{"id":"x","tenantId":"evil"},"_msgid":"m","__proto__":{"polluted":1},"a":1}', true);
+    const msg = frameToMessage(
+      '{"_session":{"id":"x","tenantId":"evil"},"_msgid":"m","__proto__":{"polluted":1},"a":1}',
+      true,
+    );
     assert.deepStrictEqual(Object.keys(msg), ['a']);
     assert.strictEqual({}.polluted, undefined);
   });
@@ -30,7 +33,10 @@ describe('core/message-codec', function () {
     assert.strictEqual(messageToFrame({ payload: 5 }, false), '5');
     assert.ok(Buffer.isBuffer(messageToFrame({ payload: Buffer.from('b') }, false)));
     assert.strictEqual(messageToFrame({ topic: 't' }, false), undefined);
-    assert.strictEqual(messageToFrame({ payload: 1, _session: { id: 's' }, topic: 't' }, true), '{"payload":1,"topic":"t"}');
+    assert.strictEqual(
+      messageToFrame({ payload: 1, _session: { id: 's' }, topic: 't' }, true),
+      '{"payload":1,"topic":"t"}',
+    );
   });
 
   it('entire-message mode refuses JSON nested deeper than MAX_MESSAGE_DEPTH (64), arrays and objects alike', function () {
@@ -54,11 +60,13 @@ describe('core/message-codec', function () {
   it('wide JSON is not deep: a 100,000-element array and a 10,000-key object are delivered', function () {
     const wide = frameToMessage(`{"payload":[${Array.from({ length: 100000 }, (_, i) => i).join(',')}]}`, true);
     assert.strictEqual(wide.payload.length, 100000);
-    const keys = frameToMessage(JSON.stringify(Object.fromEntries(Array.from({ length: 10000 }, (_, i) => [`k${i}`, { v: [i] }]))), true);
+    const keys = frameToMessage(
+      JSON.stringify(Object.fromEntries(Array.from({ length: 10000 }, (_, i) => [`k${i}`, { v: [i] }]))),
+      true,
+    );
     assert.strictEqual(Object.keys(keys).length, 10000);
     assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 4), false);
     assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 3), true);
     assert.strictEqual(nestsDeeperThan('[[[', 1), false);
   });
 });
-

@@ -49,7 +49,10 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
             assert.strictEqual(after.type, TYPE_MAP[before.type] || before.type);
           });
           assert.ok(!result.flow.some((n) => CORE_TYPES.includes(n.type)), 'a core websocket node is left');
-          assert.ok(input.some((n) => CORE_TYPES.includes(n.type)), 'fixture has no core websocket node');
+          assert.ok(
+            input.some((n) => CORE_TYPES.includes(n.type)),
+            'fixture has no core websocket node',
+          );
         });
 
         it('keeps every property of every node with its value', function () {
@@ -59,7 +62,8 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
               if (k === 'type') continue;
               assert.deepStrictEqual(after[k], v, `${before.id}.${k} changed`);
             }
-            if (!TYPE_MAP[before.type]) assert.deepStrictEqual(after, before, `${before.type} ${before.id} was modified`);
+            if (!TYPE_MAP[before.type])
+              assert.deepStrictEqual(after, before, `${before.type} ${before.id} was modified`);
           });
         });
 
@@ -92,7 +96,8 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
             assert.strictEqual(c.authMode, 'none', 'core clients sent no token');
             assert.strictEqual(c.peerProps, '*', 'core forwards every property of an entire-message frame');
           }
-          for (const n of result.flow.filter((x) => x.type === 'websocket-plus in')) assert.strictEqual(n.events, false);
+          for (const n of result.flow.filter((x) => x.type === 'websocket-plus in'))
+            assert.strictEqual(n.events, false);
         });
 
         it('reports each rename and each added property once, and a note per migrated config node', function () {
@@ -101,7 +106,8 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
           const added = result.changes.filter((c) => c.kind === 'default');
           let expectedAdded = 0;
           for (const n of input) {
-            if (TYPE_MAP[n.type]) expectedAdded += Object.keys(MIGRATION_DEFAULTS[TYPE_MAP[n.type]]).filter((p) => !(p in n)).length;
+            if (TYPE_MAP[n.type])
+              expectedAdded += Object.keys(MIGRATION_DEFAULTS[TYPE_MAP[n.type]]).filter((p) => !(p in n)).length;
           }
           assert.strictEqual(added.length, expectedAdded);
           const keys = added.map((c) => `${c.id}.${c.property}`);
@@ -119,12 +125,18 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
         it('is idempotent: a migrated flow has nothing left to migrate', function () {
           const again = migrateFlow(result.flow);
           assert.deepStrictEqual(again.flow, result.flow);
-          assert.deepStrictEqual(again.changes.filter((c) => c.kind !== 'note'), []);
+          assert.deepStrictEqual(
+            again.changes.filter((c) => c.kind !== 'note'),
+            [],
+          );
         });
 
         it('produces listeners the runtime accepts once a secret is set, and refuses without one', function () {
           for (const l of result.flow.filter((n) => n.type === 'websocket-plus-listener')) {
-            assert.throws(() => parseListenerConfig(l, {}), (err) => err.code === 'SECRET_MISSING');
+            assert.throws(
+              () => parseListenerConfig(l, {}),
+              (err) => err.code === 'SECRET_MISSING',
+            );
             const config = parseListenerConfig(l, { secret: 'a-long-random-secret-0123456789abcdef' });
             assert.strictEqual(config.scope, 'session');
             assert.strictEqual(config.verifier.mode, 'hs256');
@@ -144,15 +156,24 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       assert.strictEqual(c.hb, '15');
       assert.strictEqual(c.subprotocol, 'feed.v2, feed.v1');
       assert.deepStrictEqual(c.headers, fixture('core-client-export.json').find((n) => n.id === c.id).headers);
-      assert.deepStrictEqual(out.find((n) => n.type === 'tls-config'), fixture('core-client-export.json').find((n) => n.type === 'tls-config'));
+      assert.deepStrictEqual(
+        out.find((n) => n.type === 'tls-config'),
+        fixture('core-client-export.json').find((n) => n.type === 'tls-config'),
+      );
     });
 
     it('fills in the properties a Node-RED 1.x client lacked', function () {
       const { flow, changes } = migrateFlow(fixture('core-userdir-flows.json'));
       const c = flow.find((n) => n.id === '061728394a5b6c7d');
       // Core's client had no message size limit: a migrated one gets the client default.
-      assert.deepStrictEqual([c.hb, c.subprotocol, c.headers, c.authMode, c.maxPayload], ['', '', [], 'none', '1048576']);
-      const added = changes.filter((x) => x.id === c.id && x.kind === 'default').map((x) => x.property).sort();
+      assert.deepStrictEqual(
+        [c.hb, c.subprotocol, c.headers, c.authMode, c.maxPayload],
+        ['', '', [], 'none', '1048576'],
+      );
+      const added = changes
+        .filter((x) => x.id === c.id && x.kind === 'default')
+        .map((x) => x.property)
+        .sort();
       assert.deepStrictEqual(added, ['authMode', 'hb', 'headers', 'maxPayload', 'peerProps', 'subprotocol']);
     });
 
@@ -191,7 +212,10 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
     });
 
     it('leaves a flow without core websocket nodes alone', function () {
-      const flow = [{ id: 't', type: 'tab', label: 'x' }, { id: 'n', type: 'inject', z: 't', wires: [[]] }];
+      const flow = [
+        { id: 't', type: 'tab', label: 'x' },
+        { id: 'n', type: 'inject', z: 't', wires: [[]] },
+      ];
       const result = migrateFlow(flow);
       assert.deepStrictEqual(result.flow, flow);
       assert.deepStrictEqual(result.changes, []);
@@ -209,7 +233,11 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
         [{ flows: {} }, /expected a JSON array/],
       ];
       for (const [input, re] of cases) {
-        assert.throws(() => migrateFlow(input), (err) => err.name === 'MigrationError' && err.code === 'FLOW_INVALID' && re.test(err.message), JSON.stringify(input));
+        assert.throws(
+          () => migrateFlow(input),
+          (err) => err.name === 'MigrationError' && err.code === 'FLOW_INVALID' && re.test(err.message),
+          JSON.stringify(input),
+        );
       }
     });
 
@@ -287,10 +315,13 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       const now = JSON.parse(fs.readFileSync(input, 'utf8'));
       assert.ok(!now.some((n) => CORE_TYPES.includes(n.type)));
       assert.match(r.stdout, /Restart Node-RED/);
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+      assert.deepStrictEqual(
+        fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
     });
 
-    it('--in-place keeps a 0600 file 0600; a new output gets the input\'s mode', async function () {
+    it("--in-place keeps a 0600 file 0600; a new output gets the input's mode", async function () {
       const input = path.join(dir, 'core-userdir-flows.json');
       fs.chmodSync(input, 0o600);
       let r = await runCli(['migrate', input, '--in-place']);
@@ -301,8 +332,14 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       fs.chmodSync(other, 0o640);
       r = await runCli(['migrate', other]);
       assert.strictEqual(r.code, 0, r.stderr);
-      assert.strictEqual((fs.statSync(path.join(dir, 'core-client-export.websocket-plus.json')).mode & 0o777).toString(8), '640');
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+      assert.strictEqual(
+        (fs.statSync(path.join(dir, 'core-client-export.websocket-plus.json')).mode & 0o777).toString(8),
+        '640',
+      );
+      assert.deepStrictEqual(
+        fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
     });
 
     it('--in-place never writes through a link planted where the temp file goes', function () {
@@ -315,7 +352,12 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       fs.symlinkSync(victim, planted);
       const sink = () => {
         let text = '';
-        return { write: (chunk) => (text += chunk), get text() { return text; } };
+        return {
+          write: (chunk) => (text += chunk),
+          get text() {
+            return text;
+          },
+        };
       };
       const out = sink();
       const err = sink();
@@ -324,7 +366,10 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       assert.ok(fs.lstatSync(planted).isSymbolicLink(), 'the planted link is left alone');
       assert.ok(!fs.lstatSync(input).isSymbolicLink(), 'the flow file is still a file');
       assert.ok(!JSON.parse(fs.readFileSync(input, 'utf8')).some((n) => CORE_TYPES.includes(n.type)));
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [path.basename(planted)]);
+      assert.deepStrictEqual(
+        fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+        [path.basename(planted)],
+      );
     });
 
     it('refuses an in-place or --force target that is a symbolic link, and changes nothing', async function () {
@@ -354,7 +399,10 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       r = await runCli(['migrate', path.join(dir, 'core-client-export.json'), '-o', dangling]);
       assert.strictEqual(r.code, 1);
       assert.ok(!fs.existsSync(path.join(dir, 'nowhere.json')));
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+      assert.deepStrictEqual(
+        fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
     });
 
     it('with -o - writes the flow to stdout and the report to stderr; --dry-run writes nothing', async function () {
@@ -395,11 +443,22 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
         assert.match(r.stderr, re);
         assert.strictEqual(r.stdout, '');
       }
-      assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.includes('websocket-plus')), []);
+      assert.deepStrictEqual(
+        fs.readdirSync(dir).filter((f) => f.includes('websocket-plus')),
+        [],
+      );
     });
 
     it('fails with exit code 2 and the usage on bad arguments; --help exits 0', async function () {
-      const cases = [[], ['frobnicate', 'x.json'], ['migrate'], ['migrate', 'a.json', '--bogus'], ['migrate', 'a.json', 'b.json'], ['migrate', 'a.json', '-o'], ['migrate', 'a.json', '--in-place', '-o', 'b.json']];
+      const cases = [
+        [],
+        ['frobnicate', 'x.json'],
+        ['migrate'],
+        ['migrate', 'a.json', '--bogus'],
+        ['migrate', 'a.json', 'b.json'],
+        ['migrate', 'a.json', '-o'],
+        ['migrate', 'a.json', '--in-place', '-o', 'b.json'],
+      ];
       for (const args of cases) {
         const r = await runCli(args, { cwd: dir });
         assert.strictEqual(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -422,7 +481,12 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
     // The echo export with a tab, without its debug node (the test helper has no editor comms).
     function echoFlow(nodes) {
       const tab = { id: 'c3a9d1e2f4b50607', type: 'tab', label: 'echo' };
-      return [tab, ...nodes.filter((n) => n.type !== 'debug').map((n) => (n.wires ? { ...n, wires: n.wires.map((w) => w.filter((id) => id !== '1a6c3e9f2d8b5a47')) } : n))];
+      return [
+        tab,
+        ...nodes
+          .filter((n) => n.type !== 'debug')
+          .map((n) => (n.wires ? { ...n, wires: n.wires.map((w) => w.filter((id) => id !== '1a6c3e9f2d8b5a47')) } : n)),
+      ];
     }
 
     before(() => red.helper.startServer());
@@ -432,7 +496,11 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
     it('the core flow echoes in upper case on core nodes; migrated, it does the same for a verified client only', async function () {
       const sockets = [];
       try {
-        await new Promise((resolve, reject) => red.helper.load([coreWebsocket, coreFunction], echoFlow(fixture('core-echo-export.json')), (err) => (err ? reject(err) : resolve())));
+        await new Promise((resolve, reject) =>
+          red.helper.load([coreWebsocket, coreFunction], echoFlow(fixture('core-echo-export.json')), (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
         const core = await connect(red.wsUrl('/ws/echo'));
         sockets.push(core.ws);
         assert.ok(core.opened, 'core listener did not accept the connection');

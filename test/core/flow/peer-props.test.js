@@ -26,7 +26,8 @@ describe('core/peer-props', function () {
 
   describe('parsePeerProps', function () {
     it('"*", empty and absent keep every property (null)', function () {
-      for (const v of ['*', ' * ', '', '   ', undefined, null]) assert.strictEqual(parsePeerProps(v), null, JSON.stringify(v));
+      for (const v of ['*', ' * ', '', '   ', undefined, null])
+        assert.strictEqual(parsePeerProps(v), null, JSON.stringify(v));
     });
 
     it('reads a comma-separated list: spaces trimmed, repeats counted once, order kept, frozen', function () {
@@ -37,7 +38,21 @@ describe('core/peer-props', function () {
     });
 
     it('refuses empty entries, "*" among names and what is not a top-level property name', function () {
-      for (const v of ['payload,', ',payload', 'payload,,topic', ' , ', 'payload,*', '*,topic', 'a.b', 'payload topic', '1st', 'pay-load', 'x[0]', 'päyload', '"payload"']) {
+      for (const v of [
+        'payload,',
+        ',payload',
+        'payload,,topic',
+        ' , ',
+        'payload,*',
+        '*,topic',
+        'a.b',
+        'payload topic',
+        '1st',
+        'pay-load',
+        'x[0]',
+        'päyload',
+        '"payload"',
+      ]) {
         const r = refusal(v);
         assert.ok(r, `${JSON.stringify(v)} was accepted`);
         assert.strictEqual(r.code, 'OPTION_INVALID', v);
@@ -49,7 +64,16 @@ describe('core/peer-props', function () {
     });
 
     it('refuses listing _session, _msgid, __proto__ and members of Object.prototype', function () {
-      for (const name of ['_session', '_msgid', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
+      for (const name of [
+        '_session',
+        '_msgid',
+        '__proto__',
+        'constructor',
+        'toString',
+        'hasOwnProperty',
+        'valueOf',
+        '__defineGetter__',
+      ]) {
         assert.ok(isReservedPeerProp(name), name);
         const r = refusal(`payload,${name}`);
         assert.ok(r, `${name} was accepted`);
@@ -57,7 +81,8 @@ describe('core/peer-props', function () {
         assert.strictEqual(r.message, `option invalid: peerProps: "${name}" can never be set by a peer`);
       }
       assert.deepStrictEqual([...NEVER_FROM_PEER], ['_session', '_msgid', '__proto__']);
-      for (const name of ['payload', 'topic', 'url', 'prototype', 'session', 'msgid']) assert.ok(!isReservedPeerProp(name), name);
+      for (const name of ['payload', 'topic', 'url', 'prototype', 'session', 'msgid'])
+        assert.ok(!isReservedPeerProp(name), name);
     });
   });
 
@@ -70,7 +95,13 @@ describe('core/peer-props', function () {
     });
 
     it('a list keeps only the listed own properties, in a new plain object', function () {
-      const msg = { payload: 'x', topic: 't', url: 'http://169.254.169.254/latest/meta-data/', method: 'POST', headers: { a: 1 } };
+      const msg = {
+        payload: 'x',
+        topic: 't',
+        url: 'http://169.254.169.254/latest/meta-data/',
+        method: 'POST',
+        headers: { a: 1 },
+      };
       const out = filterPeerProps(msg, parsePeerProps('payload,topic'));
       assert.deepStrictEqual(out, { payload: 'x', topic: 't' });
       assert.notStrictEqual(out, msg);
@@ -92,9 +123,21 @@ describe('core/peer-props', function () {
   });
 
   describe('a peer frame through frameToMessage and the filter', function () {
-    const hostile = JSON.stringify({ payload: 'x', topic: 't', url: 'http://169.254.169.254/latest/meta-data/', method: 'PUT', headers: { Host: 'internal' }, filename: '/etc/passwd', reset: true, delay: 1e9 })
+    const hostile = JSON.stringify({
+      payload: 'x',
+      topic: 't',
+      url: 'http://169.254.169.254/latest/meta-data/',
+      method: 'PUT',
+      headers: { Host: 'internal' },
+      filename: '/etc/passwd',
+      reset: true,
+      delay: 1e9,
+    })
       // "__proto__" must be an own key of the parsed object, as JSON.parse makes it.
-      .replace(/}$/, ',"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"_msgid":"forged","_session":{"id":"forged"}}');
+      .replace(
+        /}$/,
+        ',"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"_msgid":"forged","_session":{"id":"forged"}}',
+      );
 
     it('with "payload,topic" only payload and topic survive', function () {
       const msg = fromPeer(hostile, 'payload,topic');
@@ -106,7 +149,18 @@ describe('core/peer-props', function () {
 
     it('with "*" every property passes as today, except _session, _msgid and __proto__', function () {
       const msg = fromPeer(hostile, '*');
-      assert.deepStrictEqual(Object.keys(msg).sort(), ['constructor', 'delay', 'filename', 'headers', 'method', 'payload', 'prototype', 'reset', 'topic', 'url']);
+      assert.deepStrictEqual(Object.keys(msg).sort(), [
+        'constructor',
+        'delay',
+        'filename',
+        'headers',
+        'method',
+        'payload',
+        'prototype',
+        'reset',
+        'topic',
+        'url',
+      ]);
       assert.strictEqual(msg.url, 'http://169.254.169.254/latest/meta-data/');
       assert.ok(!Object.prototype.hasOwnProperty.call(msg, '__proto__'));
       assert.strictEqual(Object.getPrototypeOf(msg), Object.prototype, 'the prototype of the message is untouched');

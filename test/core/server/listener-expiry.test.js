@@ -24,7 +24,9 @@ describe('core/listener token expiry schedule', function () {
     server = http.createServer((req, res) => res.end('http'));
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `ws://127.0.0.1:${server.address().port}`;
-    listener = createListener(server, '/exp', { verifier: { mode: 'hs256', secret: SECRET, clockToleranceSeconds: 0 } });
+    listener = createListener(server, '/exp', {
+      verifier: { mode: 'hs256', secret: SECRET, clockToleranceSeconds: 0 },
+    });
     listener.start();
   });
 

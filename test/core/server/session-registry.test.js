@@ -13,7 +13,10 @@ describe('core/session-registry', function () {
     registry.add(session('a1', 'a'));
     registry.add(session('a2', 'a'));
     registry.add(session('b1', 'b'));
-    assert.deepStrictEqual([...registry.forTenant('a')].map((s) => s.id), ['a1', 'a2']);
+    assert.deepStrictEqual(
+      [...registry.forTenant('a')].map((s) => s.id),
+      ['a1', 'a2'],
+    );
     assert.strictEqual(registry.countForTenant('b'), 1);
     assert.strictEqual(registry.countForTenant('c'), 0);
     registry.remove('b1');
@@ -37,9 +40,18 @@ describe('core/session-registry', function () {
     registry.add(session('a1', 'a'));
     registry.add(session('a2', 'a'));
     registry.add(session('b1', 'b'));
-    assert.deepStrictEqual([...route(registry, 'session', 'a1').targets].map((s) => s.id), ['a1']);
-    assert.deepStrictEqual([...route(registry, 'tenant', 'a2').targets].map((s) => s.id), ['a1', 'a2']);
-    assert.deepStrictEqual([...route(registry, 'global', undefined).targets].map((s) => s.id), ['a1', 'a2', 'b1']);
+    assert.deepStrictEqual(
+      [...route(registry, 'session', 'a1').targets].map((s) => s.id),
+      ['a1'],
+    );
+    assert.deepStrictEqual(
+      [...route(registry, 'tenant', 'a2').targets].map((s) => s.id),
+      ['a1', 'a2'],
+    );
+    assert.deepStrictEqual(
+      [...route(registry, 'global', undefined).targets].map((s) => s.id),
+      ['a1', 'a2', 'b1'],
+    );
     assert.strictEqual(route(registry, 'tenant', undefined).miss, 'no-session');
     assert.strictEqual(route(registry, 'tenant', 'forged').miss, 'unknown-session');
     assert.strictEqual(route(registry, 'session', { id: 'a1' }).miss, 'no-session');
@@ -50,7 +62,10 @@ describe('core/session-registry', function () {
     registry.add(session('a1', 'a'));
     registry.add(session('a2', 'a'));
     registry.remove('a1');
-    assert.deepStrictEqual([...route(registry, 'tenant', 'a1').targets].map((s) => s.id), ['a2']);
+    assert.deepStrictEqual(
+      [...route(registry, 'tenant', 'a1').targets].map((s) => s.id),
+      ['a2'],
+    );
     const closed = route(registry, 'session', 'a1');
     assert.strictEqual(closed.miss, 'session-closed');
     assert.strictEqual(closed.tenantId, 'a');

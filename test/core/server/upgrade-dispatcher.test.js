@@ -83,7 +83,10 @@ describe('core/upgrade-dispatcher', function () {
     dispatcherFor(server).register('/a', h1);
     dispatcherFor(server).register('/b', h2);
     assert.strictEqual(server.listenerCount('upgrade'), baseline + 1);
-    assert.throws(() => dispatcherFor(server).register('/a/', h2), (err) => err.code === 'PATH_CONFLICT');
+    assert.throws(
+      () => dispatcherFor(server).register('/a/', h2),
+      (err) => err.code === 'PATH_CONFLICT',
+    );
     dispatcherFor(server).unregister('/a', h2); // not the owner: ignored
     assert.deepStrictEqual(dispatcherFor(server).paths.sort(), ['/a', '/b']);
     dispatcherFor(server).unregister('/a', h1);
@@ -127,7 +130,11 @@ describe('core/upgrade-dispatcher', function () {
       });
       const ROUNDS = 40;
       for (let i = 0; i < ROUNDS && child.exitCode === null; i++) {
-        await Promise.all([upgradeAndReset(port, '/ws/broken'), upgradeAndReset(port, '/ws/live'), upgradeAndReset(port, '/ws/broken')]);
+        await Promise.all([
+          upgradeAndReset(port, '/ws/broken'),
+          upgradeAndReset(port, '/ws/live'),
+          upgradeAndReset(port, '/ws/broken'),
+        ]);
       }
       assert.strictEqual(child.exitCode, null, `the server crashed:\n${stderr.split('\n').slice(0, 8).join('\n')}`);
       // Still serving: both paths answer a well-behaved client.
