@@ -23,36 +23,48 @@ function renderMarkdown(r) {
   lines.push('Reproduce with `npm run bench` (bench/README.md explains the method).');
   lines.push('');
   lines.push(
-    `Measured ${r.date.slice(0, 10)} on ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`) ${m.cpuModel}, ${m.memGB} GB, ${m.platform}; Node ${m.node}, Node-RED ${m.nodeRed}, ws ${m.ws}, jose ${m.jose}. ` +
-      `${r.repeats} rounds (each starts a fresh server process per contender)${r.pinned ? '; server pinned to CPU 1, load generator to CPU 0' : ''}; cells show the median ±half the min–max spread. Total run ${r.durationS} s.`,
+    `Measured ${r.date.slice(0, 10)} on ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`) ${m.cpuModel}, ` +
+      `${m.memGB} GB, ${m.platform}; Node ${m.node}, Node-RED ${m.nodeRed}, ws ${m.ws}, jose ${m.jose}. ` +
+      `${r.repeats} rounds (each starts a fresh server process per contender)` +
+      `${r.pinned ? '; server pinned to CPU 1, load generator to CPU 0' : ''}; ` +
+      `cells show the median ±half the min–max spread. Total run ${r.durationS} s.`,
   );
   lines.push('');
   lines.push(
-    "Server CPU is the server process's own `process.cpuUsage()` over each window divided by the work done in it (lower is better). " +
-      'The load generator is a separate process on the same machine, so rates are often bounded by it; compare CPU per unit first.' +
+    "Server CPU is the server process's own `process.cpuUsage()` over each window divided by the work done in it " +
+      '(lower is better). ' +
+      'The load generator is a separate process on the same machine, so rates are often bounded by it; ' +
+      'compare CPU per unit first.' +
       (r.background
-        ? ` Other processes on the machine used a median ${fmt(r.background.median * 100, 0)} % (max ${fmt(r.background.max * 100, 0)} %) of its CPU during the measurement windows.`
+        ? ` Other processes on the machine used a median ${fmt(r.background.median * 100, 0)} % ` +
+          `(max ${fmt(r.background.max * 100, 0)} %) of its CPU during the measurement windows.`
         : ''),
   );
   lines.push('');
   const main = ids.filter((id) => s[id].hsCpu || s[id].echoCpu || s[id].bcastCpu);
   lines.push(
-    '| contender | handshake CPU µs | handshakes/s | echo CPU µs/msg | echo msgs/s | echo p50 / p99 ms | broadcast CPU µs/delivery | deliveries/s | RSS KB per idle conn | heap+external KB per idle conn |',
+    '| contender | handshake CPU µs | handshakes/s | echo CPU µs/msg | echo msgs/s | echo p50 / p99 ms ' +
+      '| broadcast CPU µs/delivery | deliveries/s | RSS KB per idle conn | heap+external KB per idle conn |',
   );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const id of main) {
     const x = s[id];
     lines.push(
-      `| ${label[id]} | ${cell(x.hsCpu, 0)} | ${cell(x.hsRate, 0)} | ${cell(x.echoCpu, 2)} | ${cell(x.echoRate, 0)} | ${x.p50 ? fmt(x.p50.median, 2) : '–'} / ${cell(x.p99, 2)} | ${cell(x.bcastCpu, 2)} | ${cell(x.bcastRate, 0)} | ${cell(x.rssKB, 1)} | ${cell(x.heapKB, 2)} |`,
+      `| ${label[id]} | ${cell(x.hsCpu, 0)} | ${cell(x.hsRate, 0)} | ${cell(x.echoCpu, 2)} | ${cell(x.echoRate, 0)} ` +
+        `| ${x.p50 ? fmt(x.p50.median, 2) : '–'} / ${cell(x.p99, 2)} ` +
+        `| ${cell(x.bcastCpu, 2)} | ${cell(x.bcastRate, 0)} ` +
+        `| ${cell(x.rssKB, 1)} | ${cell(x.heapKB, 2)} |`,
     );
   }
   lines.push('');
   lines.push(
-    'Once a connection is open every auth mode runs the same code, so echo, latency and broadcast are measured for auth none and HS256 only; the JWKS modes are measured where the key type matters (handshakes, memory).',
+    'Once a connection is open every auth mode runs the same code, so echo, latency and broadcast are measured ' +
+      'for auth none and HS256 only; the JWKS modes are measured where the key type matters (handshakes, memory).',
   );
   lines.push('');
   lines.push(
-    'Ratios (server CPU per unit; p99 latency; RSS): contender ÷ raw ws / raw ws + JWT / Node-RED core, each paired within a round, median over the rounds.',
+    'Ratios (server CPU per unit; p99 latency; RSS): contender ÷ raw ws / raw ws + JWT / Node-RED core, ' +
+      'each paired within a round, median over the rounds.',
   );
   lines.push('');
   lines.push('| contender | handshake | echo | p99 latency | broadcast | RSS per conn |');
@@ -64,40 +76,54 @@ function renderMarkdown(r) {
   };
   for (const id of main)
     lines.push(
-      `| ${label[id]} | ${ratioCell(id, 'hsCpu')} | ${ratioCell(id, 'echoCpu')} | ${ratioCell(id, 'p99')} | ${ratioCell(id, 'bcastCpu')} | ${ratioCell(id, 'rssKB')} |`,
+      `| ${label[id]} | ${ratioCell(id, 'hsCpu')} | ${ratioCell(id, 'echoCpu')} | ${ratioCell(id, 'p99')} ` +
+        `| ${ratioCell(id, 'bcastCpu')} | ${ratioCell(id, 'rssKB')} |`,
     );
   const tenant = ids.filter((id) => s[id].tenantRatio);
   if (tenant.length) {
     const c = r.counts;
     lines.push('');
     lines.push(
-      `Tenant fan-out (tenant scope): one of the tenant's ${c.tenantConnections} connections sends ${fmt(c.tenantBroadcasts, 0)} messages, each delivered to the tenant's ${c.tenantConnections} connections; server CPU per tenant broadcast with ${fmt(c.tenantTotalSmall, 0)} vs ${fmt(c.tenantTotalLarge, 0)} connections in total (tenants of ${c.tenantConnections}).`,
+      `Tenant fan-out (tenant scope): one of the tenant's ${c.tenantConnections} connections sends ` +
+        `${fmt(c.tenantBroadcasts, 0)} messages, each delivered to the tenant's ${c.tenantConnections} connections; ` +
+        `server CPU per tenant broadcast with ${fmt(c.tenantTotalSmall, 0)} vs ${fmt(c.tenantTotalLarge, 0)} ` +
+        `connections in total (tenants of ${c.tenantConnections}).`,
     );
     lines.push('');
     lines.push(
-      `| contender | ${fmt(c.tenantTotalSmall, 0)} total: CPU µs/broadcast | ${fmt(c.tenantTotalLarge, 0)} total: CPU µs/broadcast | ratio (per round, median) |`,
+      `| contender | ${fmt(c.tenantTotalSmall, 0)} total: CPU µs/broadcast ` +
+        `| ${fmt(c.tenantTotalLarge, 0)} total: CPU µs/broadcast | ratio (per round, median) |`,
     );
     lines.push('|---|---:|---:|---:|');
     for (const id of tenant)
       lines.push(
-        `| ${label[id]} | ${cell(s[id].tenantSmall, 1)} | ${cell(s[id].tenantLarge, 1)} | ${cell(s[id].tenantRatio, 2)} |`,
+        `| ${label[id]} | ${cell(s[id].tenantSmall, 1)} | ${cell(s[id].tenantLarge, 1)} ` +
+          `| ${cell(s[id].tenantRatio, 2)} |`,
       );
   }
   const jwks = ids.filter((id) => s[id].jwksFetches);
   if (jwks.length) {
     lines.push('');
     lines.push(
-      'JWKS (served by the bench over HTTP on 127.0.0.1; fetches counted at that server, per listener: the flow has two listeners on the same key set, /echo and /bcast, and each keeps its own key cache), per server process, i.e. per round:',
+      'JWKS (served by the bench over HTTP on 127.0.0.1; fetches counted at that server, per listener: ' +
+        'the flow has two listeners on the same key set, /echo and /bcast, and each keeps its own key cache), ' +
+        'per server process, i.e. per round:',
     );
     lines.push('');
     lines.push(
-      '| contender | JWKS fetches (all listeners) | most by one listener | handshakes | fetches per 1,000 handshakes | random-kid handshakes refused | refetches they caused |',
+      '| contender | JWKS fetches (all listeners) | most by one listener | handshakes ' +
+        '| fetches per 1,000 handshakes | random-kid handshakes refused | refetches they caused |',
     );
     lines.push('|---|---:|---:|---:|---:|---:|---:|');
     for (const id of jwks) {
       const x = s[id];
       lines.push(
-        `| ${label[id]} | ${fmt(x.jwksFetches.max, 0)} | ${x.jwksMaxPerListener ? fmt(x.jwksMaxPerListener.max, 0) : '–'} | ${fmt(x.jwksHandshakes.median, 0)} | ${fmt(x.jwksPer1000.median, 2)} | ${x.stormRefused ? `${fmt(x.stormRefused.median, 0)} / ${fmt(r.counts.jwksStormHandshakes, 0)}` : '–'} | ${x.stormFetches ? fmt(x.stormFetches.max, 0) : '–'} |`,
+        `| ${label[id]} | ${fmt(x.jwksFetches.max, 0)} ` +
+          `| ${x.jwksMaxPerListener ? fmt(x.jwksMaxPerListener.max, 0) : '–'} ` +
+          `| ${fmt(x.jwksHandshakes.median, 0)} | ${fmt(x.jwksPer1000.median, 2)} ` +
+          `| ${x.stormRefused ? `${fmt(x.stormRefused.median, 0)} / ` : ''}` +
+          `${x.stormRefused ? fmt(r.counts.jwksStormHandshakes, 0) : '–'} ` +
+          `| ${x.stormFetches ? fmt(x.stormFetches.max, 0) : '–'} |`,
       );
     }
   }
@@ -114,7 +140,8 @@ function renderMarkdown(r) {
     const aim = t.aim !== undefined ? ` (aim ${t.aim}: ${t.aimMet ? 'met' : 'not met'})` : '';
     const extra = t.storm !== undefined ? `; random kids: ${t.storm} refetch` : '';
     lines.push(
-      `| ${t.target} | ${label[t.contender] || t.contender} | ${measured}${extra} | ${t.limit === undefined ? '–' : `≤ ${t.limit}`} | **${t.result}**${aim} |`,
+      `| ${t.target} | ${label[t.contender] || t.contender} | ${measured}${extra} ` +
+        `| ${t.limit === undefined ? '–' : `≤ ${t.limit}`} | **${t.result}**${aim} |`,
     );
   }
   const notes = explainMisses(r);
@@ -127,12 +154,18 @@ function renderMarkdown(r) {
   const c = r.counts;
   lines.push('');
   lines.push(
-    `Workloads per round: ${fmt(c.handshakes, 0)} handshakes at concurrency ${c.handshakeConcurrency} (a fresh token each, close after open); ` +
-      `echo: ${c.echoConnections} connections × ${c.echoInFlight} in flight, ${c.messageBytes}-byte text messages, ${fmt(c.echoMessages, 0)} messages; ` +
+    `Workloads per round: ${fmt(c.handshakes, 0)} handshakes at concurrency ${c.handshakeConcurrency} ` +
+      `(a fresh token each, close after open); ` +
+      `echo: ${c.echoConnections} connections × ${c.echoInFlight} in flight, ${c.messageBytes}-byte text messages, ` +
+      `${fmt(c.echoMessages, 0)} messages; ` +
       `latency: ${fmt(c.latencyRate, 0)} msgs/s for ${fmt(c.latencyMs / 1000, 1)} s over the same connections; ` +
-      `broadcast: ${fmt(c.broadcasts, 0)} messages to ${fmt(c.broadcastClients, 0)} clients (${c.broadcastWindow} in flight); ` +
-      `RSS: the growth from ${fmt(c.broadcastClients, 0)} to ${fmt(2 * c.broadcastClients, 0)} idle connections (the first ${fmt(c.broadcastClients, 0)} fill the free space a fresh process has), forced GC before each reading; ` +
-      `tenant fan-out: ${fmt(c.tenantBroadcasts, 0)} tenant broadcasts. Warm-up before every window; a full GC before each window starts. All servers run with --expose-gc and 16 MB young-generation semi-spaces.`,
+      `broadcast: ${fmt(c.broadcasts, 0)} messages to ${fmt(c.broadcastClients, 0)} clients ` +
+      `(${c.broadcastWindow} in flight); ` +
+      `RSS: the growth from ${fmt(c.broadcastClients, 0)} to ${fmt(2 * c.broadcastClients, 0)} idle connections ` +
+      `(the first ${fmt(c.broadcastClients, 0)} fill the free space a fresh process has), ` +
+      'forced GC before each reading; ' +
+      `tenant fan-out: ${fmt(c.tenantBroadcasts, 0)} tenant broadcasts. Warm-up before every window; ` +
+      'a full GC before each window starts. All servers run with --expose-gc and 16 MB young-generation semi-spaces.',
   );
   for (const n of r.notes || []) lines.push(`\nNote: ${n}`);
   for (const f of r.failures || []) lines.push(`\nFailed: ${f.contender} round ${f.round}: ${f.error.split('\n')[0]}`);
@@ -153,17 +186,25 @@ function explainMisses(r) {
     const jwtRaw = ratio('raw-jwt', 'hsCpu', 'raw');
     if (jwtCore !== undefined) {
       out.push(
-        `Handshake: raw ws + jose verifying the same HS256 tokens already spends ${fmt(jwtCore, 2)} × core's unauthenticated handshake here ` +
-          `(${fmt(jwtRaw, 2)} × raw ws without verification), so ≤ 0.8 × core is out of reach for a jose-based server on this machine; websocket-plus HS256 spends ${fmt(plusJwt, 2)} × raw ws + jose, ` +
-          `and without a token (auth none) ${fmt(ratio('plus-none', 'hsCpu', 'core'), 2)} × core. jose 6 verifies HS256 through WebCrypto: one asynchronous job on libuv's thread pool per token.`,
+        `Handshake: raw ws + jose verifying the same HS256 tokens already spends ${fmt(jwtCore, 2)} × ` +
+          `core's unauthenticated handshake here ` +
+          `(${fmt(jwtRaw, 2)} × raw ws without verification), ` +
+          'so ≤ 0.8 × core is out of reach for a jose-based server on this machine; ' +
+          `websocket-plus HS256 spends ${fmt(plusJwt, 2)} × raw ws + jose, ` +
+          `and without a token (auth none) ${fmt(ratio('plus-none', 'hsCpu', 'core'), 2)} × core. ` +
+          "jose 6 verifies HS256 through WebCrypto: one asynchronous job on libuv's thread pool per token.",
       );
     }
   }
   if ((missed('echo server') || missed('global broadcast')) && r.ws7 && med('raw-ws7', 'echoCpu') !== undefined) {
     out.push(
-      `Echo and broadcast: the CPU per frame is mostly ws's send path (one writev system call per frame). websocket-plus depends on ws ${ws8}, while Node-RED core uses the ws ${r.ws7} it bundles; ` +
-        `in this run raw ws ${ws8} spends ${fmt(med('raw', 'echoCpu') / med('raw-ws7', 'echoCpu'), 2)} × (echo) and ${fmt(med('raw', 'bcastCpu') / med('raw-ws7', 'bcastCpu'), 2)} × (broadcast) the server CPU of raw ws ${r.ws7}. ` +
-        `websocket-plus HS256 spends ${fmt(ratio('plus-hs256', 'echoCpu', 'raw'), 2)} × (echo) and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}.`,
+      "Echo and broadcast: the CPU per frame is mostly ws's send path (one writev system call per frame). " +
+        `websocket-plus depends on ws ${ws8}, while Node-RED core uses the ws ${r.ws7} it bundles; ` +
+        `in this run raw ws ${ws8} spends ${fmt(med('raw', 'echoCpu') / med('raw-ws7', 'echoCpu'), 2)} × (echo) ` +
+        `and ${fmt(med('raw', 'bcastCpu') / med('raw-ws7', 'bcastCpu'), 2)} × (broadcast) the server CPU of raw ws ` +
+        `${r.ws7}. ` +
+        `websocket-plus HS256 spends ${fmt(ratio('plus-hs256', 'echoCpu', 'raw'), 2)} × (echo) ` +
+        `and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}.`,
     );
   }
   if (missed('echo p99')) {
@@ -172,10 +213,12 @@ function explainMisses(r) {
       (id) => !s[id] || !s[id].p99 || !s.core || !s.core.p99 || s[id].p99.min <= s.core.p99.max,
     );
     out.push(
-      `p99 latency (${fmt(r.counts.latencyRate, 0)} msgs/s for ${fmt(r.counts.latencyMs / 1000, 1)} s per round), per round: core ${p('core')} ms; websocket-plus none ${p('plus-none')}; HS256 ${p('plus-hs256')}; ` +
+      `p99 latency (${fmt(r.counts.latencyRate, 0)} msgs/s for ${fmt(r.counts.latencyMs / 1000, 1)} s per round), ` +
+        `per round: core ${p('core')} ms; websocket-plus none ${p('plus-none')}; HS256 ${p('plus-hs256')}; ` +
         `raw ws ${p('raw')} ms` +
         (overlap
-          ? " — every websocket-plus mode has a round at or below core's worst round: the rounds vary more than the contenders differ."
+          ? " — every websocket-plus mode has a round at or below core's worst round: " +
+            'the rounds vary more than the contenders differ.'
           : '.'),
     );
   }
@@ -185,7 +228,9 @@ function explainMisses(r) {
       .filter((v) => v !== undefined);
     if (h.length) {
       out.push(
-        `RSS: the V8 heap (+external) per idle connection of the websocket-plus modes is ${fmt(Math.min(...h), 2)}–${fmt(Math.max(...h), 2)} × core's; the rest of the RSS growth is native memory outside the V8 heap.`,
+        'RSS: the V8 heap (+external) per idle connection of the websocket-plus modes is ' +
+          `${fmt(Math.min(...h), 2)}–${fmt(Math.max(...h), 2)} × core's; ` +
+          'the rest of the RSS growth is native memory outside the V8 heap.',
       );
     }
   }
