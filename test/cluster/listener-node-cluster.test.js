@@ -73,30 +73,33 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
     assert.ok(!logged.includes(REDIS_PASSWORD));
   });
 
-  it('unreachable Redis: status "cluster degraded", local delivery works, the password is never logged', async function () {
-    const deadPort = await freePort();
-    await load(echoFlow({ cluster: 'redis' }), {
-      l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0` },
-    });
-    const out1 = helper.getNode('out1');
-    const l1 = helper.getNode('l1');
-    assert.ok(l1.listener, 'the listener serves without Redis');
-    const degraded = await waitForStatus(out1, (s) => s.fill === 'yellow');
-    assert.match(degraded.text, /degraded/);
-    const token = await signHS256(SECRET, { tenant_id: 'a' });
-    const { ws } = await connect(wsUrl('/ws/cl', `token=${token}`));
-    sockets.push(ws);
-    ws.send('still here');
-    assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
-    // a few reconnect attempts have been logged by now
-    await new Promise((r) => setTimeout(r, 700));
-    const logged = JSON.stringify(helper.log().args);
-    assert.match(logged, /ECONNREFUSED/);
-    assert.ok(!logged.includes(REDIS_PASSWORD), 'the Redis password never reaches the log');
-    const started = Date.now();
-    await helper.unload();
-    assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
-  });
+  it(
+    'unreachable Redis: status "cluster degraded", ' + 'local delivery works, the password is never logged',
+    async function () {
+      const deadPort = await freePort();
+      await load(echoFlow({ cluster: 'redis' }), {
+        l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0` },
+      });
+      const out1 = helper.getNode('out1');
+      const l1 = helper.getNode('l1');
+      assert.ok(l1.listener, 'the listener serves without Redis');
+      const degraded = await waitForStatus(out1, (s) => s.fill === 'yellow');
+      assert.match(degraded.text, /degraded/);
+      const token = await signHS256(SECRET, { tenant_id: 'a' });
+      const { ws } = await connect(wsUrl('/ws/cl', `token=${token}`));
+      sockets.push(ws);
+      ws.send('still here');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+      // a few reconnect attempts have been logged by now
+      await new Promise((r) => setTimeout(r, 700));
+      const logged = JSON.stringify(helper.log().args);
+      assert.match(logged, /ECONNREFUSED/);
+      assert.ok(!logged.includes(REDIS_PASSWORD), 'the Redis password never reaches the log');
+      const started = Date.now();
+      await helper.unload();
+      assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
+    },
+  );
 
   it('does not load ioredis unless a listener uses the cluster', function () {
     const lib = path.join(__dirname, '..', '..', 'nodes');

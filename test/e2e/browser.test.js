@@ -396,21 +396,24 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
     assert.deepStrictEqual(await lines(2, 'info'), ['visitor-b joined tenant-b']);
   });
 
-  it('the tampered-token button shows the refusal, and the listener does answer that token with 401', async function () {
-    await page.locator('#tampered').click();
-    const result = page.locator('#tampered-result.refused');
-    await result.waitFor({ state: 'visible' });
-    assert.match(await result.innerText(), /^refused: .*HTTP 401 "bad signature".*close code 1006/);
-    const token = await page.evaluate(() => window.lastTamperedToken);
-    assert.strictEqual(JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).tenant_id, 'tenant-b');
-    const r = await connect(`ws://127.0.0.1:${demo.port}/ws/tenants?token=${token}`);
-    sockets.push(r.ws);
-    assert.strictEqual(r.opened, false);
-    assert.strictEqual(r.status, 401);
-    assert.match(r.body, /bad signature/);
-    await page.waitForTimeout(200); // let the last line paint
-    await screenshot(page, 'demo.png', { fullPage: true });
-  });
+  it(
+    'the tampered-token button shows the refusal, and ' + 'the listener does answer that token with 401',
+    async function () {
+      await page.locator('#tampered').click();
+      const result = page.locator('#tampered-result.refused');
+      await result.waitFor({ state: 'visible' });
+      assert.match(await result.innerText(), /^refused: .*HTTP 401 "bad signature".*close code 1006/);
+      const token = await page.evaluate(() => window.lastTamperedToken);
+      assert.strictEqual(JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).tenant_id, 'tenant-b');
+      const r = await connect(`ws://127.0.0.1:${demo.port}/ws/tenants?token=${token}`);
+      sockets.push(r.ws);
+      assert.strictEqual(r.opened, false);
+      assert.strictEqual(r.status, 401);
+      assert.match(r.body, /bad signature/);
+      await page.waitForTimeout(200); // let the last line paint
+      await screenshot(page, 'demo.png', { fullPage: true });
+    },
+  );
 
   it('pane 2 switched to tenant A receives what pane 1 sends', async function () {
     await connectPane(2, 'A');

@@ -365,47 +365,50 @@ describe('e2e: palette install of the packed tarball', function () {
       });
 
       for (const example of EXAMPLES) {
-        it(`example ${example}: deploys without errors${TALK[example] ? ' and a client talks to it' : ''}`, async function () {
-          const lib = await red.api('GET', `/library/examples/flows/${PACKAGE_NAME}/${example}`);
-          assert.strictEqual(lib.status, 200);
-          const flow = lib.json;
-          assert.ok(Array.isArray(flow) && flow.length > 0);
-          const ctx = {
-            red,
-            cleanup,
-            jwks: shared.jwks,
-            jwksKey: shared.jwksKey,
-            proxy: shared.proxy,
-            redis: shared.redis,
-            clientToken: await signHS256(SECRET, { tenant_id: 'acme', sub: 'node-red-client' }, { expiresIn: 3600 }),
-            sign: (claims) => signHS256(SECRET, claims),
-            async connect(p, token, mustOpen = true, wsOptions = {}) {
-              const url = `ws://127.0.0.1:${red.port}${p}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
-              const r = await connect(url, { ws: wsOptions });
-              sockets.push(r.ws);
-              if (mustOpen)
-                assert.strictEqual(r.opened, true, `${p}: handshake refused with HTTP ${r.status} ${r.body || ''}`);
-              return r;
-            },
-          };
-          const mark = red.output.length;
-          await red.deploy(configure(flow, ctx));
-          await red.waitForLog((out) => /Started flows/.test(out.slice(mark)));
-          try {
-            if (TALK[example]) await TALK[example](ctx, flow);
-            else await new Promise((r) => setTimeout(r, 500));
-          } catch (err) {
-            err.message += `\n--- node-red log since the deploy ---\n${red.logSince(mark).slice(-4000)}`;
-            throw err;
-          }
-          const log = red.logSince(mark);
-          assert.ok(!/Waiting for missing types/.test(log), `missing types:\n${log}`);
-          const allowed = EXPECTED_PROBLEMS[example] || (() => false);
-          assert.deepStrictEqual(
-            problemLines(log).filter((l) => !allowed(l, flow)),
-            [],
-          );
-        });
+        it(
+          `example ${example}: deploys without ` + `errors${TALK[example] ? ' and a client talks to it' : ''}`,
+          async function () {
+            const lib = await red.api('GET', `/library/examples/flows/${PACKAGE_NAME}/${example}`);
+            assert.strictEqual(lib.status, 200);
+            const flow = lib.json;
+            assert.ok(Array.isArray(flow) && flow.length > 0);
+            const ctx = {
+              red,
+              cleanup,
+              jwks: shared.jwks,
+              jwksKey: shared.jwksKey,
+              proxy: shared.proxy,
+              redis: shared.redis,
+              clientToken: await signHS256(SECRET, { tenant_id: 'acme', sub: 'node-red-client' }, { expiresIn: 3600 }),
+              sign: (claims) => signHS256(SECRET, claims),
+              async connect(p, token, mustOpen = true, wsOptions = {}) {
+                const url = `ws://127.0.0.1:${red.port}${p}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+                const r = await connect(url, { ws: wsOptions });
+                sockets.push(r.ws);
+                if (mustOpen)
+                  assert.strictEqual(r.opened, true, `${p}: handshake refused with HTTP ${r.status} ${r.body || ''}`);
+                return r;
+              },
+            };
+            const mark = red.output.length;
+            await red.deploy(configure(flow, ctx));
+            await red.waitForLog((out) => /Started flows/.test(out.slice(mark)));
+            try {
+              if (TALK[example]) await TALK[example](ctx, flow);
+              else await new Promise((r) => setTimeout(r, 500));
+            } catch (err) {
+              err.message += `\n--- node-red log since the deploy ---\n${red.logSince(mark).slice(-4000)}`;
+              throw err;
+            }
+            const log = red.logSince(mark);
+            assert.ok(!/Waiting for missing types/.test(log), `missing types:\n${log}`);
+            const allowed = EXPECTED_PROBLEMS[example] || (() => false);
+            assert.deepStrictEqual(
+              problemLines(log).filter((l) => !allowed(l, flow)),
+              [],
+            );
+          },
+        );
       }
     });
   }

@@ -134,12 +134,15 @@ describe('e2e: flow library scorecard (node-red-dev validate, offline)', functio
     assert.deepStrictEqual(scorecard.D03, { test: true });
   });
 
-  it('prints exactly the expected warnings: P03 while there is no repository, and the scoped-name advisory', function () {
-    const warnings = result.stderr
-      .split('\n')
-      .map((l) => l.replace(/^\s*›\s*/, '').trim())
-      .filter((l) => /^(Warning|Error)\b/.test(l) || /Unable to (parse|read)|could not load/i.test(l));
-    assert.deepStrictEqual([...warnings].sort(), [...EXPECTED_WARNINGS].sort());
-    assert.ok(!/could not load|Unable to/.test(result.stdout), result.stdout);
-  });
+  it(
+    'prints exactly the expected warnings: P03 while ' + 'there is no repository, and the scoped-name advisory',
+    function () {
+      const warnings = result.stderr
+        .split('\n')
+        .map((l) => l.replace(/^\s*›\s*/, '').trim())
+        .filter((l) => /^(Warning|Error)\b/.test(l) || /Unable to (parse|read)|could not load/i.test(l));
+      assert.deepStrictEqual([...warnings].sort(), [...EXPECTED_WARNINGS].sort());
+      assert.ok(!/could not load|Unable to/.test(result.stdout), result.stdout);
+    },
+  );
 });

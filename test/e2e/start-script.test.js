@@ -97,44 +97,47 @@ describe('e2e: npm start (scripts/start.js)', function () {
     }
   });
 
-  it('its tenant listener broadcasts what a tenant sends to that tenant only, and refuses a tampered token', async function () {
-    const { tenants } = await (
-      await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) })
-    ).json();
-    const url = (token) => `ws://127.0.0.1:${port}/ws/tenants?token=${token}`;
-    const a1 = await connect(url(tenants.A.token));
-    const a2 = await connect(url(tenants.A.token));
-    const b = await connect(url(tenants.B.token));
-    sockets.push(a1.ws, a2.ws, b.ws);
-    assert.ok(a1.opened && a2.opened && b.opened);
-    const chat = (ws) => ws.messages.map((m) => JSON.parse(m)).filter((m) => m.type === 'message');
-    const until = async (ws, n) => {
-      for (let i = 0; i < 50 && chat(ws).length < n; i++) await waitForMessages(ws, ws.messages.length + 1, 3000);
-      return chat(ws);
-    };
-    a1.ws.send('hello from A');
-    assert.deepStrictEqual(await until(a2.ws, 1), [
-      { type: 'message', tenant: 'tenant-a', user: 'visitor-a', text: 'hello from A' },
-    ]);
-    // B's own message comes after anything written to B before it: A's broadcast would be first
-    b.ws.send('hello from B');
-    assert.deepStrictEqual(await until(b.ws, 1), [
-      { type: 'message', tenant: 'tenant-b', user: 'visitor-b', text: 'hello from B' },
-    ]);
-    assert.deepStrictEqual(
-      (await until(a1.ws, 1)).map((m) => m.text),
-      ['hello from A'],
-    );
+  it(
+    'its tenant listener broadcasts what a tenant sends ' + 'to that tenant only, and refuses a tampered token',
+    async function () {
+      const { tenants } = await (
+        await fetch(`http://127.0.0.1:${port}/demo/tokens`, { signal: AbortSignal.timeout(10000) })
+      ).json();
+      const url = (token) => `ws://127.0.0.1:${port}/ws/tenants?token=${token}`;
+      const a1 = await connect(url(tenants.A.token));
+      const a2 = await connect(url(tenants.A.token));
+      const b = await connect(url(tenants.B.token));
+      sockets.push(a1.ws, a2.ws, b.ws);
+      assert.ok(a1.opened && a2.opened && b.opened);
+      const chat = (ws) => ws.messages.map((m) => JSON.parse(m)).filter((m) => m.type === 'message');
+      const until = async (ws, n) => {
+        for (let i = 0; i < 50 && chat(ws).length < n; i++) await waitForMessages(ws, ws.messages.length + 1, 3000);
+        return chat(ws);
+      };
+      a1.ws.send('hello from A');
+      assert.deepStrictEqual(await until(a2.ws, 1), [
+        { type: 'message', tenant: 'tenant-a', user: 'visitor-a', text: 'hello from A' },
+      ]);
+      // B's own message comes after anything written to B before it: A's broadcast would be first
+      b.ws.send('hello from B');
+      assert.deepStrictEqual(await until(b.ws, 1), [
+        { type: 'message', tenant: 'tenant-b', user: 'visitor-b', text: 'hello from B' },
+      ]);
+      assert.deepStrictEqual(
+        (await until(a1.ws, 1)).map((m) => m.text),
+        ['hello from A'],
+      );
 
-    const [header, payload, signature] = tenants.A.token.split('.');
-    const claims = { ...JSON.parse(Buffer.from(payload, 'base64url')), tenant_id: 'tenant-b' };
-    const tampered = await connect(
-      url(`${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`),
-    );
-    sockets.push(tampered.ws);
-    assert.strictEqual(tampered.opened, false);
-    assert.strictEqual(tampered.status, 401);
-  });
+      const [header, payload, signature] = tenants.A.token.split('.');
+      const claims = { ...JSON.parse(Buffer.from(payload, 'base64url')), tenant_id: 'tenant-b' };
+      const tampered = await connect(
+        url(`${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`),
+      );
+      sockets.push(tampered.ws);
+      assert.strictEqual(tampered.opened, false);
+      assert.strictEqual(tampered.status, 401);
+    },
+  );
 
   it('stops Node-RED when it is stopped', async function () {
     process.kill(demo.child.pid, 'SIGTERM'); // only start.js: it must pass the signal on to node-red
@@ -183,28 +186,31 @@ describe('e2e: npm start (scripts/start.js) when the port is taken', function ()
     removeDir(userDir);
   });
 
-  it('says the port is in use on stderr, exits non-zero and sends nothing to the process that owns it', async function () {
-    const { port } = occupier.address();
-    child = spawn(process.execPath, [START_JS], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: String(port), WSPLUS_DEMO_USERDIR: userDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    let timer;
-    const result = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 45000)))]);
-    clearTimeout(timer);
-    assert.notStrictEqual(result, 'timeout', `start.js is still running:\n${stdout}${stderr}`);
-    assert.notStrictEqual(result.code, 0, `exit ${JSON.stringify(result)}`);
-    assert.ok(result.code !== null, `killed by ${result.signal}`);
-    assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
-    assert.match(stderr, /PORT=\d+ npm start/, 'tells how to pick another port');
-    assert.doesNotMatch(stdout + stderr, /demo is running/);
-    assert.deepStrictEqual(requests, [], 'start.js talked to the process that owns the port');
-  });
+  it(
+    'says the port is in use on stderr, exits non-zero ' + 'and sends nothing to the process that owns it',
+    async function () {
+      const { port } = occupier.address();
+      child = spawn(process.execPath, [START_JS], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: String(port), WSPLUS_DEMO_USERDIR: userDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+      let timer;
+      const result = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), 45000)))]);
+      clearTimeout(timer);
+      assert.notStrictEqual(result, 'timeout', `start.js is still running:\n${stdout}${stderr}`);
+      assert.notStrictEqual(result.code, 0, `exit ${JSON.stringify(result)}`);
+      assert.ok(result.code !== null, `killed by ${result.signal}`);
+      assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+      assert.match(stderr, /PORT=\d+ npm start/, 'tells how to pick another port');
+      assert.doesNotMatch(stdout + stderr, /demo is running/);
+      assert.deepStrictEqual(requests, [], 'start.js talked to the process that owns the port');
+    },
+  );
 });

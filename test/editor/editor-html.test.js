@@ -424,14 +424,17 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     const CONFIG_TYPES = ['websocket-plus-listener', 'websocket-plus-client'];
     const body = (type) => H.templates(html).find((t) => t.name === type).body;
 
-    it('is a listener and client property, default "*" (every property, as before), validated and labelled', function () {
-      for (const t of CONFIG_TYPES) {
-        const d = byType[t].defaults.peerProps;
-        assert.ok(d, `${t}: no peerProps property`);
-        assert.strictEqual(d.value, '*', `${t}: default`);
-        assert.ok(d.hasValidate && d.hasLabel, `${t}: peerProps needs a validator and a label`);
-      }
-    });
+    it(
+      'is a listener and client property, default "*" ' + '(every property, as before), validated and labelled',
+      function () {
+        for (const t of CONFIG_TYPES) {
+          const d = byType[t].defaults.peerProps;
+          assert.ok(d, `${t}: no peerProps property`);
+          assert.strictEqual(d.value, '*', `${t}: default`);
+          assert.ok(d.hasValidate && d.hasLabel, `${t}: peerProps needs a validator and a label`);
+        }
+      },
+    );
 
     it('sits right after Send/Receive, followed by its warning, in both dialogs', function () {
       for (const t of CONFIG_TYPES) {

@@ -176,110 +176,116 @@ describe('hardening: faulty networks on every outbound path', function () {
 
     for (const p of paths) {
       for (const mode of p.faults) {
-        it(`${p.name}, ${mode}: refused within the timeout, nothing left open, recovers without a restart`, async function () {
-          fault.setMode(mode);
-          const timers = await trackFromHere();
-          const verifier = createTokenVerifier({
-            mode: 'jwks',
-            jwksUri: p.jwksUri(),
-            fetch: createProxyFetch(p.settings(), p.tls ? { tls: { ca: cert.cert } } : {}),
-            jwksTimeoutMs: TIMEOUT_MS,
-            jwksCooldownMs: 100,
-            jwksFailureBackoffMs: 100,
-          });
-          // Two handshakes during the fault: each settles on its own (none waits on a wedged fetch).
-          const first = await settleWithin(verifier.verify(token));
-          assert.ok(first.settled, `the handshake did not settle within ${SETTLE_BOUND_MS} ms`);
-          assert.strictEqual(first.ok, false);
-          assert.strictEqual(first.error.code, 'KEYS_UNAVAILABLE');
-          await new Promise((resolve) => setTimeout(resolve, 110));
-          const second = await settleWithin(verifier.verify(token));
-          assert.ok(second.settled, 'a later handshake waited on the wedged fetch');
-          assert.strictEqual(second.ok, false);
-          await noSocketsLeft(fault, 'after the refused handshakes');
+        it(
+          `${p.name}, ${mode}: refused within the timeout, ` + `nothing left open, recovers without a restart`,
+          async function () {
+            fault.setMode(mode);
+            const timers = await trackFromHere();
+            const verifier = createTokenVerifier({
+              mode: 'jwks',
+              jwksUri: p.jwksUri(),
+              fetch: createProxyFetch(p.settings(), p.tls ? { tls: { ca: cert.cert } } : {}),
+              jwksTimeoutMs: TIMEOUT_MS,
+              jwksCooldownMs: 100,
+              jwksFailureBackoffMs: 100,
+            });
+            // Two handshakes during the fault: each settles on its own (none waits on a wedged fetch).
+            const first = await settleWithin(verifier.verify(token));
+            assert.ok(first.settled, `the handshake did not settle within ${SETTLE_BOUND_MS} ms`);
+            assert.strictEqual(first.ok, false);
+            assert.strictEqual(first.error.code, 'KEYS_UNAVAILABLE');
+            await new Promise((resolve) => setTimeout(resolve, 110));
+            const second = await settleWithin(verifier.verify(token));
+            assert.ok(second.settled, 'a later handshake waited on the wedged fetch');
+            assert.strictEqual(second.ok, false);
+            await noSocketsLeft(fault, 'after the refused handshakes');
 
-          fault.setMode('forward', { forwardPort: p.forwardTo() });
-          const switched = Date.now();
-          let recovered;
-          await waitFor(
-            async () => {
-              const attempt = await settleWithin(verifier.verify(token));
-              recovered = attempt.settled && attempt.ok ? attempt.value : undefined;
-              return recovered !== undefined;
-            },
-            RECOVERY_BOUND_MS,
-            'the first handshake after the fault went away',
-          );
-          assert.strictEqual(recovered.subject, 'alice');
-          const recoveryMs = Date.now() - switched;
-          // undici keeps a kept-alive socket for a few seconds; ours must not be a wedged one.
-          fault.dropAll();
-          await noTimersLeft(timers, p.name);
-          measured.push({
-            path: `jwks ${p.name}`,
-            fault: mode,
-            settleMs: [first.ms, second.ms],
-            socketsLeft: fault.open,
-            recoveryMs,
-          });
-        });
+            fault.setMode('forward', { forwardPort: p.forwardTo() });
+            const switched = Date.now();
+            let recovered;
+            await waitFor(
+              async () => {
+                const attempt = await settleWithin(verifier.verify(token));
+                recovered = attempt.settled && attempt.ok ? attempt.value : undefined;
+                return recovered !== undefined;
+              },
+              RECOVERY_BOUND_MS,
+              'the first handshake after the fault went away',
+            );
+            assert.strictEqual(recovered.subject, 'alice');
+            const recoveryMs = Date.now() - switched;
+            // undici keeps a kept-alive socket for a few seconds; ours must not be a wedged one.
+            fault.dropAll();
+            await noTimersLeft(timers, p.name);
+            measured.push({
+              path: `jwks ${p.name}`,
+              fault: mode,
+              settleMs: [first.ms, second.ms],
+              socketsLeft: fault.open,
+              recoveryMs,
+            });
+          },
+        );
       }
     }
 
-    it('a handshake through a listener is answered during the fault and succeeds once the proxy answers', async function () {
-      fault.setMode('silent');
-      const server = http.createServer();
-      const { port, close } = await listenOnLoopback(server);
-      const listener = createListener(server, '/faulty', {
-        verifier: createTokenVerifier({
-          mode: 'jwks',
-          jwksUri: jwksHttps.url,
-          fetch: createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } }),
-          jwksTimeoutMs: TIMEOUT_MS,
-          jwksCooldownMs: 100,
-          jwksFailureBackoffMs: 100,
-        }),
-        handshakeTimeoutMs: 4000,
-      });
-      listener.start();
-      const handshake = () =>
-        new Promise((resolve) => {
-          const ws = new WebSocket(`ws://127.0.0.1:${port}/faulty?token=${token}`);
-          ws.on('unexpected-response', (_req, res) => {
-            res.resume();
-            ws.terminate();
-            resolve(res.statusCode);
-          });
-          ws.on('open', () => {
-            ws.close();
-            resolve(101);
-          });
-          ws.on('error', () => resolve('error'));
+    it(
+      'a handshake through a listener is answered during ' + 'the fault and succeeds once the proxy answers',
+      async function () {
+        fault.setMode('silent');
+        const server = http.createServer();
+        const { port, close } = await listenOnLoopback(server);
+        const listener = createListener(server, '/faulty', {
+          verifier: createTokenVerifier({
+            mode: 'jwks',
+            jwksUri: jwksHttps.url,
+            fetch: createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } }),
+            jwksTimeoutMs: TIMEOUT_MS,
+            jwksCooldownMs: 100,
+            jwksFailureBackoffMs: 100,
+          }),
+          handshakeTimeoutMs: 4000,
         });
-      try {
-        const during = await settleWithin(handshake());
-        assert.ok(during.settled && during.ok, 'the handshake was not answered during the fault');
-        assert.strictEqual(during.value, 401);
-        await noSocketsLeft(fault, 'after the refused handshake');
-        fault.setMode('forward', { forwardPort: proxy.port });
-        const switched = Date.now();
-        await waitFor(
-          async () => (await handshake()) === 101,
-          RECOVERY_BOUND_MS,
-          'a successful handshake after recovery',
-        );
-        const recoveryMs = Date.now() - switched;
-        measured.push({
-          path: 'listener handshake, jwks via CONNECT',
-          fault: 'silent',
-          settleMs: during.ms,
-          recoveryMs,
-        });
-      } finally {
-        await listener.close();
-        await close();
-      }
-    });
+        listener.start();
+        const handshake = () =>
+          new Promise((resolve) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${port}/faulty?token=${token}`);
+            ws.on('unexpected-response', (_req, res) => {
+              res.resume();
+              ws.terminate();
+              resolve(res.statusCode);
+            });
+            ws.on('open', () => {
+              ws.close();
+              resolve(101);
+            });
+            ws.on('error', () => resolve('error'));
+          });
+        try {
+          const during = await settleWithin(handshake());
+          assert.ok(during.settled && during.ok, 'the handshake was not answered during the fault');
+          assert.strictEqual(during.value, 401);
+          await noSocketsLeft(fault, 'after the refused handshake');
+          fault.setMode('forward', { forwardPort: proxy.port });
+          const switched = Date.now();
+          await waitFor(
+            async () => (await handshake()) === 101,
+            RECOVERY_BOUND_MS,
+            'a successful handshake after recovery',
+          );
+          const recoveryMs = Date.now() - switched;
+          measured.push({
+            path: 'listener handshake, jwks via CONNECT',
+            fault: 'silent',
+            settleMs: during.ms,
+            recoveryMs,
+          });
+        } finally {
+          await listener.close();
+          await close();
+        }
+      },
+    );
   });
 
   // -------------------------------------------------------------------------------------------
@@ -350,53 +356,56 @@ describe('hardening: faulty networks on every outbound path', function () {
 
     for (const p of paths) {
       for (const mode of p.faults) {
-        it(`${p.name}, ${mode}: every attempt ends within its timeout, nothing left open after close, recovers`, async function () {
-          fault.setMode(mode);
-          const timers = await trackFromHere();
-          const { conn, attempts } = connection(p);
-          conn.start();
-          const ended = () => attempts.filter((a) => a.ms !== undefined).length;
-          await waitFor(() => ended() >= ATTEMPTS, SETTLE_BOUND_MS * ATTEMPTS, `${ATTEMPTS} attempts ended`);
-          const settleMs = attempts.filter((a) => a.ms !== undefined).map((a) => a.ms);
-          const openAfterAttempts = fault.open;
-          // Only the attempt in progress may hold a socket at the fault server.
-          await waitFor(
-            () => fault.open <= 1,
-            3000,
-            `at most one socket open after ${ATTEMPTS} attempts (${fault.open})`,
-          );
-          const closing = await settleWithin(conn.close());
-          assert.ok(closing.settled, 'close() did not settle');
-          await noSocketsLeft(fault, `after ${ATTEMPTS} attempts and close()`);
+        it(
+          `${p.name}, ${mode}: every attempt ends within its ` + `timeout, nothing left open after close, recovers`,
+          async function () {
+            fault.setMode(mode);
+            const timers = await trackFromHere();
+            const { conn, attempts } = connection(p);
+            conn.start();
+            const ended = () => attempts.filter((a) => a.ms !== undefined).length;
+            await waitFor(() => ended() >= ATTEMPTS, SETTLE_BOUND_MS * ATTEMPTS, `${ATTEMPTS} attempts ended`);
+            const settleMs = attempts.filter((a) => a.ms !== undefined).map((a) => a.ms);
+            const openAfterAttempts = fault.open;
+            // Only the attempt in progress may hold a socket at the fault server.
+            await waitFor(
+              () => fault.open <= 1,
+              3000,
+              `at most one socket open after ${ATTEMPTS} attempts (${fault.open})`,
+            );
+            const closing = await settleWithin(conn.close());
+            assert.ok(closing.settled, 'close() did not settle');
+            await noSocketsLeft(fault, `after ${ATTEMPTS} attempts and close()`);
 
-          // A running connection recovers by itself once the fault is gone.
-          const again = connection(p);
-          let openedAt;
-          again.conn.on('open', () => {
-            openedAt = Date.now();
-          });
-          again.conn.start();
-          await waitFor(
-            () => again.attempts.some((a) => a.ms !== undefined),
-            SETTLE_BOUND_MS,
-            'a first failed attempt',
-          );
-          fault.setMode('forward', { forwardPort: p.forwardTo() });
-          const switched = Date.now();
-          await waitFor(() => openedAt !== undefined, RECOVERY_BOUND_MS, 'the connection after the fault went away');
-          const recoveryMs = openedAt - switched;
-          await again.conn.close();
-          await noSocketsLeft(fault, 'after the recovered connection closed');
-          await noTimersLeft(timers, p.name);
-          measured.push({
-            path: `client ${p.name}`,
-            fault: mode,
-            attemptMs: settleMs,
-            openAfterAttempts,
-            socketsLeft: fault.open,
-            recoveryMs,
-          });
-        });
+            // A running connection recovers by itself once the fault is gone.
+            const again = connection(p);
+            let openedAt;
+            again.conn.on('open', () => {
+              openedAt = Date.now();
+            });
+            again.conn.start();
+            await waitFor(
+              () => again.attempts.some((a) => a.ms !== undefined),
+              SETTLE_BOUND_MS,
+              'a first failed attempt',
+            );
+            fault.setMode('forward', { forwardPort: p.forwardTo() });
+            const switched = Date.now();
+            await waitFor(() => openedAt !== undefined, RECOVERY_BOUND_MS, 'the connection after the fault went away');
+            const recoveryMs = openedAt - switched;
+            await again.conn.close();
+            await noSocketsLeft(fault, 'after the recovered connection closed');
+            await noTimersLeft(timers, p.name);
+            measured.push({
+              path: `client ${p.name}`,
+              fault: mode,
+              attemptMs: settleMs,
+              openAfterAttempts,
+              socketsLeft: fault.open,
+              recoveryMs,
+            });
+          },
+        );
       }
     }
   });
@@ -456,44 +465,47 @@ describe('hardening: faulty networks on every outbound path', function () {
       });
     }
 
-    it("Redis stops answering while the bus is ready: a handshake's slot is decided within the command timeout", async function () {
-      fault.setMode('forward', { forwardPort: redis.port });
-      const timers = await trackFromHere();
-      const bus = new ClusterBus({
-        url: `redis://127.0.0.1:${fault.port}`,
-        prefix: 'wsplus:faulty:stall',
-        connectTimeoutMs: TIMEOUT_MS,
-        commandTimeoutMs: TIMEOUT_MS,
-        maxReconnectDelayMs: 100,
-      });
-      bus.on('connectionError', () => {});
-      const limiter = new RedisTenantLimiter(bus, { maxPerTenant: 5, leaseMs: 3000 });
-      bus.attach({ receiveFromCluster() {} });
-      try {
-        await waitFor(() => bus.state === 'ready', RECOVERY_BOUND_MS, 'bus ready');
-        fault.stall();
-        const stalled = await settleWithin(limiter.acquire('acme'));
-        assert.ok(stalled.settled, 'acquire did not settle while Redis was silent');
-        assert.strictEqual(stalled.value, true);
-        fault.resume();
-        const resumed = Date.now();
-        // Redis answers again: the next slot is taken in Redis, on the same connection.
-        const again = await settleWithin(bus.commands.ping());
-        assert.ok(again.settled && again.ok && again.value === 'PONG', 'Redis did not answer after the stall');
-        assert.strictEqual((await settleWithin(limiter.acquire('acme'))).value, true);
-        assert.strictEqual(bus.state, 'ready');
-        measured.push({
-          path: 'redis',
-          fault: 'stops answering when ready',
-          acquireMs: stalled.ms,
-          recoveryMs: Date.now() - resumed,
+    it(
+      'Redis stops answering while the bus is ready: a ' + "handshake's slot is decided within the command timeout",
+      async function () {
+        fault.setMode('forward', { forwardPort: redis.port });
+        const timers = await trackFromHere();
+        const bus = new ClusterBus({
+          url: `redis://127.0.0.1:${fault.port}`,
+          prefix: 'wsplus:faulty:stall',
+          connectTimeoutMs: TIMEOUT_MS,
+          commandTimeoutMs: TIMEOUT_MS,
+          maxReconnectDelayMs: 100,
         });
-      } finally {
-        await limiter.close();
-        await bus.close();
-      }
-      await noSocketsLeft(fault, 'after the bus closed');
-      await noTimersLeft(timers, 'redis stall');
-    });
+        bus.on('connectionError', () => {});
+        const limiter = new RedisTenantLimiter(bus, { maxPerTenant: 5, leaseMs: 3000 });
+        bus.attach({ receiveFromCluster() {} });
+        try {
+          await waitFor(() => bus.state === 'ready', RECOVERY_BOUND_MS, 'bus ready');
+          fault.stall();
+          const stalled = await settleWithin(limiter.acquire('acme'));
+          assert.ok(stalled.settled, 'acquire did not settle while Redis was silent');
+          assert.strictEqual(stalled.value, true);
+          fault.resume();
+          const resumed = Date.now();
+          // Redis answers again: the next slot is taken in Redis, on the same connection.
+          const again = await settleWithin(bus.commands.ping());
+          assert.ok(again.settled && again.ok && again.value === 'PONG', 'Redis did not answer after the stall');
+          assert.strictEqual((await settleWithin(limiter.acquire('acme'))).value, true);
+          assert.strictEqual(bus.state, 'ready');
+          measured.push({
+            path: 'redis',
+            fault: 'stops answering when ready',
+            acquireMs: stalled.ms,
+            recoveryMs: Date.now() - resumed,
+          });
+        } finally {
+          await limiter.close();
+          await bus.close();
+        }
+        await noSocketsLeft(fault, 'after the bus closed');
+        await noTimersLeft(timers, 'redis stall');
+      },
+    );
   });
 });

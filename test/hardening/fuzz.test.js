@@ -275,61 +275,64 @@ describe('hardening: seeded fuzz', function () {
     }
   }
 
-  it(`${CASES} random tokens and query strings: no crash, no accept, typed refusals only (seed ${SEED})`, async function () {
-    const r = prng(SEED);
-    const modes = ['hs256', 'jwks', 'publickey', 'none'];
-    const outcomes = {};
-    const fetchesBefore = jwks.fetches;
-    for (let i = 0; i < CASES; i++) {
-      const mode = modes[i % modes.length];
-      const token = await randomToken(r, mode);
-      const query = randomQuery(r, token);
-      const where = `case ${i} (seed ${SEED}, mode ${mode})`;
-      let read;
-      try {
-        read = readToken(`/ws?${query}`);
-      } catch (err) {
-        assert.ok(err instanceof HandshakeError, `${where}: readToken threw ${err && err.name}`);
-        outcomes[err.code] = (outcomes[err.code] || 0) + 1;
-        continue;
+  it(
+    `${CASES} random tokens and query strings: no crash, ` + `no accept, typed refusals only (seed ${SEED})`,
+    async function () {
+      const r = prng(SEED);
+      const modes = ['hs256', 'jwks', 'publickey', 'none'];
+      const outcomes = {};
+      const fetchesBefore = jwks.fetches;
+      for (let i = 0; i < CASES; i++) {
+        const mode = modes[i % modes.length];
+        const token = await randomToken(r, mode);
+        const query = randomQuery(r, token);
+        const where = `case ${i} (seed ${SEED}, mode ${mode})`;
+        let read;
+        try {
+          read = readToken(`/ws?${query}`);
+        } catch (err) {
+          assert.ok(err instanceof HandshakeError, `${where}: readToken threw ${err && err.name}`);
+          outcomes[err.code] = (outcomes[err.code] || 0) + 1;
+          continue;
+        }
+        if (equivalentToValid(read)) {
+          outcomes.equivalentToValid = (outcomes.equivalentToValid || 0) + 1;
+          continue;
+        }
+        let result;
+        try {
+          result = await verifiers[mode].verify(read);
+        } catch (err) {
+          assert.ok(err instanceof HandshakeError, `${where}: verify threw ${err && err.name}: ${err && err.message}`);
+          assert.ok(err.status === 401, `${where}: status ${err.status}`);
+          outcomes[err.code] = (outcomes[err.code] || 0) + 1;
+          continue;
+        }
+        // Only mode none may let a random token through, and then nothing in it is trusted.
+        assert.strictEqual(mode, 'none', `${where}: a random token was ACCEPTED: ${JSON.stringify(query)}`);
+        assert.strictEqual(result.authStatus, 'none');
+        assert.strictEqual(result.claims, null);
+        assert.strictEqual(
+          resolveTenant({ from: 'claim', claim: 'tenant_id', staticTenantId: '' }, result.claims),
+          'default',
+        );
+        outcomes.noneAccepted = (outcomes.noneAccepted || 0) + 1;
       }
-      if (equivalentToValid(read)) {
-        outcomes.equivalentToValid = (outcomes.equivalentToValid || 0) + 1;
-        continue;
+      // Random kids did not turn into fetches.
+      assert.ok(jwks.fetches - fetchesBefore <= 1, `JWKS fetches during fuzz: ${jwks.fetches - fetchesBefore}`);
+      // The generators really exercised the checks (a fuzzer that only hits one branch proves little).
+      for (const code of [
+        'TOKEN_MALFORMED',
+        'ALG_NOT_ALLOWED',
+        'BAD_SIGNATURE',
+        'TOKEN_AMBIGUOUS',
+        'TOKEN_MISSING',
+        'KEY_NOT_FOUND',
+      ]) {
+        assert.ok(outcomes[code] > 10, `too few ${code}: ${JSON.stringify(outcomes)}`);
       }
-      let result;
-      try {
-        result = await verifiers[mode].verify(read);
-      } catch (err) {
-        assert.ok(err instanceof HandshakeError, `${where}: verify threw ${err && err.name}: ${err && err.message}`);
-        assert.ok(err.status === 401, `${where}: status ${err.status}`);
-        outcomes[err.code] = (outcomes[err.code] || 0) + 1;
-        continue;
-      }
-      // Only mode none may let a random token through, and then nothing in it is trusted.
-      assert.strictEqual(mode, 'none', `${where}: a random token was ACCEPTED: ${JSON.stringify(query)}`);
-      assert.strictEqual(result.authStatus, 'none');
-      assert.strictEqual(result.claims, null);
-      assert.strictEqual(
-        resolveTenant({ from: 'claim', claim: 'tenant_id', staticTenantId: '' }, result.claims),
-        'default',
-      );
-      outcomes.noneAccepted = (outcomes.noneAccepted || 0) + 1;
-    }
-    // Random kids did not turn into fetches.
-    assert.ok(jwks.fetches - fetchesBefore <= 1, `JWKS fetches during fuzz: ${jwks.fetches - fetchesBefore}`);
-    // The generators really exercised the checks (a fuzzer that only hits one branch proves little).
-    for (const code of [
-      'TOKEN_MALFORMED',
-      'ALG_NOT_ALLOWED',
-      'BAD_SIGNATURE',
-      'TOKEN_AMBIGUOUS',
-      'TOKEN_MISSING',
-      'KEY_NOT_FOUND',
-    ]) {
-      assert.ok(outcomes[code] > 10, `too few ${code}: ${JSON.stringify(outcomes)}`);
-    }
-  });
+    },
+  );
 
   it(`${HANDSHAKES} random handshakes against a real listener: never a 101`, async function () {
     const srv = await startHttpServer();

@@ -292,28 +292,35 @@ describe('hardening: hostile frames after the handshake (a real node-red process
   // ---- listeners: hostile clients -------------------------------------------------------------
 
   describe('listener (hostile clients)', function () {
-    it('the 40 KB frame of 20,000 nested arrays: echoed as text in payload mode, closed 1009 in entire-message mode', async function () {
-      const payload = await sendToListener('lp', (ws) => ws.send(DEEP_40KB));
-      assert.strictEqual(payload.echo, DEEP_40KB);
-      const mark = red.output.length;
-      const message = await sendToListener('lm', (ws) => ws.send(DEEP_40KB), { expectClose: true });
-      assert.deepStrictEqual(message.close, { code: 1009, reason: 'message nested too deep' });
-      await red.waitForLog((out) => /session closed: message too deep/.test(out.slice(mark)), 5000);
-      stats.frames += 2;
-      await assertHealthy('deep arrays');
-    });
+    it(
+      'the 40 KB frame of 20,000 nested arrays: echoed as text ' +
+        'in payload mode, closed 1009 in entire-message mode',
+      async function () {
+        const payload = await sendToListener('lp', (ws) => ws.send(DEEP_40KB));
+        assert.strictEqual(payload.echo, DEEP_40KB);
+        const mark = red.output.length;
+        const message = await sendToListener('lm', (ws) => ws.send(DEEP_40KB), { expectClose: true });
+        assert.deepStrictEqual(message.close, { code: 1009, reason: 'message nested too deep' });
+        await red.waitForLog((out) => /session closed: message too deep/.test(out.slice(mark)), 5000);
+        stats.frames += 2;
+        await assertHealthy('deep arrays');
+      },
+    );
 
-    it('deep objects (20,000 levels) and deep JSON inside a payload: closed 1009; 64 levels are delivered', async function () {
-      for (const text of [nestObjects(20000), `{"payload":{"x":${nest(5000)}}}`, nest(MAX_DEPTH + 1)]) {
-        const r = await sendToListener('lm', (ws) => ws.send(text), { expectClose: true });
-        assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
-      }
-      const atBound = await sendToListener('lm', (ws) => ws.send(`{"payload":${nest(MAX_DEPTH - 1)}}`));
-      assert.deepStrictEqual(JSON.parse(atBound.echo).payload, JSON.parse(nest(MAX_DEPTH - 1)));
-      assert.strictEqual((await sendToListener('lp', (ws) => ws.send(nestObjects(20000)))).echo, nestObjects(20000));
-      stats.frames += 5;
-      await assertHealthy('deep objects');
-    });
+    it(
+      'deep objects (20,000 levels) and deep JSON inside ' + 'a payload: closed 1009; 64 levels are delivered',
+      async function () {
+        for (const text of [nestObjects(20000), `{"payload":{"x":${nest(5000)}}}`, nest(MAX_DEPTH + 1)]) {
+          const r = await sendToListener('lm', (ws) => ws.send(text), { expectClose: true });
+          assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
+        }
+        const atBound = await sendToListener('lm', (ws) => ws.send(`{"payload":${nest(MAX_DEPTH - 1)}}`));
+        assert.deepStrictEqual(JSON.parse(atBound.echo).payload, JSON.parse(nest(MAX_DEPTH - 1)));
+        assert.strictEqual((await sendToListener('lp', (ws) => ws.send(nestObjects(20000)))).echo, nestObjects(20000));
+        stats.frames += 5;
+        await assertHealthy('deep objects');
+      },
+    );
 
     it('wide JSON, huge numbers and huge strings are delivered in both modes', async function () {
       const frames = [
@@ -375,57 +382,61 @@ describe('hardening: hostile frames after the handshake (a real node-red process
       await assertHealthy('fragments');
     });
 
-    it('ping and pong floods: a peer that does not read is cut off, a rate-limited one gets 1008, pongs are ignored', async function () {
-      const mark = red.output.length;
-      // 1) pings from a client that never reads its pongs: closed as a slow consumer, not buffered
-      const flooder = await openHostile('lp');
-      flooder._socket.pause();
-      const PING = Buffer.alloc(125, 7);
-      const rssBefore = rssKb();
-      let sent = 0;
-      // the kernel holds tens of MiB for a reader that does not read (tcp_rmem) before node-red queues any
-      const cap = 160 * 1024 * 1024;
-      while (sent < cap && !/session closed: slow consumer/.test(red.logSince(mark)) && !red.exited) {
-        for (let i = 0; i < 2048 && flooder.readyState === WebSocket.OPEN; i++) flooder.ping(PING);
-        sent += 2048 * PING.length;
-        stats.frames += 2048;
-        await waitFor(
-          () => flooder.bufferedAmount < 2 * 1024 * 1024 || flooder.readyState !== WebSocket.OPEN || red.exited,
-          20000,
-          'node-red to read the pings',
+    it(
+      'ping and pong floods: a peer that does not read is cut ' +
+        'off, a rate-limited one gets 1008, pongs are ignored',
+      async function () {
+        const mark = red.output.length;
+        // 1) pings from a client that never reads its pongs: closed as a slow consumer, not buffered
+        const flooder = await openHostile('lp');
+        flooder._socket.pause();
+        const PING = Buffer.alloc(125, 7);
+        const rssBefore = rssKb();
+        let sent = 0;
+        // the kernel holds tens of MiB for a reader that does not read (tcp_rmem) before node-red queues any
+        const cap = 160 * 1024 * 1024;
+        while (sent < cap && !/session closed: slow consumer/.test(red.logSince(mark)) && !red.exited) {
+          for (let i = 0; i < 2048 && flooder.readyState === WebSocket.OPEN; i++) flooder.ping(PING);
+          sent += 2048 * PING.length;
+          stats.frames += 2048;
+          await waitFor(
+            () => flooder.bufferedAmount < 2 * 1024 * 1024 || flooder.readyState !== WebSocket.OPEN || red.exited,
+            20000,
+            'node-red to read the pings',
+          );
+        }
+        if (VERBOSE) console.log(`      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings sent before the cut`);
+        const floodGrowth = rssKb() - rssBefore;
+        if (VERBOSE) console.log(`      ping flood: RSS +${(floodGrowth / 1024).toFixed(1)} MiB during the flood`);
+        // without the bound every pong stays queued in node-red: RSS grows by about the bytes of pings sent
+        assert.ok(
+          floodGrowth < 64 * 1024,
+          `RSS grew ${(floodGrowth / 1024).toFixed(1)} MiB during a ${(sent / 1048576).toFixed(1)} MiB ping flood`,
         );
-      }
-      if (VERBOSE) console.log(`      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings sent before the cut`);
-      const floodGrowth = rssKb() - rssBefore;
-      if (VERBOSE) console.log(`      ping flood: RSS +${(floodGrowth / 1024).toFixed(1)} MiB during the flood`);
-      // without the bound every pong stays queued in node-red: RSS grows by about the bytes of pings sent
-      assert.ok(
-        floodGrowth < 64 * 1024,
-        `RSS grew ${(floodGrowth / 1024).toFixed(1)} MiB during a ${(sent / 1048576).toFixed(1)} MiB ping flood`,
-      );
-      await red.waitForLog((out) => /session closed: slow consumer/.test(out.slice(mark)), 10000);
-      flooder.terminate();
-      // 2) a ping burst and a pong burst over a rate-limited listener: 1008
-      for (const kind of ['ping', 'pong']) {
-        const r = await sendToListener(
-          'lr',
-          (ws) => {
-            for (let i = 0; i < 500; i++) ws[kind](Buffer.from(String(i)));
-          },
-          { expectClose: true },
-        );
-        assert.deepStrictEqual(r.close, { code: 1008, reason: 'rate limit exceeded' }, kind);
-        stats.frames += 500;
-      }
-      // 3) unsolicited pongs without a rate limit: ignored, the session works
-      const r = await sendToListener('lp', (ws) => {
-        for (let i = 0; i < 20000; i++) ws.pong(PING);
-        ws.send('after the pongs');
-      });
-      assert.strictEqual(r.echo, 'after the pongs');
-      stats.frames += 20001;
-      await assertHealthy('ping and pong floods');
-    });
+        await red.waitForLog((out) => /session closed: slow consumer/.test(out.slice(mark)), 10000);
+        flooder.terminate();
+        // 2) a ping burst and a pong burst over a rate-limited listener: 1008
+        for (const kind of ['ping', 'pong']) {
+          const r = await sendToListener(
+            'lr',
+            (ws) => {
+              for (let i = 0; i < 500; i++) ws[kind](Buffer.from(String(i)));
+            },
+            { expectClose: true },
+          );
+          assert.deepStrictEqual(r.close, { code: 1008, reason: 'rate limit exceeded' }, kind);
+          stats.frames += 500;
+        }
+        // 3) unsolicited pongs without a rate limit: ignored, the session works
+        const r = await sendToListener('lp', (ws) => {
+          for (let i = 0; i < 20000; i++) ws.pong(PING);
+          ws.send('after the pongs');
+        });
+        assert.strictEqual(r.echo, 'after the pongs');
+        stats.frames += 20001;
+        await assertHealthy('ping and pong floods');
+      },
+    );
 
     it('odd close codes and reasons are answered with a close, never a crash', async function () {
       const odd = [
@@ -555,20 +566,24 @@ describe('hardening: hostile frames after the handshake (a real node-red process
       return { echoes: p.messages.slice(before) };
     }
 
-    it('the 40 KB frame of nested arrays: echoed in payload mode, closed 1009 in entire-message mode; the client reconnects', async function () {
-      assert.deepStrictEqual((await sendToClient('c-deep-p', (ws) => ws.send(DEEP_40KB))).echoes, [DEEP_40KB]);
-      const openedBefore = peer('c-deep-m').opened;
-      const mark = red.output.length;
-      const r = await sendToClient('c-deep-m', (ws) => ws.send(DEEP_40KB), { expectClose: true });
-      if (r.close.code === 1006)
-        await Promise.race([red.exitPromise, new Promise((resolve) => setTimeout(resolve, 1500))]);
-      assertAlive('client: deep arrays');
-      assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
-      await red.waitForLog((out) => /closed: message nested too deep/.test(out.slice(mark)), 5000);
-      stats.frames += 2;
-      await assertHealthy('client: deep arrays');
-      assert.strictEqual(peer('c-deep-m').opened, openedBefore + 1, 'one reconnect');
-    });
+    it(
+      'the 40 KB frame of nested arrays: echoed in payload mode, ' +
+        'closed 1009 in entire-message mode; the client reconnects',
+      async function () {
+        assert.deepStrictEqual((await sendToClient('c-deep-p', (ws) => ws.send(DEEP_40KB))).echoes, [DEEP_40KB]);
+        const openedBefore = peer('c-deep-m').opened;
+        const mark = red.output.length;
+        const r = await sendToClient('c-deep-m', (ws) => ws.send(DEEP_40KB), { expectClose: true });
+        if (r.close.code === 1006)
+          await Promise.race([red.exitPromise, new Promise((resolve) => setTimeout(resolve, 1500))]);
+        assertAlive('client: deep arrays');
+        assert.deepStrictEqual(r.close, { code: 1009, reason: 'message nested too deep' });
+        await red.waitForLog((out) => /closed: message nested too deep/.test(out.slice(mark)), 5000);
+        stats.frames += 2;
+        await assertHealthy('client: deep arrays');
+        assert.strictEqual(peer('c-deep-m').opened, openedBefore + 1, 'one reconnect');
+      },
+    );
 
     it('wide JSON, huge numbers and strings (1 MiB) reach the flow in both modes', async function () {
       const frames = [
@@ -619,27 +634,30 @@ describe('hardening: hostile frames after the handshake (a real node-red process
       await assertHealthy('client: fragments');
     });
 
-    it('pong and ping floods from the server: pongs are ignored, a ping flood that reads nothing is cut off', async function () {
-      for (const key of ['c-pings-p', 'c-pings-m']) {
-        const pongs = await sendToClient(key, (ws) => {
-          for (let i = 0; i < 20000; i++) ws.pong(Buffer.alloc(125));
-          ws.send('after the pongs');
-        });
-        assert.ok(String(pongs.echoes[0]).includes('after the pongs'), key);
-        const flood = await sendToClient(
-          key,
-          (ws) => {
-            ws._socket.pause(); // the server reads none of the client's pongs for a while
-            for (let i = 0; i < 40000; i++) ws.ping(Buffer.alloc(125, 1));
-            setTimeout(() => ws._socket.resume(), 500);
-          },
-          { expectClose: true },
-        );
-        assert.ok(typeof flood.close.code === 'number', key);
-        stats.frames += 60001;
-      }
-      await assertHealthy('client: ping floods');
-    });
+    it(
+      'pong and ping floods from the server: pongs are ' + 'ignored, a ping flood that reads nothing is cut off',
+      async function () {
+        for (const key of ['c-pings-p', 'c-pings-m']) {
+          const pongs = await sendToClient(key, (ws) => {
+            for (let i = 0; i < 20000; i++) ws.pong(Buffer.alloc(125));
+            ws.send('after the pongs');
+          });
+          assert.ok(String(pongs.echoes[0]).includes('after the pongs'), key);
+          const flood = await sendToClient(
+            key,
+            (ws) => {
+              ws._socket.pause(); // the server reads none of the client's pongs for a while
+              for (let i = 0; i < 40000; i++) ws.ping(Buffer.alloc(125, 1));
+              setTimeout(() => ws._socket.resume(), 500);
+            },
+            { expectClose: true },
+          );
+          assert.ok(typeof flood.close.code === 'number', key);
+          stats.frames += 60001;
+        }
+        await assertHealthy('client: ping floods');
+      },
+    );
 
     it('odd close frames from the server are answered with a close, never a crash', async function () {
       const r1 = await sendToClient('c-close-p', (ws) => writeRaw(ws, closeFrame(1005, '', { mask: false })), {

@@ -541,11 +541,14 @@ describe('hardening: hostile handshakes', function () {
     it('the origin is checked before the token (a bad token from a bad origin is 403)', async function () {
       await refused(L.jwks, 'token=garbage', 403, 'ORIGIN_NOT_ALLOWED', { Origin: 'https://evil.example' });
     });
-    it('listed origins (any case, with an explicit port) and no Origin at all are accepted (control)', async function () {
-      await acceptedAndClose(L.jwks, `token=${token}`, { Origin: 'HTTPS://APP.EXAMPLE' });
-      await acceptedAndClose(L.jwks, `token=${token}`, { Origin: 'https://other.example:8443' });
-      await acceptedAndClose(L.jwks, `token=${token}`);
-    });
+    it(
+      'listed origins (any case, with an explicit port) ' + 'and no Origin at all are accepted (control)',
+      async function () {
+        await acceptedAndClose(L.jwks, `token=${token}`, { Origin: 'HTTPS://APP.EXAMPLE' });
+        await acceptedAndClose(L.jwks, `token=${token}`, { Origin: 'https://other.example:8443' });
+        await acceptedAndClose(L.jwks, `token=${token}`);
+      },
+    );
   });
 
   describe('mode none trusts nothing in a token', function () {
@@ -748,38 +751,41 @@ describe('hardening: hostile handshakes', function () {
       await own.close();
     });
 
-    it('handshakes waiting on a JWKS that does not answer get 503 "listener closing", not a hang-up', async function () {
-      const slow = await startJwksServer([rsa]);
-      servers.push(slow);
-      slow.state.mode = 'hang';
-      const rec = startListener(own, '/ws/closing', {
-        verifier: { mode: 'jwks', jwksUri: slow.url, jwksTimeoutMs: 15000 },
-        handshakeTimeoutMs: 15000,
-      });
-      const token = await good();
-      const pending = [
-        connect(rec.url(`token=${token}`)),
-        connect(rec.url(`token=${token}`)),
-        rawHandshake(own.port, { path: `/ws/closing?token=${token}` }),
-      ];
-      await waitFor(() => slow.fetches >= 1 && own.sockets.size === 3, 5000, 'three handshakes in verification');
-      const closing = rec.listener.close();
-      const [a, b, raw] = await Promise.all(pending);
-      for (const r of [a, b]) {
-        assert.strictEqual(r.status, 503);
-        assert.strictEqual(r.body, 'listener closing');
-        r.ws.terminate();
-      }
-      assert.strictEqual(raw.status, 503);
-      assert.match(raw.head, /\r\nConnection: close\r\n/i);
-      await closing;
-      assert.deepStrictEqual(
-        rec.refusals.map((e) => e.code),
-        ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING'],
-      );
-      assert.strictEqual(rec.opens.length, 0);
-      await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
-    });
+    it(
+      'handshakes waiting on a JWKS that does not ' + 'answer get 503 "listener closing", not a hang-up',
+      async function () {
+        const slow = await startJwksServer([rsa]);
+        servers.push(slow);
+        slow.state.mode = 'hang';
+        const rec = startListener(own, '/ws/closing', {
+          verifier: { mode: 'jwks', jwksUri: slow.url, jwksTimeoutMs: 15000 },
+          handshakeTimeoutMs: 15000,
+        });
+        const token = await good();
+        const pending = [
+          connect(rec.url(`token=${token}`)),
+          connect(rec.url(`token=${token}`)),
+          rawHandshake(own.port, { path: `/ws/closing?token=${token}` }),
+        ];
+        await waitFor(() => slow.fetches >= 1 && own.sockets.size === 3, 5000, 'three handshakes in verification');
+        const closing = rec.listener.close();
+        const [a, b, raw] = await Promise.all(pending);
+        for (const r of [a, b]) {
+          assert.strictEqual(r.status, 503);
+          assert.strictEqual(r.body, 'listener closing');
+          r.ws.terminate();
+        }
+        assert.strictEqual(raw.status, 503);
+        assert.match(raw.head, /\r\nConnection: close\r\n/i);
+        await closing;
+        assert.deepStrictEqual(
+          rec.refusals.map((e) => e.code),
+          ['LISTENER_CLOSING', 'LISTENER_CLOSING', 'LISTENER_CLOSING'],
+        );
+        assert.strictEqual(rec.opens.length, 0);
+        await waitFor(() => own.sockets.size === 0, 3000, 'the server to free the sockets');
+      },
+    );
 
     it('an upgrade that arrives while the listener is closing gets 503 "listener closing"', async function () {
       const rec = startListener(own, '/ws/closing-late', { verifier: { mode: 'none' } });

@@ -81,93 +81,97 @@ describe('hardening: randomized tenant isolation', function () {
     await srv.close();
   });
 
-  it(`${Object.values(CALLS).reduce((a, b) => a + b)} deliver() calls, ≥ 100,000 receipts: exact tallies, zero cross-tenant frames`, async function () {
-    const r = prng(SEED + 1);
-    let seq = 0;
-    let totalExpected = 0;
-    let totalDelivered = 0;
-    const misses = { session: 0, tenant: 0, global: 0 };
+  it(
+    `${Object.values(CALLS).reduce((a, b) => a + b)} deliver() calls, ` +
+      `≥ 100,000 receipts: exact tallies, zero cross-tenant frames`,
+    async function () {
+      const r = prng(SEED + 1);
+      let seq = 0;
+      let totalExpected = 0;
+      let totalDelivered = 0;
+      const misses = { session: 0, tenant: 0, global: 0 };
 
-    /** The model: who must receive a frame sent on `scope` for session `id`. */
-    function recipients(scope, id) {
-      const live = clients[scope];
-      if (scope === 'global') return live;
-      const owner = live.find((c) => c.sessionId === id);
-      if (scope === 'session') return owner ? [owner] : [];
-      const tenant = owner ? owner.tenant : closedIds.tenant.find((c) => c.id === id)?.tenant;
-      return tenant === undefined ? [] : live.filter((c) => c.tenant === tenant);
-    }
-
-    /** A session id to route by: mostly live ones, sometimes closed, foreign, forged or absent. */
-    function pickId(scope) {
-      const roll = r();
-      if (roll < 0.85 || closedIds[scope].length === 0) return r.pick(clients[scope]).sessionId;
-      if (roll < 0.9) return r.pick(closedIds[scope]).id;
-      if (roll < 0.95)
-        return r.pick(clients[r.pick(['session', 'tenant', 'global'].filter((s) => s !== scope))]).sessionId;
-      return r.pick([
-        undefined,
-        null,
-        '',
-        'default',
-        tenantName(3),
-        { id: 'x' },
-        ['x'],
-        42,
-        '00000000-0000-0000-0000-000000000000',
-      ]);
-    }
-
-    const perBatch = Object.fromEntries(Object.entries(CALLS).map(([s, n]) => [s, Math.ceil(n / BATCHES)]));
-    for (let batch = 0; batch < BATCHES; batch++) {
-      const plan = [];
-      for (const [scope, n] of Object.entries(perBatch)) for (let i = 0; i < n; i++) plan.push(scope);
-      // interleave the scopes
-      for (let i = plan.length - 1; i > 0; i--) {
-        const j = r.int(i + 1);
-        [plan[i], plan[j]] = [plan[j], plan[i]];
+      /** The model: who must receive a frame sent on `scope` for session `id`. */
+      function recipients(scope, id) {
+        const live = clients[scope];
+        if (scope === 'global') return live;
+        const owner = live.find((c) => c.sessionId === id);
+        if (scope === 'session') return owner ? [owner] : [];
+        const tenant = owner ? owner.tenant : closedIds.tenant.find((c) => c.id === id)?.tenant;
+        return tenant === undefined ? [] : live.filter((c) => c.tenant === tenant);
       }
-      for (const scope of plan) {
-        const id = pickId(scope);
-        const targets = recipients(scope, id);
-        const tenant =
-          scope === 'tenant' ? (targets[0]?.tenant ?? '-') : scope === 'session' ? (targets[0]?.tenant ?? '-') : '*';
-        const result = L[scope].listener.deliver(
-          id,
-          `${scope}|${tenant}|${typeof id === 'string' ? id : '-'}|${seq++}`,
-        );
-        assert.strictEqual(result.delivered, targets.length, `deliver(${JSON.stringify(id)}) on ${scope}`);
-        if (targets.length === 0) misses[scope]++;
-        for (const c of targets) c.expected++;
-        totalExpected += targets.length;
-        totalDelivered += result.delivered;
-      }
-      const all = [...clients.session, ...clients.tenant, ...clients.global];
-      await waitFor(() => all.every((c) => c.received >= c.expected), 20000, `batch ${batch} receipts`);
-      for (const c of all)
-        assert.strictEqual(c.received, c.expected, `${c.name}: ${c.received} received, ${c.expected} expected`);
-      assert.deepStrictEqual(violations, []);
 
-      // churn: a few clients leave, replacements join (random tenants)
-      if (batch < BATCHES - 1) {
-        for (const scope of Object.keys(clients)) {
-          const leaving = Array.from({ length: 3 }, () => r.pick(clients[scope])).filter(
-            (c, i, a) => a.indexOf(c) === i,
+      /** A session id to route by: mostly live ones, sometimes closed, foreign, forged or absent. */
+      function pickId(scope) {
+        const roll = r();
+        if (roll < 0.85 || closedIds[scope].length === 0) return r.pick(clients[scope]).sessionId;
+        if (roll < 0.9) return r.pick(closedIds[scope]).id;
+        if (roll < 0.95)
+          return r.pick(clients[r.pick(['session', 'tenant', 'global'].filter((s) => s !== scope))]).sessionId;
+        return r.pick([
+          undefined,
+          null,
+          '',
+          'default',
+          tenantName(3),
+          { id: 'x' },
+          ['x'],
+          42,
+          '00000000-0000-0000-0000-000000000000',
+        ]);
+      }
+
+      const perBatch = Object.fromEntries(Object.entries(CALLS).map(([s, n]) => [s, Math.ceil(n / BATCHES)]));
+      for (let batch = 0; batch < BATCHES; batch++) {
+        const plan = [];
+        for (const [scope, n] of Object.entries(perBatch)) for (let i = 0; i < n; i++) plan.push(scope);
+        // interleave the scopes
+        for (let i = plan.length - 1; i > 0; i--) {
+          const j = r.int(i + 1);
+          [plan[i], plan[j]] = [plan[j], plan[i]];
+        }
+        for (const scope of plan) {
+          const id = pickId(scope);
+          const targets = recipients(scope, id);
+          const tenant =
+            scope === 'tenant' ? (targets[0]?.tenant ?? '-') : scope === 'session' ? (targets[0]?.tenant ?? '-') : '*';
+          const result = L[scope].listener.deliver(
+            id,
+            `${scope}|${tenant}|${typeof id === 'string' ? id : '-'}|${seq++}`,
           );
-          for (const c of leaving) await closeClient(c);
-          for (let i = 0; i < leaving.length; i++) await openClient(scope, tenantName(r.int(TENANTS)));
+          assert.strictEqual(result.delivered, targets.length, `deliver(${JSON.stringify(id)}) on ${scope}`);
+          if (targets.length === 0) misses[scope]++;
+          for (const c of targets) c.expected++;
+          totalExpected += targets.length;
+          totalDelivered += result.delivered;
+        }
+        const all = [...clients.session, ...clients.tenant, ...clients.global];
+        await waitFor(() => all.every((c) => c.received >= c.expected), 20000, `batch ${batch} receipts`);
+        for (const c of all)
+          assert.strictEqual(c.received, c.expected, `${c.name}: ${c.received} received, ${c.expected} expected`);
+        assert.deepStrictEqual(violations, []);
+
+        // churn: a few clients leave, replacements join (random tenants)
+        if (batch < BATCHES - 1) {
+          for (const scope of Object.keys(clients)) {
+            const leaving = Array.from({ length: 3 }, () => r.pick(clients[scope])).filter(
+              (c, i, a) => a.indexOf(c) === i,
+            );
+            for (const c of leaving) await closeClient(c);
+            for (let i = 0; i < leaving.length; i++) await openClient(scope, tenantName(r.int(TENANTS)));
+          }
         }
       }
-    }
-    assert.deepStrictEqual(violations, []);
-    assert.strictEqual(totalDelivered, totalExpected);
-    assert.ok(totalExpected >= 100_000, `only ${totalExpected} receipts`);
-    // the odd ids were really exercised
-    assert.ok(misses.session > 100 && misses.tenant > 100, JSON.stringify(misses));
-    // give any stray frame a moment to show up before the final check
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    for (const c of [...clients.session, ...clients.tenant, ...clients.global])
-      assert.strictEqual(c.received, c.expected, c.name);
-    assert.deepStrictEqual(violations, []);
-  });
+      assert.deepStrictEqual(violations, []);
+      assert.strictEqual(totalDelivered, totalExpected);
+      assert.ok(totalExpected >= 100_000, `only ${totalExpected} receipts`);
+      // the odd ids were really exercised
+      assert.ok(misses.session > 100 && misses.tenant > 100, JSON.stringify(misses));
+      // give any stray frame a moment to show up before the final check
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const c of [...clients.session, ...clients.tenant, ...clients.global])
+        assert.strictEqual(c.received, c.expected, c.name);
+      assert.deepStrictEqual(violations, []);
+    },
+  );
 });

@@ -167,55 +167,58 @@ describe('hardening: limits', function () {
       }
     });
 
-    it('a slot is released when the client leaves during verification or while the slot is being taken', async function () {
-      const limiter = new LocalTenantLimiter(1);
-      let slowAcquire = false;
-      const rec = startListener(srv, '/ws/release', {
-        verifier: {
-          mode: 'custom',
-          verifyToken: async (token) => {
-            if (token === 'slow') await delay(300);
-            return { tenant_id: 'solo' };
+    it(
+      'a slot is released when the client leaves during ' + 'verification or while the slot is being taken',
+      async function () {
+        const limiter = new LocalTenantLimiter(1);
+        let slowAcquire = false;
+        const rec = startListener(srv, '/ws/release', {
+          verifier: {
+            mode: 'custom',
+            verifyToken: async (token) => {
+              if (token === 'slow') await delay(300);
+              return { tenant_id: 'solo' };
+            },
           },
-        },
-        // the real limiter, with an optional delay in acquire (as a cluster-wide one would have)
-        tenantLimiter: {
-          acquire: async (t) => {
-            if (slowAcquire) await delay(300);
-            return limiter.acquire(t);
+          // the real limiter, with an optional delay in acquire (as a cluster-wide one would have)
+          tenantLimiter: {
+            acquire: async (t) => {
+              if (slowAcquire) await delay(300);
+              return limiter.acquire(t);
+            },
+            release: (t) => limiter.release(t),
           },
-          release: (t) => limiter.release(t),
-        },
-      });
-      try {
-        // 1) the client gives up while its token is being verified
-        const r1 = rawHandshake(srv.port, { path: '/ws/release?token=slow', timeoutMs: 100 }).catch(() => 'gave up');
-        assert.strictEqual(await r1, 'gave up');
-        await delay(400);
-        assert.strictEqual(limiter.held('solo'), 0, 'slot held after an abandoned verification');
-        // 2) the client gives up while the slot is being taken
-        slowAcquire = true;
-        const r2 = rawHandshake(srv.port, { path: '/ws/release?token=fast', timeoutMs: 100 }).catch(() => 'gave up');
-        assert.strictEqual(await r2, 'gave up');
-        await delay(400);
-        assert.strictEqual(limiter.held('solo'), 0, 'slot held after an abandoned acquire');
-        slowAcquire = false;
-        // 3) refused for the cap, then a normal open/close
-        const { ws } = await connect(rec.url('token=fast'));
-        assert.strictEqual(limiter.held('solo'), 1);
-        assert.strictEqual((await connect(rec.url('token=fast'))).status, 429);
-        ws.close();
-        await waitFor(() => limiter.held('solo') === 0, 3000, 'release on close');
-        // 4) a session the client terminates releases too
-        const again = await connect(rec.url('token=fast'));
-        assert.ok(again.opened);
-        again.ws.terminate();
-        await waitFor(() => limiter.held('solo') === 0, 3000, 'release on terminate');
-        assert.strictEqual(rec.listener.connectionCount, 0);
-      } finally {
-        await rec.listener.close();
-      }
-    });
+        });
+        try {
+          // 1) the client gives up while its token is being verified
+          const r1 = rawHandshake(srv.port, { path: '/ws/release?token=slow', timeoutMs: 100 }).catch(() => 'gave up');
+          assert.strictEqual(await r1, 'gave up');
+          await delay(400);
+          assert.strictEqual(limiter.held('solo'), 0, 'slot held after an abandoned verification');
+          // 2) the client gives up while the slot is being taken
+          slowAcquire = true;
+          const r2 = rawHandshake(srv.port, { path: '/ws/release?token=fast', timeoutMs: 100 }).catch(() => 'gave up');
+          assert.strictEqual(await r2, 'gave up');
+          await delay(400);
+          assert.strictEqual(limiter.held('solo'), 0, 'slot held after an abandoned acquire');
+          slowAcquire = false;
+          // 3) refused for the cap, then a normal open/close
+          const { ws } = await connect(rec.url('token=fast'));
+          assert.strictEqual(limiter.held('solo'), 1);
+          assert.strictEqual((await connect(rec.url('token=fast'))).status, 429);
+          ws.close();
+          await waitFor(() => limiter.held('solo') === 0, 3000, 'release on close');
+          // 4) a session the client terminates releases too
+          const again = await connect(rec.url('token=fast'));
+          assert.ok(again.opened);
+          again.ws.terminate();
+          await waitFor(() => limiter.held('solo') === 0, 3000, 'release on terminate');
+          assert.strictEqual(rec.listener.connectionCount, 0);
+        } finally {
+          await rec.listener.close();
+        }
+      },
+    );
 
     it('a tenant limiter slower than the handshake deadline: 503, and the late slot is given back', async function () {
       const limiter = new LocalTenantLimiter(1);
@@ -293,53 +296,56 @@ describe('hardening: limits', function () {
       }
     });
 
-    it('ping flood from a client that does not read: closed as a slow consumer, the queued pongs stay bounded', async function () {
-      const BOUND = 256 * 1024;
-      const rec = startListener(srv, '/ws/ping-flood', {
-        verifier: { mode: 'hs256', secret: SECRET },
-        maxBufferedBytes: BOUND,
-      });
-      try {
-        const { ws } = await connect(rec.url(`token=${await tokenFor('p', 'flooder')}`));
-        const session = [...rec.listener.registry.forTenant('p')][0];
-        // a burst from a client that reads is answered in full: only what stays queued counts
-        let pongs = 0;
-        ws.on('pong', () => pongs++);
-        for (let i = 0; i < 512; i++) ws.ping();
-        await waitFor(() => pongs === 512, 5000, 'every pong of a burst');
-        assert.deepStrictEqual(rec.enforced, []);
-        let queuedAtCut = -1;
-        rec.listener.on('enforced', (s) => (queuedAtCut = s.connection.bufferedAmount));
-        ws._socket.pause(); // reads nothing: every pong the server queues stays queued
-        const PING = Buffer.alloc(125, 1);
-        const CAP = 64 * 1024 * 1024; // bytes of pings; unbounded queuing would need far less to show
-        let sent = 0;
-        let maxQueued = 0;
-        while (sent < CAP && !rec.enforced.includes('SLOW_CONSUMER') && session.connection.readyState === 1) {
-          for (let i = 0; i < 512; i++) ws.ping(PING);
-          sent += 512 * PING.length;
-          // let the server read them; keep the client's own send buffer small
-          await waitFor(
-            () => ws.bufferedAmount < 1024 * 1024 || session.connection.readyState !== 1,
-            10000,
-            'the server to read the pings',
-          );
-          maxQueued = Math.max(maxQueued, session.connection.bufferedAmount);
+    it(
+      'ping flood from a client that does not read: closed ' + 'as a slow consumer, the queued pongs stay bounded',
+      async function () {
+        const BOUND = 256 * 1024;
+        const rec = startListener(srv, '/ws/ping-flood', {
+          verifier: { mode: 'hs256', secret: SECRET },
+          maxBufferedBytes: BOUND,
+        });
+        try {
+          const { ws } = await connect(rec.url(`token=${await tokenFor('p', 'flooder')}`));
+          const session = [...rec.listener.registry.forTenant('p')][0];
+          // a burst from a client that reads is answered in full: only what stays queued counts
+          let pongs = 0;
+          ws.on('pong', () => pongs++);
+          for (let i = 0; i < 512; i++) ws.ping();
+          await waitFor(() => pongs === 512, 5000, 'every pong of a burst');
+          assert.deepStrictEqual(rec.enforced, []);
+          let queuedAtCut = -1;
+          rec.listener.on('enforced', (s) => (queuedAtCut = s.connection.bufferedAmount));
+          ws._socket.pause(); // reads nothing: every pong the server queues stays queued
+          const PING = Buffer.alloc(125, 1);
+          const CAP = 64 * 1024 * 1024; // bytes of pings; unbounded queuing would need far less to show
+          let sent = 0;
+          let maxQueued = 0;
+          while (sent < CAP && !rec.enforced.includes('SLOW_CONSUMER') && session.connection.readyState === 1) {
+            for (let i = 0; i < 512; i++) ws.ping(PING);
+            sent += 512 * PING.length;
+            // let the server read them; keep the client's own send buffer small
+            await waitFor(
+              () => ws.bufferedAmount < 1024 * 1024 || session.connection.readyState !== 1,
+              10000,
+              'the server to read the pings',
+            );
+            maxQueued = Math.max(maxQueued, session.connection.bufferedAmount);
+          }
+          maxQueued = Math.max(maxQueued, queuedAtCut);
+          if (process.env.HARDENING_VERBOSE)
+            console.log(
+              `      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`,
+            );
+          assert.deepStrictEqual(rec.enforced, ['SLOW_CONSUMER'], `after ${sent} bytes of pings`);
+          assert.ok(maxQueued <= BOUND + 64 * 1024, `server queued ${maxQueued} bytes, bound ${BOUND}`);
+          // cut off after the close grace period even though the client never reads the close
+          await waitFor(() => rec.listener.connectionCount === 0, 5000, 'the flooder to be dropped');
+          ws.terminate();
+        } finally {
+          await rec.listener.close();
         }
-        maxQueued = Math.max(maxQueued, queuedAtCut);
-        if (process.env.HARDENING_VERBOSE)
-          console.log(
-            `      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`,
-          );
-        assert.deepStrictEqual(rec.enforced, ['SLOW_CONSUMER'], `after ${sent} bytes of pings`);
-        assert.ok(maxQueued <= BOUND + 64 * 1024, `server queued ${maxQueued} bytes, bound ${BOUND}`);
-        // cut off after the close grace period even though the client never reads the close
-        await waitFor(() => rec.listener.connectionCount === 0, 5000, 'the flooder to be dropped');
-        ws.terminate();
-      } finally {
-        await rec.listener.close();
-      }
-    });
+      },
+    );
 
     it('a ping burst over the rate limit closes with 1008, as does a burst of unsolicited pongs', async function () {
       const rec = startListener(srv, '/ws/ping-rate', { verifier: { mode: 'hs256', secret: SECRET }, rateLimit: 5 });

@@ -93,26 +93,29 @@ describe('hardening: listener node wiring', function () {
     assert.strictEqual(helper.getNode('l1').listener, undefined);
   });
 
-  it('publickey: the PEM text property verifies ES256; HS256 with the PEM and other keys are refused', async function () {
-    const key = await makeKey('ES256', undefined);
-    const other = await makeKey('ES256', undefined);
-    await load(echo({ authMode: 'publickey', publicKey: key.publicPem }));
-    const got = collect('h-l1');
-    const r = await opened('/ws/wire', `token=${await signWithKey(key, { tenant_id: 'pk', sub: 'p' })}`);
-    assert.ok(r.opened, `status ${r.status}`);
-    r.ws.send('hi');
-    await waitForMessages(r.ws, 1);
-    assert.strictEqual(got[0]._session.tenantId, 'pk');
-    assert.strictEqual(got[0]._session.authStatus, 'verified');
-    assert.strictEqual(
-      (await opened('/ws/wire', `token=${await signHS256(key.publicPem, { tenant_id: 'pk' })}`)).status,
-      401,
-    );
-    assert.strictEqual(
-      (await opened('/ws/wire', `token=${await signWithKey(other, { tenant_id: 'pk' })}`)).status,
-      401,
-    );
-  });
+  it(
+    'publickey: the PEM text property verifies ES256; ' + 'HS256 with the PEM and other keys are refused',
+    async function () {
+      const key = await makeKey('ES256', undefined);
+      const other = await makeKey('ES256', undefined);
+      await load(echo({ authMode: 'publickey', publicKey: key.publicPem }));
+      const got = collect('h-l1');
+      const r = await opened('/ws/wire', `token=${await signWithKey(key, { tenant_id: 'pk', sub: 'p' })}`);
+      assert.ok(r.opened, `status ${r.status}`);
+      r.ws.send('hi');
+      await waitForMessages(r.ws, 1);
+      assert.strictEqual(got[0]._session.tenantId, 'pk');
+      assert.strictEqual(got[0]._session.authStatus, 'verified');
+      assert.strictEqual(
+        (await opened('/ws/wire', `token=${await signHS256(key.publicPem, { tenant_id: 'pk' })}`)).status,
+        401,
+      );
+      assert.strictEqual(
+        (await opened('/ws/wire', `token=${await signWithKey(other, { tenant_id: 'pk' })}`)).status,
+        401,
+      );
+    },
+  );
 
   it('publickey: RSA PEM accepts RS256', async function () {
     const key = await makeKey('RS256', undefined);
@@ -291,22 +294,25 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
     await jwks?.close();
   });
 
-  it('default setting (5 s): a JWKS that never answers gets 401 "keys unavailable", a hanging verifier 503', async function () {
-    const [keys, deadline] = await attempts.standard;
-    assert.deepStrictEqual(
-      { status: keys.status, body: keys.body },
-      { status: 401, body: 'keys unavailable' },
-      JSON.stringify(keys),
-    );
-    assert.deepStrictEqual(
-      { status: deadline.status, body: deadline.body },
-      { status: 503, body: 'verification timed out' },
-      JSON.stringify(deadline),
-    );
-    // The deadlines that answered: JWKS 3 s, handshake 4 s (a timer never fires early).
-    assert.ok(keys.ms >= 2900, `JWKS timeout after ${keys.ms} ms`);
-    assert.ok(deadline.ms >= 3900, `handshake deadline after ${deadline.ms} ms`);
-  });
+  it(
+    'default setting (5 s): a JWKS that never answers ' + 'gets 401 "keys unavailable", a hanging verifier 503',
+    async function () {
+      const [keys, deadline] = await attempts.standard;
+      assert.deepStrictEqual(
+        { status: keys.status, body: keys.body },
+        { status: 401, body: 'keys unavailable' },
+        JSON.stringify(keys),
+      );
+      assert.deepStrictEqual(
+        { status: deadline.status, body: deadline.body },
+        { status: 503, body: 'verification timed out' },
+        JSON.stringify(deadline),
+      );
+      // The deadlines that answered: JWKS 3 s, handshake 4 s (a timer never fires early).
+      assert.ok(keys.ms >= 2900, `JWKS timeout after ${keys.ms} ms`);
+      assert.ok(deadline.ms >= 3900, `handshake deadline after ${deadline.ms} ms`);
+    },
+  );
 
   it('inboundWebSocketTimeout 2000: the deadline follows it down (503 at 1.5 s, JWKS 401 at 1.1 s)', async function () {
     const [keys, deadline] = await attempts.short;

@@ -62,46 +62,49 @@ describe('nodes/client (real Node-RED runtime)', function () {
   });
 
   describe('against a remote server', function () {
-    it('sends the token, headers (static and env) and subprotocol; payload mode both ways with _session', async function () {
-      process.env.WSPLUS_CLIENT_TEST_KEY = 'from-env';
-      const token = await signHS256(SECRET, { sub: 'device' });
-      await load(
-        clientFlow({
-          path: `${server.url}/feed?site=a%20b`,
-          subprotocol: 'chat.v1, chat.v2',
-          headers: [
-            { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'static-value' },
-            { keyType: 'other', keyValue: 'X-Env', valueType: 'env', valueValue: 'WSPLUS_CLIENT_TEST_KEY' },
-          ],
-        }),
-        { c1: { token } },
-      );
-      const got = collect('h1');
-      await waitFor(() => helper.getNode('c1').connection.connected, 'client connected');
-      const upgrade = server.upgrades.at(-1);
-      assert.strictEqual(upgrade.url, `/feed?site=a%20b&token=${token}`);
-      assert.strictEqual(upgrade.headers['x-static'], 'static-value');
-      assert.strictEqual(upgrade.headers['x-env'], 'from-env');
-      assert.strictEqual(upgrade.headers['sec-websocket-protocol'], 'chat.v1,chat.v2');
-      assert.strictEqual(helper.getNode('c1').connection.protocol, 'chat.v2');
-      assert.strictEqual(lastStatus('cin').fill, 'green');
+    it(
+      'sends the token, headers (static and env) and ' + 'subprotocol; payload mode both ways with _session',
+      async function () {
+        process.env.WSPLUS_CLIENT_TEST_KEY = 'from-env';
+        const token = await signHS256(SECRET, { sub: 'device' });
+        await load(
+          clientFlow({
+            path: `${server.url}/feed?site=a%20b`,
+            subprotocol: 'chat.v1, chat.v2',
+            headers: [
+              { keyType: 'other', keyValue: 'X-Static', valueType: 'other', valueValue: 'static-value' },
+              { keyType: 'other', keyValue: 'X-Env', valueType: 'env', valueValue: 'WSPLUS_CLIENT_TEST_KEY' },
+            ],
+          }),
+          { c1: { token } },
+        );
+        const got = collect('h1');
+        await waitFor(() => helper.getNode('c1').connection.connected, 'client connected');
+        const upgrade = server.upgrades.at(-1);
+        assert.strictEqual(upgrade.url, `/feed?site=a%20b&token=${token}`);
+        assert.strictEqual(upgrade.headers['x-static'], 'static-value');
+        assert.strictEqual(upgrade.headers['x-env'], 'from-env');
+        assert.strictEqual(upgrade.headers['sec-websocket-protocol'], 'chat.v1,chat.v2');
+        assert.strictEqual(helper.getNode('c1').connection.protocol, 'chat.v2');
+        assert.strictEqual(lastStatus('cin').fill, 'green');
 
-      helper.getNode('cout').receive({ payload: 'hello' });
-      helper.getNode('cout').receive({ payload: Buffer.from([7, 8]) });
-      helper.getNode('cout').receive({ payload: { a: 1 } });
-      await waitFor(() => got.length >= 3, 'three echoes');
-      assert.strictEqual(got[0].payload, 'echo:hello');
-      assert.ok(Buffer.isBuffer(got[1].payload) && got[1].payload.equals(Buffer.from([7, 8])));
-      assert.strictEqual(got[2].payload, 'echo:{"a":1}');
-      assert.deepStrictEqual(got[0]._session, {
-        type: 'websocket',
-        id: helper.getNode('c1').connection.id,
-        authStatus: 'none',
-        routingScope: 'session',
-      });
-      const logged = JSON.stringify(helper.log().args);
-      assert.ok(!logged.includes(token), 'the token is never logged');
-    });
+        helper.getNode('cout').receive({ payload: 'hello' });
+        helper.getNode('cout').receive({ payload: Buffer.from([7, 8]) });
+        helper.getNode('cout').receive({ payload: { a: 1 } });
+        await waitFor(() => got.length >= 3, 'three echoes');
+        assert.strictEqual(got[0].payload, 'echo:hello');
+        assert.ok(Buffer.isBuffer(got[1].payload) && got[1].payload.equals(Buffer.from([7, 8])));
+        assert.strictEqual(got[2].payload, 'echo:{"a":1}');
+        assert.deepStrictEqual(got[0]._session, {
+          type: 'websocket',
+          id: helper.getNode('c1').connection.id,
+          authStatus: 'none',
+          routingScope: 'session',
+        });
+        const logged = JSON.stringify(helper.log().args);
+        assert.ok(!logged.includes(token), 'the token is never logged');
+      },
+    );
 
     it('entire-message mode: JSON both ways, a peer cannot set _session', async function () {
       await load(clientFlow({ path: `${server.url}/whole`, authMode: 'none', wholemsg: 'true' }));
@@ -162,39 +165,42 @@ describe('nodes/client (real Node-RED runtime)', function () {
       assert.strictEqual(server.connections, after, 'no reconnect after the node closed');
     });
 
-    it('maxPayload: a message at the limit is delivered, a bigger one closes with 1009 and the client reconnects', async function () {
-      await load(clientFlow({ path: `${server.url}/big`, authMode: 'none', maxPayload: '1024' }, { events: true }));
-      const got = collect('h1');
-      await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
-      const before = server.connections;
-      const peer = [...server.wss.clients].at(-1);
-      let closeCode;
-      peer.once('close', (code) => {
-        closeCode = code;
-      });
-      peer.send('a'.repeat(1024));
-      await waitFor(() => got.some((m) => m.payload !== undefined), 'message at the limit delivered');
-      assert.strictEqual(got.find((m) => m.payload !== undefined).payload, 'a'.repeat(1024));
-      peer.send('b'.repeat(1025));
-      await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
-      assert.strictEqual(closeCode, 1009, 'the client closes with 1009 (message too big)');
-      await waitFor(
-        () => server.connections === before + 1 && helper.getNode('c1').connection.connected,
-        'reconnected',
-        10000,
-      );
-      assert.ok(
-        !got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')),
-        'the big message never reaches the flow',
-      );
-      assert.deepStrictEqual(
-        got
-          .filter((m) => m.event)
-          .map((m) => m.event)
-          .slice(-2),
-        ['disconnect', 'connect'],
-      );
-    });
+    it(
+      'maxPayload: a message at the limit is delivered, a ' + 'bigger one closes with 1009 and the client reconnects',
+      async function () {
+        await load(clientFlow({ path: `${server.url}/big`, authMode: 'none', maxPayload: '1024' }, { events: true }));
+        const got = collect('h1');
+        await waitFor(() => helper.getNode('c1').connection.connected, 'connected');
+        const before = server.connections;
+        const peer = [...server.wss.clients].at(-1);
+        let closeCode;
+        peer.once('close', (code) => {
+          closeCode = code;
+        });
+        peer.send('a'.repeat(1024));
+        await waitFor(() => got.some((m) => m.payload !== undefined), 'message at the limit delivered');
+        assert.strictEqual(got.find((m) => m.payload !== undefined).payload, 'a'.repeat(1024));
+        peer.send('b'.repeat(1025));
+        await waitFor(() => closeCode !== undefined, 'socket closed by the client', 10000);
+        assert.strictEqual(closeCode, 1009, 'the client closes with 1009 (message too big)');
+        await waitFor(
+          () => server.connections === before + 1 && helper.getNode('c1').connection.connected,
+          'reconnected',
+          10000,
+        );
+        assert.ok(
+          !got.some((m) => typeof m.payload === 'string' && m.payload.startsWith('b')),
+          'the big message never reaches the flow',
+        );
+        assert.deepStrictEqual(
+          got
+            .filter((m) => m.event)
+            .map((m) => m.event)
+            .slice(-2),
+          ['disconnect', 'connect'],
+        );
+      },
+    );
 
     it("maxPayload: a client without the property (an older flow) accepts 1 MiB, not ws's 100 MiB", async function () {
       const flow = clientFlow({ path: `${server.url}/default-limit`, authMode: 'none' });
@@ -372,29 +378,32 @@ describe('nodes/client (real Node-RED runtime)', function () {
       });
     }
 
-    it('with "payload,topic" the server\'s url, method, headers and other properties never reach the flow', async function () {
-      const peer = peerFor('/peer-props-list');
-      await load(
-        clientFlow({
-          path: `${server.url}/peer-props-list`,
-          authMode: 'none',
-          wholemsg: 'true',
-          peerProps: 'payload,topic',
-        }),
-      );
-      const got = collect('h1');
-      (await peer).send(JSON.stringify(HOSTILE));
-      (await peer).send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"payload":2}');
-      await waitFor(() => got.length >= 2, 'two messages at the helper');
-      assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload', 'topic']);
-      assert.strictEqual(got[0].payload, 'x');
-      assert.strictEqual(got[0].topic, 't');
-      assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id);
-      assert.notStrictEqual(got[0]._msgid, 'forged');
-      assert.deepStrictEqual(keysOf(got[1]), ['_session', 'payload']);
-      assert.strictEqual(Object.getPrototypeOf(got[1]), Object.prototype);
-      assert.strictEqual({}.polluted, undefined);
-    });
+    it(
+      'with "payload,topic" the server\'s url, method, ' + 'headers and other properties never reach the flow',
+      async function () {
+        const peer = peerFor('/peer-props-list');
+        await load(
+          clientFlow({
+            path: `${server.url}/peer-props-list`,
+            authMode: 'none',
+            wholemsg: 'true',
+            peerProps: 'payload,topic',
+          }),
+        );
+        const got = collect('h1');
+        (await peer).send(JSON.stringify(HOSTILE));
+        (await peer).send('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"payload":2}');
+        await waitFor(() => got.length >= 2, 'two messages at the helper');
+        assert.deepStrictEqual(keysOf(got[0]), ['_session', 'payload', 'topic']);
+        assert.strictEqual(got[0].payload, 'x');
+        assert.strictEqual(got[0].topic, 't');
+        assert.strictEqual(got[0]._session.id, helper.getNode('c1').connection.id);
+        assert.notStrictEqual(got[0]._msgid, 'forged');
+        assert.deepStrictEqual(keysOf(got[1]), ['_session', 'payload']);
+        assert.strictEqual(Object.getPrototypeOf(got[1]), Object.prototype);
+        assert.strictEqual({}.polluted, undefined);
+      },
+    );
 
     it('with "*" (the default) every property the server sends reaches the flow, as before', async function () {
       for (const peerProps of ['*', undefined]) {

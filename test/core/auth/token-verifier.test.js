@@ -239,37 +239,40 @@ describe('core/token-verifier', function () {
   });
 
   describe('a key set fetch that never settles', function () {
-    it('is cut at the fetch timeout, whatever the fetch underneath does, and the next handshake fetches again', async function () {
-      const key = await makeKey('ES256', 'stuck');
-      const jwks = await startJwksServer([key]);
-      let calls = 0;
-      // The first fetch ignores its signal and never settles (a proxy that never answers, before a
-      // fix, looked exactly like this); later ones are real.
-      const stuckOnce = (input, init) => (++calls === 1 ? new Promise(() => {}) : fetch(input, init));
-      try {
-        const verifier = createTokenVerifier({
-          mode: 'jwks',
-          jwksUri: jwks.url,
-          fetch: stuckOnce,
-          jwksTimeoutMs: 200,
-          jwksFailureBackoffMs: 50,
-          jwksCooldownMs: 50,
-        });
-        const token = await signWithKey(key, { sub: 'u' });
-        const first = await settleWithin(
-          verifier.verify(token),
-          5000,
-          () => 'accepted',
-          (err) => err.code,
-        );
-        assert.strictEqual(first, 'KEYS_UNAVAILABLE');
-        await new Promise((resolve) => setTimeout(resolve, 60));
-        assert.strictEqual((await verifier.verify(token)).subject, 'u');
-        assert.strictEqual(calls, 2);
-      } finally {
-        await jwks.close();
-      }
-    });
+    it(
+      'is cut at the fetch timeout, whatever the fetch ' + 'underneath does, and the next handshake fetches again',
+      async function () {
+        const key = await makeKey('ES256', 'stuck');
+        const jwks = await startJwksServer([key]);
+        let calls = 0;
+        // The first fetch ignores its signal and never settles (a proxy that never answers, before a
+        // fix, looked exactly like this); later ones are real.
+        const stuckOnce = (input, init) => (++calls === 1 ? new Promise(() => {}) : fetch(input, init));
+        try {
+          const verifier = createTokenVerifier({
+            mode: 'jwks',
+            jwksUri: jwks.url,
+            fetch: stuckOnce,
+            jwksTimeoutMs: 200,
+            jwksFailureBackoffMs: 50,
+            jwksCooldownMs: 50,
+          });
+          const token = await signWithKey(key, { sub: 'u' });
+          const first = await settleWithin(
+            verifier.verify(token),
+            5000,
+            () => 'accepted',
+            (err) => err.code,
+          );
+          assert.strictEqual(first, 'KEYS_UNAVAILABLE');
+          await new Promise((resolve) => setTimeout(resolve, 60));
+          assert.strictEqual((await verifier.verify(token)).subject, 'u');
+          assert.strictEqual(calls, 2);
+        } finally {
+          await jwks.close();
+        }
+      },
+    );
   });
 
   it('hasShortSecret flags an HS256 secret below MIN_HS256_SECRET_BYTES (counted in bytes), nothing else', function () {

@@ -181,36 +181,39 @@ describe('core/outbound-connection', function () {
       await Promise.all([server.close(), tlsServer.close()]);
     });
 
-    it('jwt mode: the token arrives URL-encoded after the existing query, with headers and subprotocol', async function () {
-      const token = await signHS256('s3cret-for-test', { sub: 'device-1', tenant_id: 'acme' });
-      const conn = connection({
-        url: `${server.url}/feed?x=1&y=a%20b`,
-        token,
-        subprotocol: 'chat.v1, chat.v2',
-        headers: () => ({ 'x-client': 'plus', authorization: 'Bearer other' }),
-        backoff: FAST,
-      });
-      const events = record(conn);
-      conn.start();
-      await waitFor(() => events.of('open').length, 'open');
-      const upgrade = server.upgrades.at(-1);
-      assert.strictEqual(upgrade.url, `/feed?x=1&y=a%20b&token=${token}`);
-      assert.strictEqual(new URL(upgrade.url, 'ws://h').searchParams.get('token'), token);
-      assert.strictEqual(upgrade.headers['x-client'], 'plus');
-      assert.strictEqual(upgrade.headers.authorization, 'Bearer other');
-      assert.strictEqual(upgrade.headers['sec-websocket-protocol'], 'chat.v1,chat.v2');
-      assert.strictEqual(conn.protocol, 'chat.v2');
-      assert.ok(conn.connected);
+    it(
+      'jwt mode: the token arrives URL-encoded after ' + 'the existing query, with headers and subprotocol',
+      async function () {
+        const token = await signHS256('s3cret-for-test', { sub: 'device-1', tenant_id: 'acme' });
+        const conn = connection({
+          url: `${server.url}/feed?x=1&y=a%20b`,
+          token,
+          subprotocol: 'chat.v1, chat.v2',
+          headers: () => ({ 'x-client': 'plus', authorization: 'Bearer other' }),
+          backoff: FAST,
+        });
+        const events = record(conn);
+        conn.start();
+        await waitFor(() => events.of('open').length, 'open');
+        const upgrade = server.upgrades.at(-1);
+        assert.strictEqual(upgrade.url, `/feed?x=1&y=a%20b&token=${token}`);
+        assert.strictEqual(new URL(upgrade.url, 'ws://h').searchParams.get('token'), token);
+        assert.strictEqual(upgrade.headers['x-client'], 'plus');
+        assert.strictEqual(upgrade.headers.authorization, 'Bearer other');
+        assert.strictEqual(upgrade.headers['sec-websocket-protocol'], 'chat.v1,chat.v2');
+        assert.strictEqual(conn.protocol, 'chat.v2');
+        assert.ok(conn.connected);
 
-      assert.strictEqual(conn.send('hello'), true);
-      assert.strictEqual(conn.send(Buffer.from([1, 2, 3])), true);
-      await waitFor(() => events.of('message').length >= 2, 'echoes');
-      const [text, binary] = events.of('message').map((e) => e.args);
-      assert.deepStrictEqual(text, ['echo:hello', false, conn.id]);
-      assert.ok(Buffer.isBuffer(binary[0]) && binary[0].equals(Buffer.from([1, 2, 3])) && binary[1] === true);
-      assert.strictEqual(events.of('open')[0].args[0], conn.id);
-      assert.match(conn.id, /^[0-9a-f-]{36}$/);
-    });
+        assert.strictEqual(conn.send('hello'), true);
+        assert.strictEqual(conn.send(Buffer.from([1, 2, 3])), true);
+        await waitFor(() => events.of('message').length >= 2, 'echoes');
+        const [text, binary] = events.of('message').map((e) => e.args);
+        assert.deepStrictEqual(text, ['echo:hello', false, conn.id]);
+        assert.ok(Buffer.isBuffer(binary[0]) && binary[0].equals(Buffer.from([1, 2, 3])) && binary[1] === true);
+        assert.strictEqual(events.of('open')[0].args[0], conn.id);
+        assert.match(conn.id, /^[0-9a-f-]{36}$/);
+      },
+    );
 
     it('none mode sends no token; no subprotocol header when the field is empty', async function () {
       const conn = connection({ url: `${server.url}/open?k=v`, authMode: 'none', subprotocol: '', backoff: FAST });
@@ -250,42 +253,45 @@ describe('core/outbound-connection', function () {
       }
     });
 
-    it('wss: trusts the server through the given CA, passes servername, and refuses an untrusted certificate', async function () {
-      const trusted = connection({
-        url: `${tlsServer.url}/secure`,
-        authMode: 'none',
-        subprotocol: 'chat.v2',
-        tls: { ca: cert.cert, servername: 'localhost' },
-        backoff: FAST,
-      });
-      const ok = record(trusted);
-      trusted.start();
-      await waitFor(() => ok.of('open').length, 'wss open');
-      assert.strictEqual(tlsServer.upgrades.at(-1).servername, 'localhost');
-      assert.strictEqual(trusted.protocol, 'chat.v2');
-      trusted.send('over tls');
-      await waitFor(() => ok.of('message').length, 'tls echo');
-      assert.strictEqual(ok.of('message')[0].args[0], 'echo:over tls');
+    it(
+      'wss: trusts the server through the given CA, passes ' + 'servername, and refuses an untrusted certificate',
+      async function () {
+        const trusted = connection({
+          url: `${tlsServer.url}/secure`,
+          authMode: 'none',
+          subprotocol: 'chat.v2',
+          tls: { ca: cert.cert, servername: 'localhost' },
+          backoff: FAST,
+        });
+        const ok = record(trusted);
+        trusted.start();
+        await waitFor(() => ok.of('open').length, 'wss open');
+        assert.strictEqual(tlsServer.upgrades.at(-1).servername, 'localhost');
+        assert.strictEqual(trusted.protocol, 'chat.v2');
+        trusted.send('over tls');
+        await waitFor(() => ok.of('message').length, 'tls echo');
+        assert.strictEqual(ok.of('message')[0].args[0], 'echo:over tls');
 
-      const upgradesBefore = tlsServer.upgrades.length;
-      const untrusted = connection({ url: `${tlsServer.url}/secure`, token: 'tok-untrusted', backoff: FAST });
-      const bad = record(untrusted);
-      untrusted.start();
-      await waitFor(() => bad.of('error').length >= 2, 'two TLS failures');
-      assert.match(bad.of('error')[0].args[0].message, /self[- ]signed/i);
-      assert.strictEqual(bad.of('open').length, 0);
-      assert.strictEqual(tlsServer.upgrades.length, upgradesBefore, 'no upgrade request reached the server');
+        const upgradesBefore = tlsServer.upgrades.length;
+        const untrusted = connection({ url: `${tlsServer.url}/secure`, token: 'tok-untrusted', backoff: FAST });
+        const bad = record(untrusted);
+        untrusted.start();
+        await waitFor(() => bad.of('error').length >= 2, 'two TLS failures');
+        assert.match(bad.of('error')[0].args[0].message, /self[- ]signed/i);
+        assert.strictEqual(bad.of('open').length, 0);
+        assert.strictEqual(tlsServer.upgrades.length, upgradesBefore, 'no upgrade request reached the server');
 
-      const insecure = connection({
-        url: `${tlsServer.url}/secure`,
-        authMode: 'none',
-        tls: { rejectUnauthorized: false },
-        backoff: FAST,
-      });
-      const lax = record(insecure);
-      insecure.start();
-      await waitFor(() => lax.of('open').length, 'open with rejectUnauthorized false');
-    });
+        const insecure = connection({
+          url: `${tlsServer.url}/secure`,
+          authMode: 'none',
+          tls: { rejectUnauthorized: false },
+          backoff: FAST,
+        });
+        const lax = record(insecure);
+        insecure.start();
+        await waitFor(() => lax.of('open').length, 'open with rejectUnauthorized false');
+      },
+    );
   });
 
   describe('proxies', function () {
@@ -380,53 +386,60 @@ describe('core/outbound-connection', function () {
       await conn.close();
     });
 
-    it('a proxy that never answers CONNECT cannot hang the client: the attempt times out and is retried', async function () {
-      const hole = await startBlackHole();
-      try {
-        const conn = connection({
-          url: `${server.url}/never`,
-          token: 'tok-hang',
-          proxy: { http_proxy: `http://127.0.0.1:${hole.port}` },
-          handshakeTimeoutMs: 150,
-          backoff: FAST,
-        });
-        const events = record(conn);
-        conn.start();
-        await waitFor(() => events.of('connecting').length >= 2, 'second attempt');
-        assert.match(events.of('error')[0].args[0].message, /timed out/);
-        await conn.close();
-      } finally {
-        await hole.close();
-      }
-    });
-
-    for (const mode of ['silent', 'connect-200-silent']) {
-      it(`no tunnel socket outlives its attempt or close() (proxy ${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`, async function () {
-        const fault = await startFaultServer({ mode });
+    it(
+      'a proxy that never answers CONNECT cannot hang ' + 'the client: the attempt times out and is retried',
+      async function () {
+        const hole = await startBlackHole();
         try {
           const conn = connection({
-            url: `${server.url}/held`,
-            token: 'tok-held',
-            proxy: { http_proxy: `http://127.0.0.1:${fault.port}` },
-            handshakeTimeoutMs: 100,
-            backoff: { initialDelayMs: 10, maxDelayMs: 20 },
+            url: `${server.url}/never`,
+            token: 'tok-hang',
+            proxy: { http_proxy: `http://127.0.0.1:${hole.port}` },
+            handshakeTimeoutMs: 150,
+            backoff: FAST,
           });
           const events = record(conn);
           conn.start();
-          const attempts = 6;
-          await waitFor(() => events.of('reconnecting').length >= attempts, `${attempts} attempts timed out`);
-          // Only the attempt in progress may hold a socket at the proxy.
-          await waitFor(
-            () => fault.open <= 1,
-            `at most one socket open at the proxy after ${attempts} attempts (${fault.open} open)`,
-          );
-          assert.ok(fault.accepted >= attempts);
+          await waitFor(() => events.of('connecting').length >= 2, 'second attempt');
+          assert.match(events.of('error')[0].args[0].message, /timed out/);
           await conn.close();
-          await waitFor(() => fault.open === 0, `no socket open at the proxy after close() (${fault.open} open)`);
         } finally {
-          await fault.close();
+          await hole.close();
         }
-      });
+      },
+    );
+
+    for (const mode of ['silent', 'connect-200-silent']) {
+      it(
+        `no tunnel socket outlives its attempt or close() (proxy ` +
+          `${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`,
+        async function () {
+          const fault = await startFaultServer({ mode });
+          try {
+            const conn = connection({
+              url: `${server.url}/held`,
+              token: 'tok-held',
+              proxy: { http_proxy: `http://127.0.0.1:${fault.port}` },
+              handshakeTimeoutMs: 100,
+              backoff: { initialDelayMs: 10, maxDelayMs: 20 },
+            });
+            const events = record(conn);
+            conn.start();
+            const attempts = 6;
+            await waitFor(() => events.of('reconnecting').length >= attempts, `${attempts} attempts timed out`);
+            // Only the attempt in progress may hold a socket at the proxy.
+            await waitFor(
+              () => fault.open <= 1,
+              `at most one socket open at the proxy after ${attempts} attempts (${fault.open} open)`,
+            );
+            assert.ok(fault.accepted >= attempts);
+            await conn.close();
+            await waitFor(() => fault.open === 0, `no socket open at the proxy after close() (${fault.open} open)`);
+          } finally {
+            await fault.close();
+          }
+        },
+      );
     }
   });
 
@@ -598,32 +611,35 @@ describe('core/outbound-connection', function () {
   });
 
   describe('reconnect() and disconnect() on request', function () {
-    it('reconnect() closes the open socket (1000 "reconnecting") and connects again at once, not after the backoff', async function () {
-      const closes = [];
-      const server = await startRecordingServer({
-        onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })),
-      });
-      try {
-        // A backoff far longer than the test: only an immediate reconnect can make the second open.
-        const conn = connection({
-          url: `${server.url}/again`,
-          authMode: 'none',
-          backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+    it(
+      'reconnect() closes the open socket (1000 "reconnecting") ' + 'and connects again at once, not after the backoff',
+      async function () {
+        const closes = [];
+        const server = await startRecordingServer({
+          onConnection: (ws) => ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() })),
         });
-        const events = record(conn);
-        conn.start();
-        await waitFor(() => conn.connected, 'first open');
-        const firstId = conn.id;
-        conn.reconnect();
-        await waitFor(() => events.of('open').length === 2 && conn.connected, 'second open');
-        assert.notStrictEqual(conn.id, firstId);
-        assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
-        assert.strictEqual(events.of('reconnecting').length, 0, 'no backoff delay was scheduled');
-        assert.strictEqual(server.maxOpen, 1, 'never two sockets at once');
-      } finally {
-        await server.close();
-      }
-    });
+        try {
+          // A backoff far longer than the test: only an immediate reconnect can make the second open.
+          const conn = connection({
+            url: `${server.url}/again`,
+            authMode: 'none',
+            backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+          });
+          const events = record(conn);
+          conn.start();
+          await waitFor(() => conn.connected, 'first open');
+          const firstId = conn.id;
+          conn.reconnect();
+          await waitFor(() => events.of('open').length === 2 && conn.connected, 'second open');
+          assert.notStrictEqual(conn.id, firstId);
+          assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
+          assert.strictEqual(events.of('reconnecting').length, 0, 'no backoff delay was scheduled');
+          assert.strictEqual(server.maxOpen, 1, 'never two sockets at once');
+        } finally {
+          await server.close();
+        }
+      },
+    );
 
     it('reconnect() while waiting out a backoff delay connects at once', async function () {
       const server = await startRecordingServer();
@@ -700,85 +716,88 @@ describe('core/outbound-connection', function () {
   });
 
   describe('close()', function () {
-    it('stops reconnecting and leaves no timer: while open, while waiting to retry, while connecting', async function () {
-      const server = await startRecordingServer();
-      const hole = await startBlackHole();
-      try {
-        await sleep(20);
-        const timers = trackTimers({ stacks: true });
-        const timeouts = () => timers.settled();
-        const baseline = 0;
-        const closeCodes = [];
-        server.wss.on('connection', (ws) => ws.on('close', (code) => closeCodes.push(code)));
+    it(
+      'stops reconnecting and leaves no timer: while ' + 'open, while waiting to retry, while connecting',
+      async function () {
+        const server = await startRecordingServer();
+        const hole = await startBlackHole();
+        try {
+          await sleep(20);
+          const timers = trackTimers({ stacks: true });
+          const timeouts = () => timers.settled();
+          const baseline = 0;
+          const closeCodes = [];
+          server.wss.on('connection', (ws) => ws.on('close', (code) => closeCodes.push(code)));
 
-        // 1. open, with a heartbeat running
-        const open = new OutboundConnection({
-          url: `${server.url}/c1`,
-          authMode: 'none',
-          heartbeatMs: 50,
-          backoff: FAST,
-        });
-        const openEvents = record(open);
-        open.start();
-        await waitFor(() => open.connected, 'open');
-        assert.ok((await timeouts()) > baseline, 'the heartbeat is a timer (so this check can see timers)');
-        await open.close();
-        assert.strictEqual(
-          await timeouts(),
-          baseline,
-          `no timer left after closing an open connection: ${timers.where().join('\n')}`,
-        );
-        assert.strictEqual(open.connected, false);
-        assert.strictEqual(open.send('late'), false);
+          // 1. open, with a heartbeat running
+          const open = new OutboundConnection({
+            url: `${server.url}/c1`,
+            authMode: 'none',
+            heartbeatMs: 50,
+            backoff: FAST,
+          });
+          const openEvents = record(open);
+          open.start();
+          await waitFor(() => open.connected, 'open');
+          assert.ok((await timeouts()) > baseline, 'the heartbeat is a timer (so this check can see timers)');
+          await open.close();
+          assert.strictEqual(
+            await timeouts(),
+            baseline,
+            `no timer left after closing an open connection: ${timers.where().join('\n')}`,
+          );
+          assert.strictEqual(open.connected, false);
+          assert.strictEqual(open.send('late'), false);
 
-        // 2. waiting to retry after the server went away
-        const freePort = hole.port;
-        await hole.close();
-        const waiting = new OutboundConnection({
-          url: `ws://127.0.0.1:${freePort}/c2`,
-          authMode: 'none',
-          backoff: { initialDelayMs: 200, maxDelayMs: 200 },
-        });
-        const waitingEvents = record(waiting);
-        waiting.start();
-        await waitFor(() => waitingEvents.of('reconnecting').length, 'retry scheduled');
-        assert.ok((await timeouts()) > baseline, 'the retry is a timer');
-        await waiting.close();
-        assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while waiting to retry');
+          // 2. waiting to retry after the server went away
+          const freePort = hole.port;
+          await hole.close();
+          const waiting = new OutboundConnection({
+            url: `ws://127.0.0.1:${freePort}/c2`,
+            authMode: 'none',
+            backoff: { initialDelayMs: 200, maxDelayMs: 200 },
+          });
+          const waitingEvents = record(waiting);
+          waiting.start();
+          await waitFor(() => waitingEvents.of('reconnecting').length, 'retry scheduled');
+          assert.ok((await timeouts()) > baseline, 'the retry is a timer');
+          await waiting.close();
+          assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while waiting to retry');
 
-        // 3. connecting to a server that never answers the upgrade
-        const hole2 = await startBlackHole();
-        const connecting = new OutboundConnection({
-          url: `ws://127.0.0.1:${hole2.port}/c3`,
-          authMode: 'none',
-          backoff: FAST,
-        });
-        const connectingEvents = record(connecting);
-        connecting.start();
-        await waitFor(() => hole2.accepted(), 'TCP accepted');
-        await connecting.close();
-        assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while connecting');
-        await hole2.close();
+          // 3. connecting to a server that never answers the upgrade
+          const hole2 = await startBlackHole();
+          const connecting = new OutboundConnection({
+            url: `ws://127.0.0.1:${hole2.port}/c3`,
+            authMode: 'none',
+            backoff: FAST,
+          });
+          const connectingEvents = record(connecting);
+          connecting.start();
+          await waitFor(() => hole2.accepted(), 'TCP accepted');
+          await connecting.close();
+          assert.strictEqual(await timeouts(), baseline, 'no timer left after closing while connecting');
+          await hole2.close();
 
-        const connectionsAfterClose = server.connections;
-        await sleep(400); // longer than any backoff configured above
-        assert.strictEqual(server.connections, connectionsAfterClose, 'no reconnect after close()');
-        assert.strictEqual(await timeouts(), baseline, 'no timer left behind');
-        assert.deepStrictEqual(closeCodes, [1000]);
-        assert.strictEqual(openEvents.of('connecting').length, 1);
-        assert.strictEqual(waitingEvents.of('connecting').length, 1);
-        assert.strictEqual(connectingEvents.of('connecting').length, 1);
-        assert.strictEqual(connectingEvents.of('error').length, 0, 'closing is not an error');
-        // close() again, and start() after close(), do nothing
-        await open.close();
-        open.start();
-        await sleep(50);
-        assert.strictEqual(server.connections, connectionsAfterClose);
-        timers.stop();
-      } finally {
-        await server.close();
-      }
-    });
+          const connectionsAfterClose = server.connections;
+          await sleep(400); // longer than any backoff configured above
+          assert.strictEqual(server.connections, connectionsAfterClose, 'no reconnect after close()');
+          assert.strictEqual(await timeouts(), baseline, 'no timer left behind');
+          assert.deepStrictEqual(closeCodes, [1000]);
+          assert.strictEqual(openEvents.of('connecting').length, 1);
+          assert.strictEqual(waitingEvents.of('connecting').length, 1);
+          assert.strictEqual(connectingEvents.of('connecting').length, 1);
+          assert.strictEqual(connectingEvents.of('error').length, 0, 'closing is not an error');
+          // close() again, and start() after close(), do nothing
+          await open.close();
+          open.start();
+          await sleep(50);
+          assert.strictEqual(server.connections, connectionsAfterClose);
+          timers.stop();
+        } finally {
+          await server.close();
+        }
+      },
+    );
   });
 
   describe('the token stays secret', function () {

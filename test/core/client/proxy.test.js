@@ -144,45 +144,49 @@ describe('core/proxy', function () {
       assert.strictEqual(proxyUrlFor('wss://example.com', null), 'http://env-proxy:1/');
     });
 
-    it('NO_PROXY entries bypass: host, .domain, *.domain, host:port and * (same answer from settings and environment)', function () {
-      const cases = [
-        // [no_proxy, url, bypassed]
-        ['example.com', 'wss://example.com/ws', true],
-        ['example.com', 'wss://sub.example.com/ws', false],
-        ['.example.com', 'wss://sub.example.com/ws', true],
-        ['.example.com', 'wss://deep.sub.example.com/ws', true],
-        ['.example.com', 'wss://notexample.com/ws', false],
-        ['*.example.com', 'ws://sub.example.com/ws', true],
-        ['example.com:8443', 'wss://example.com:8443/ws', true],
-        ['example.com:8443', 'wss://example.com/ws', false],
-        ['example.com:443', 'wss://example.com/ws', true],
-        ['example.com:80', 'ws://example.com/ws', true],
-        ['*', 'wss://anything.example.org/ws', true],
-        ['other.org, example.com', 'wss://example.com/ws', true],
-        ['other.org example.com', 'ws://EXAMPLE.com/ws', true],
-        ['other.org,*', 'wss://example.com/ws', true],
-        ['127.0.0.1', 'ws://127.0.0.1:9000/ws', true],
-        ['127.0.0.1', 'ws://127.0.0.2:9000/ws', false],
-        ['', 'wss://example.com/ws', false],
-      ];
-      for (const [noProxy, url, bypassed] of cases) {
-        const settings = { https_proxy: 'http://p:1', http_proxy: 'http://p:1', no_proxy: noProxy };
-        assert.strictEqual(proxyUrlFor(url, settings) === undefined, bypassed, `settings no_proxy=${noProxy} ${url}`);
-        assert.strictEqual(bypassesProxy(new URL(url), noProxy), bypassed, `bypassesProxy ${noProxy} ${url}`);
-        process.env.https_proxy = 'http://p:1';
-        process.env.http_proxy = 'http://p:1';
-        process.env.NO_PROXY = noProxy;
-        assert.strictEqual(proxyUrlFor(url) === undefined, bypassed, `env NO_PROXY=${noProxy} ${url}`);
-        delete process.env.NO_PROXY;
-        process.env.no_proxy = noProxy;
-        assert.strictEqual(proxyUrlFor(url) === undefined, bypassed, `env no_proxy=${noProxy} ${url}`);
-        delete process.env.no_proxy;
-      }
-      assert.strictEqual(
-        proxyUrlFor('wss://a.example.com', { https_proxy: 'http://p:1', no_proxy: ['x.org', '.example.com'] }),
-        undefined,
-      );
-    });
+    it(
+      'NO_PROXY entries bypass: host, .domain, *.domain, host:port ' +
+        'and * (same answer from settings and environment)',
+      function () {
+        const cases = [
+          // [no_proxy, url, bypassed]
+          ['example.com', 'wss://example.com/ws', true],
+          ['example.com', 'wss://sub.example.com/ws', false],
+          ['.example.com', 'wss://sub.example.com/ws', true],
+          ['.example.com', 'wss://deep.sub.example.com/ws', true],
+          ['.example.com', 'wss://notexample.com/ws', false],
+          ['*.example.com', 'ws://sub.example.com/ws', true],
+          ['example.com:8443', 'wss://example.com:8443/ws', true],
+          ['example.com:8443', 'wss://example.com/ws', false],
+          ['example.com:443', 'wss://example.com/ws', true],
+          ['example.com:80', 'ws://example.com/ws', true],
+          ['*', 'wss://anything.example.org/ws', true],
+          ['other.org, example.com', 'wss://example.com/ws', true],
+          ['other.org example.com', 'ws://EXAMPLE.com/ws', true],
+          ['other.org,*', 'wss://example.com/ws', true],
+          ['127.0.0.1', 'ws://127.0.0.1:9000/ws', true],
+          ['127.0.0.1', 'ws://127.0.0.2:9000/ws', false],
+          ['', 'wss://example.com/ws', false],
+        ];
+        for (const [noProxy, url, bypassed] of cases) {
+          const settings = { https_proxy: 'http://p:1', http_proxy: 'http://p:1', no_proxy: noProxy };
+          assert.strictEqual(proxyUrlFor(url, settings) === undefined, bypassed, `settings no_proxy=${noProxy} ${url}`);
+          assert.strictEqual(bypassesProxy(new URL(url), noProxy), bypassed, `bypassesProxy ${noProxy} ${url}`);
+          process.env.https_proxy = 'http://p:1';
+          process.env.http_proxy = 'http://p:1';
+          process.env.NO_PROXY = noProxy;
+          assert.strictEqual(proxyUrlFor(url) === undefined, bypassed, `env NO_PROXY=${noProxy} ${url}`);
+          delete process.env.NO_PROXY;
+          process.env.no_proxy = noProxy;
+          assert.strictEqual(proxyUrlFor(url) === undefined, bypassed, `env no_proxy=${noProxy} ${url}`);
+          delete process.env.no_proxy;
+        }
+        assert.strictEqual(
+          proxyUrlFor('wss://a.example.com', { https_proxy: 'http://p:1', no_proxy: ['x.org', '.example.com'] }),
+          undefined,
+        );
+      },
+    );
 
     it('refuses a proxy it cannot speak to, without quoting its credentials', function () {
       assert.throws(
@@ -259,19 +263,22 @@ describe('core/proxy', function () {
       await assert.rejects(open(`${tlsServer.url}/untrusted`, agent), /self[- ]signed/i);
     });
 
-    it('sends the credentials of the proxy URL as Proxy-Authorization; without them the proxy says 407', async function () {
-      const refusedBefore = authProxy.refused;
-      const denied = await open(`${server.url}/x`, proxyAgentFor(server.url, { http_proxy: authProxy.url }));
-      assert.strictEqual(denied.status, 407);
-      assert.strictEqual(authProxy.refused, refusedBefore + 1);
-      const allowed = await open(`${server.url}/y`, proxyAgentFor(server.url, { http_proxy: authProxy.authUrl }));
-      assert.ok(allowed.ws);
-      allowed.ws.close();
-      assert.strictEqual(
-        authProxy.connects.at(-1).headers['proxy-authorization'],
-        `Basic ${Buffer.from('alice:p@ss:word').toString('base64')}`,
-      );
-    });
+    it(
+      'sends the credentials of the proxy URL as ' + 'Proxy-Authorization; without them the proxy says 407',
+      async function () {
+        const refusedBefore = authProxy.refused;
+        const denied = await open(`${server.url}/x`, proxyAgentFor(server.url, { http_proxy: authProxy.url }));
+        assert.strictEqual(denied.status, 407);
+        assert.strictEqual(authProxy.refused, refusedBefore + 1);
+        const allowed = await open(`${server.url}/y`, proxyAgentFor(server.url, { http_proxy: authProxy.authUrl }));
+        assert.ok(allowed.ws);
+        allowed.ws.close();
+        assert.strictEqual(
+          authProxy.connects.at(-1).headers['proxy-authorization'],
+          `Basic ${Buffer.from('alice:p@ss:word').toString('base64')}`,
+        );
+      },
+    );
 
     it('environment variables are read at each call', async function () {
       process.env.http_proxy = proxy.url;
@@ -378,33 +385,43 @@ describe('core/proxy', function () {
     });
 
     for (const mode of ['silent', 'connect-200-silent']) {
-      it(`an abort settles an https:// fetch at once and closes the tunnel (proxy ${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`, async function () {
-        const fault = await startFaultServer({ mode });
-        try {
-          const f = createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
-          for (let i = 0; i < 3; i++) {
-            const outcome = await settleWithin(f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }), 5000);
-            assert.strictEqual(outcome, 'TimeoutError');
+      it(
+        `an abort settles an https:// fetch at once and closes the tunnel (proxy ` +
+          `${mode === 'silent' ? 'never answers CONNECT' : 'answers 200, then nothing'})`,
+        async function () {
+          const fault = await startFaultServer({ mode });
+          try {
+            const f = createProxyFetch({ https_proxy: `http://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
+            for (let i = 0; i < 3; i++) {
+              const outcome = await settleWithin(
+                f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }),
+                5000,
+              );
+              assert.strictEqual(outcome, 'TimeoutError');
+            }
+            assert.strictEqual(fault.accepted, 3);
+            await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
+          } finally {
+            await fault.close();
           }
-          assert.strictEqual(fault.accepted, 3);
+        },
+      );
+    }
+
+    it(
+      'an abort settles the fetch and closes the socket ' + 'to an https:// proxy that never completes TLS',
+      async function () {
+        const fault = await startFaultServer({ mode: 'silent' });
+        try {
+          const f = createProxyFetch({ https_proxy: `https://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
+          const outcome = await settleWithin(f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }), 5000);
+          assert.strictEqual(outcome, 'TimeoutError');
           await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
         } finally {
           await fault.close();
         }
-      });
-    }
-
-    it('an abort settles the fetch and closes the socket to an https:// proxy that never completes TLS', async function () {
-      const fault = await startFaultServer({ mode: 'silent' });
-      try {
-        const f = createProxyFetch({ https_proxy: `https://127.0.0.1:${fault.port}` }, { tls: { ca: cert.cert } });
-        const outcome = await settleWithin(f(`${secure.origin}/keys`, { signal: AbortSignal.timeout(100) }), 5000);
-        assert.strictEqual(outcome, 'TimeoutError');
-        await waitFor(() => fault.open === 0, 3000, 'no socket left open at the proxy');
-      } finally {
-        await fault.close();
-      }
-    });
+      },
+    );
 
     it('an abort closes the socket of a direct request at once', async function () {
       const fault = await startFaultServer({ mode: 'silent' });

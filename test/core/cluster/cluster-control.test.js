@@ -124,53 +124,59 @@ describe('core/cluster/cluster-control (real Redis, instances in one process)', 
     assert.deepStrictEqual(a.rec.enforced, ['CONTROL_CLOSED']);
   });
 
-  it('an instance that stopped answering makes the answer partial, within the answer timeout, never a hang', async function () {
-    const a = await startInstance('A');
-    const b = await startInstance('B');
-    const c = await startInstance('C');
-    await waitFor(async () => (await present()).length === 3, 5000, 'three present');
-    await open(a, 'acme', 'alice');
-    await open(b, 'acme', 'bob');
-    await open(c, 'acme', 'carol');
-    // C vanishes without saying goodbye (its presence entry stays, as after a crash).
-    c.stopped = true;
-    await c.bus.close();
-    const started = Date.now();
-    const counted = await a.control.count({});
-    const took = Date.now() - started;
-    assert.strictEqual(counted.partial, true);
-    assert.deepStrictEqual(counted.missing, ['C']);
-    assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
-    assert.ok(took < ANSWER_MS + 5000, `settled after ${took} ms`);
-    // The count waited out the answer timeout, longer than three presence intervals: C's entry has
-    // expired, so C is no longer expected and the next answer is complete again.
-    const closed = await a.control.close({ subject: 'bob' }, closeFrameFrom({}));
-    assert.strictEqual(closed.partial, false);
-    assert.deepStrictEqual(closed.missing, []);
-    assert.deepStrictEqual(closed.result, { closed: 1 });
-    await c.control.stop();
-    await c.listener.close();
-    await c.srv.close();
-  });
+  it(
+    'an instance that stopped answering makes the answer ' + 'partial, within the answer timeout, never a hang',
+    async function () {
+      const a = await startInstance('A');
+      const b = await startInstance('B');
+      const c = await startInstance('C');
+      await waitFor(async () => (await present()).length === 3, 5000, 'three present');
+      await open(a, 'acme', 'alice');
+      await open(b, 'acme', 'bob');
+      await open(c, 'acme', 'carol');
+      // C vanishes without saying goodbye (its presence entry stays, as after a crash).
+      c.stopped = true;
+      await c.bus.close();
+      const started = Date.now();
+      const counted = await a.control.count({});
+      const took = Date.now() - started;
+      assert.strictEqual(counted.partial, true);
+      assert.deepStrictEqual(counted.missing, ['C']);
+      assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
+      assert.ok(took < ANSWER_MS + 5000, `settled after ${took} ms`);
+      // The count waited out the answer timeout, longer than three presence intervals: C's entry has
+      // expired, so C is no longer expected and the next answer is complete again.
+      const closed = await a.control.close({ subject: 'bob' }, closeFrameFrom({}));
+      assert.strictEqual(closed.partial, false);
+      assert.deepStrictEqual(closed.missing, []);
+      assert.deepStrictEqual(closed.result, { closed: 1 });
+      await c.control.stop();
+      await c.listener.close();
+      await c.srv.close();
+    },
+  );
 
-  it('an instance redeployed under the same name is answered by its new listener, not waited for twice', async function () {
-    const a = await startInstance('A');
-    const b = await startInstance('B');
-    await waitFor(async () => (await present()).length === 2, 5000, 'both present');
-    // A redeploy as Node-RED may order it: the listener (and its bus) goes first, so the old
-    // control cannot take its presence entry away.
-    b.stopped = true;
-    await b.listener.close();
-    await b.control.stop();
-    await b.srv.close();
-    const b2 = await startInstance('B');
-    await open(b2, 'acme', 'hana');
-    await open(a, 'acme', 'ivan');
-    const counted = await a.control.count({});
-    assert.strictEqual(counted.partial, false);
-    assert.deepStrictEqual(counted.missing, []);
-    assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
-  });
+  it(
+    'an instance redeployed under the same name is ' + 'answered by its new listener, not waited for twice',
+    async function () {
+      const a = await startInstance('A');
+      const b = await startInstance('B');
+      await waitFor(async () => (await present()).length === 2, 5000, 'both present');
+      // A redeploy as Node-RED may order it: the listener (and its bus) goes first, so the old
+      // control cannot take its presence entry away.
+      b.stopped = true;
+      await b.listener.close();
+      await b.control.stop();
+      await b.srv.close();
+      const b2 = await startInstance('B');
+      await open(b2, 'acme', 'hana');
+      await open(a, 'acme', 'ivan');
+      const counted = await a.control.count({});
+      assert.strictEqual(counted.partial, false);
+      assert.deepStrictEqual(counted.missing, []);
+      assert.deepStrictEqual(counted.result, { total: 2, byTenant: { acme: 2 } });
+    },
+  );
 
   it('with Redis unreachable, answers for this instance only, marked partial', async function () {
     const a = await startInstance('A');

@@ -118,24 +118,27 @@ describe('core/redis-tenant-limiter (real Redis)', function () {
     assert.strictEqual(await b.limiter.acquire('acme'), false);
   });
 
-  it('falls back to the local limit while Redis is down (never unlimited) and writes its counts back', async function () {
-    const a = await instance('wsplus:/ws/down', 2);
-    const key = 'wsplus:/ws/down:limit:acme';
-    await redis.stop();
-    await until(() => a.bus.state === 'degraded', 8000, 'degraded');
-    assert.strictEqual(await a.limiter.acquire('acme'), true);
-    assert.strictEqual(await a.limiter.acquire('acme'), true);
-    assert.strictEqual(await a.limiter.acquire('acme'), false, 'local limit still holds');
-    await redis.start();
-    await until(() => a.bus.state === 'ready', 10000, 'ready');
-    await until(() => admin.status === 'ready', 8000, 'admin');
-    // Redis lost everything; the instance writes its two connections back
-    await until(async () => (await admin.hget(key, `c:${a.bus.instanceId}`)) === '2', 5000, 'counts restored');
-    const b = await instance('wsplus:/ws/down', 2);
-    assert.strictEqual(await b.limiter.acquire('acme'), false, 'cluster-wide limit holds again');
-    a.limiter.release('acme');
-    await until(() => b.limiter.acquire('acme'), 3000, 'slot freed');
-  });
+  it(
+    'falls back to the local limit while Redis is down ' + '(never unlimited) and writes its counts back',
+    async function () {
+      const a = await instance('wsplus:/ws/down', 2);
+      const key = 'wsplus:/ws/down:limit:acme';
+      await redis.stop();
+      await until(() => a.bus.state === 'degraded', 8000, 'degraded');
+      assert.strictEqual(await a.limiter.acquire('acme'), true);
+      assert.strictEqual(await a.limiter.acquire('acme'), true);
+      assert.strictEqual(await a.limiter.acquire('acme'), false, 'local limit still holds');
+      await redis.start();
+      await until(() => a.bus.state === 'ready', 10000, 'ready');
+      await until(() => admin.status === 'ready', 8000, 'admin');
+      // Redis lost everything; the instance writes its two connections back
+      await until(async () => (await admin.hget(key, `c:${a.bus.instanceId}`)) === '2', 5000, 'counts restored');
+      const b = await instance('wsplus:/ws/down', 2);
+      assert.strictEqual(await b.limiter.acquire('acme'), false, 'cluster-wide limit holds again');
+      a.limiter.release('acme');
+      await until(() => b.limiter.acquire('acme'), 3000, 'slot freed');
+    },
+  );
 
   it("close removes the instance's fields and stops renewing", async function () {
     const a = await instance('wsplus:/ws/close', 5);

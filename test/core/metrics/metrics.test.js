@@ -62,63 +62,66 @@ describe('core/metrics', function () {
     return ws;
   }
 
-  it('counts accepted and refused handshakes by category, messages and bytes both ways, and closes by peer', async function () {
-    const { metrics, rec } = watched('/ws/m');
-    const a = await open(rec, 'a', 'alice');
-    const b = await open(rec, 'b', 'bob');
-    const missing = await connect(rec.url());
-    assert.strictEqual(missing.status, 401);
-    const forged = await connect(
-      rec.url(`token=${await signHS256('another-secret-0123456789abcdef0123456', { tenant_id: 'a' })}`),
-    );
-    assert.strictEqual(forged.status, 401);
+  it(
+    'counts accepted and refused handshakes by category, ' + 'messages and bytes both ways, and closes by peer',
+    async function () {
+      const { metrics, rec } = watched('/ws/m');
+      const a = await open(rec, 'a', 'alice');
+      const b = await open(rec, 'b', 'bob');
+      const missing = await connect(rec.url());
+      assert.strictEqual(missing.status, 401);
+      const forged = await connect(
+        rec.url(`token=${await signHS256('another-secret-0123456789abcdef0123456', { tenant_id: 'a' })}`),
+      );
+      assert.strictEqual(forged.status, 401);
 
-    a.send('hello');
-    a.send('héllo'); // 6 bytes in UTF-8
-    a.send(Buffer.from([1, 2, 3, 4]));
-    const sessionA = [...rec.listener.registry.forTenant('a')][0];
-    await waitFor(
-      async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 3,
-      5000,
-      'three messages counted',
-    );
-    rec.listener.deliver(sessionA.id, 'xyz');
-    rec.listener.deliver(sessionA.id, Buffer.from([9, 9]));
-    await waitForMessages(a, 2);
+      a.send('hello');
+      a.send('héllo'); // 6 bytes in UTF-8
+      a.send(Buffer.from([1, 2, 3, 4]));
+      const sessionA = [...rec.listener.registry.forTenant('a')][0];
+      await waitFor(
+        async () => (await scrape(metrics)).value('websocket_plus_messages_received_total') === 3,
+        5000,
+        'three messages counted',
+      );
+      rec.listener.deliver(sessionA.id, 'xyz');
+      rec.listener.deliver(sessionA.id, Buffer.from([9, 9]));
+      await waitForMessages(a, 2);
 
-    let m = await scrape(metrics);
-    const L = { listener: '/ws/m' };
-    assert.strictEqual(m.value('websocket_plus_connections', L), 2);
-    assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted', category: 'none' }), 2);
-    assert.strictEqual(
-      m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
-      1,
-    );
-    assert.strictEqual(
-      m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'bad_signature' }),
-      1,
-    );
-    assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused' }), 2);
-    assert.strictEqual(m.value('websocket_plus_messages_received_total', L), 3);
-    assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 5 + 6 + 4);
-    assert.strictEqual(m.value('websocket_plus_messages_sent_total', L), 2);
-    assert.strictEqual(m.value('websocket_plus_sent_bytes_total', L), 3 + 2);
-    assert.strictEqual(m.value('websocket_plus_closes_total', L), undefined);
+      let m = await scrape(metrics);
+      const L = { listener: '/ws/m' };
+      assert.strictEqual(m.value('websocket_plus_connections', L), 2);
+      assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted', category: 'none' }), 2);
+      assert.strictEqual(
+        m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
+        1,
+      );
+      assert.strictEqual(
+        m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'bad_signature' }),
+        1,
+      );
+      assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'refused' }), 2);
+      assert.strictEqual(m.value('websocket_plus_messages_received_total', L), 3);
+      assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 5 + 6 + 4);
+      assert.strictEqual(m.value('websocket_plus_messages_sent_total', L), 2);
+      assert.strictEqual(m.value('websocket_plus_sent_bytes_total', L), 3 + 2);
+      assert.strictEqual(m.value('websocket_plus_closes_total', L), undefined);
 
-    b.close(1000, 'bye');
-    await waitForClose(b);
-    a.terminate();
-    await waitFor(() => rec.listener.connectionCount === 0, 5000, 'both sessions gone');
-    m = await scrape(metrics);
-    assert.strictEqual(m.value('websocket_plus_connections', L), 0);
-    assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'peer' }), 1);
-    assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'abnormal' }), 1);
-    // Nothing identifying a session, subject or token is a label value.
-    for (const secret of ['alice', 'bob', sessionA.id, SECRET])
-      assert.ok(!m.text.includes(secret), `exposition contains ${secret}`);
-    // Tenants are not reported unless asked for.
-    assert.strictEqual(m.value('websocket_plus_tenant_connections'), undefined);
-  });
+      b.close(1000, 'bye');
+      await waitForClose(b);
+      a.terminate();
+      await waitFor(() => rec.listener.connectionCount === 0, 5000, 'both sessions gone');
+      m = await scrape(metrics);
+      assert.strictEqual(m.value('websocket_plus_connections', L), 0);
+      assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'peer' }), 1);
+      assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'abnormal' }), 1);
+      // Nothing identifying a session, subject or token is a label value.
+      for (const secret of ['alice', 'bob', sessionA.id, SECRET])
+        assert.ok(!m.text.includes(secret), `exposition contains ${secret}`);
+      // Tenants are not reported unless asked for.
+      assert.strictEqual(m.value('websocket_plus_tenant_connections'), undefined);
+    },
+  );
 
   it('counts what the listener enforces by reason: rate limit, slow consumer, expiry', async function () {
     const { metrics, rec } = watched('/ws/limits', { rateLimit: 5, maxBufferedBytes: 256 * 1024, scope: 'session' });
