@@ -281,8 +281,9 @@ const handlers = {
 
   /**
    * Fan-out: the first connection of `tenant` (default: of the pool) sends `count` messages; each
-   * must reach every connection of that tenant (default: every connection of the pool). At most `window` messages are not yet fully
-   * delivered. Connections outside the targets must receive nothing (counted as leaks).
+   * must reach every connection of that tenant (default: every connection of the pool). At most
+   * `window` messages are not yet fully delivered. Connections outside the targets must receive
+   * nothing (counted as leaks).
    */
   async fanoutRun({ pool, tenant, count, window = 4, size, deadlineMs = 60000 }) {
     const conns = state.pools.get(pool);

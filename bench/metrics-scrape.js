@@ -76,10 +76,12 @@ async function main() {
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   console.log(
-    `sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS}${perTenant ? ' (100 reported + other)' : ' (not reported)'}`,
+    `sessions ${listener.connectionCount} (client opened ${opened}), tenants ${TENANTS}` +
+      `${perTenant ? ' (100 reported + other)' : ' (not reported)'}`,
   );
   console.log(
-    `scrape: median ${median.toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms, exposition ${size} bytes, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`,
+    `scrape: median ${median.toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms, ` +
+      `exposition ${size} bytes, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`,
   );
   child.kill();
   await listener.close();

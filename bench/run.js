@@ -10,11 +10,12 @@
  * divided by the work done in the window; rates are shown beside it. Every figure is measured in
  * each of BENCH_REPEATS (default 3) rounds; a round starts a fresh server process per contender.
  *
- * Environment: BENCH_REPEATS (3; 5 on a noisy shared machine), BENCH_SCALE (1: multiplies the counts), BENCH_ONLY (comma list
- * of contender ids), BENCH_FIGURES (comma list: rss, broadcast, handshake, echo, latency, tenant,
- * jwksStorm), BENCH_NODE_RED (node-red | node-red-5), BENCH_PROFILE (contender id: its
- * server runs with --cpu-prof, profiles in bench/results/tmp/prof), BENCH_NO_README (1: skip),
- * BENCH_PIN (0: do not pin the server and the load generator to CPUs).
+ * Environment: BENCH_REPEATS (3; 5 on a noisy shared machine), BENCH_SCALE (1: multiplies the
+ * counts), BENCH_ONLY (comma list of contender ids), BENCH_FIGURES (comma list: rss, broadcast,
+ * handshake, echo, latency, tenant, jwksStorm), BENCH_NODE_RED (node-red | node-red-5),
+ * BENCH_PROFILE (contender id: its server runs with --cpu-prof, profiles in
+ * bench/results/tmp/prof), BENCH_NO_README (1: skip), BENCH_PIN (0: do not pin the server and the
+ * load generator to CPUs).
  * Experiments (the run then writes only bench/results/tmp/partial.*): BENCH_PKG_DIR (benchmark a
  * prepared package folder), BENCH_PLUS_PROPS / BENCH_LISTENER_OPTIONS (JSON overrides of the plus
  * listener's flow properties / the bare listener's options), BENCH_WS_MODULE (another ws for the raw
@@ -917,7 +918,8 @@ async function main() {
   if (Number.isFinite(limit) && limit < needFds) {
     const scaled = Math.max(COUNTS.tenantTotalSmall * 2, Math.floor((limit - 500) / 100) * 100);
     ctx.notes.push(
-      `ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} connections (raise ulimit -n for the full figure).`,
+      `ulimit -n is ${limit}: tenant fan-out large case scaled from ${COUNTS.tenantTotalLarge} to ${scaled} ` +
+        'connections (raise ulimit -n for the full figure).',
     );
     COUNTS.tenantTotalLarge = scaled;
   }
@@ -964,7 +966,8 @@ async function main() {
 
   const machine = machineInfo();
   log(
-    `machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`,
+    `machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}; fd limit ${limit}; ` +
+      `${REPEATS} rounds; contenders: ${contenders.map((c) => c.id).join(', ')}`,
   );
   for (const n of ctx.notes) log(`note: ${n}`);
 
@@ -978,7 +981,8 @@ async function main() {
           const fig = await runContender(c, rep, ctx);
           runs[c.id].push(fig);
           log(
-            `round ${rep}/${REPEATS} ${c.id.padEnd(10)} ${((Date.now() - t0) / 1000).toFixed(1)} s  ${summaryLine(fig)}`,
+            `round ${rep}/${REPEATS} ${c.id.padEnd(10)} ` +
+              `${((Date.now() - t0) / 1000).toFixed(1)} s  ${summaryLine(fig)}`,
           );
         } catch (err) {
           failures.push({ contender: c.id, round: rep, error: String((err && err.message) || err) });
@@ -1033,7 +1037,8 @@ async function main() {
   console.log(`\n${md}`);
   if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
   log(
-    `done in ${result.durationS} s${partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'}`,
+    `done in ${result.durationS} s` +
+      (partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'),
   );
   if (failures.length) process.exitCode = 1;
 }
@@ -1048,7 +1053,8 @@ function summaryLine(fig) {
   if (fig.rss) parts.push(`rss ${f(fig.rss.rssPerConnKB, 1)}KB/conn`);
   if (fig.tenant)
     parts.push(
-      `tenant ${f(fig.tenant.small.cpuUsPerBroadcast)}→${f(fig.tenant.large.cpuUsPerBroadcast)}µs (×${f(fig.tenant.ratio, 2)})`,
+      `tenant ${f(fig.tenant.small.cpuUsPerBroadcast)}→${f(fig.tenant.large.cpuUsPerBroadcast)}µs ` +
+        `(×${f(fig.tenant.ratio, 2)})`,
     );
   if (fig.jwks) parts.push(`jwks ${fig.jwks.fetches} fetch/${fig.jwks.handshakes} hs`);
   if (fig.jwksStorm) parts.push(`storm ${fig.jwksStorm.fetches} fetch`);

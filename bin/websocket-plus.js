@@ -160,7 +160,8 @@ function main(argv, out, errOut) {
     text = fs.readFileSync(input, 'utf8');
   } catch (err) {
     errOut.write(
-      `error: cannot read ${opts.input}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`,
+      `error: cannot read ${opts.input}: ` +
+        `${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`,
     );
     return EXIT_INPUT;
   }

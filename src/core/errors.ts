@@ -45,7 +45,10 @@ export const SessionClose = {
   DELIVERY_FAILED: { code: 1011, reason: 'delivery failed' },
   SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
   HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
-  /** Closed from a flow by the control node (logout, revocation); the flow may pick another 4000–4999 code and reason. */
+  /**
+   * Closed from a flow by the control node (logout, revocation); the flow may pick another
+   * 4000–4999 code and reason.
+   */
   CONTROL_CLOSED: { code: 4003, reason: 'closed by control' },
   /** The client side: a control node asked the client to drop its socket and connect again at once. */
   CONTROL_RECONNECT: { code: 1000, reason: 'reconnecting' },

@@ -36,7 +36,9 @@ function flow() {
       id: 'req',
       type: 'function',
       z: 'tab1',
-      func: "for (const k of ['action', 'tenantId', 'subject', 'sessionId', 'code', 'reason', 'all']) {\n  if (msg.payload[k] !== undefined) msg[k] = msg.payload[k];\n}\nreturn msg;",
+      func:
+        "for (const k of ['action', 'tenantId', 'subject', 'sessionId', 'code', 'reason', 'all']) {\n" +
+        '  if (msg.payload[k] !== undefined) msg[k] = msg.payload[k];\n}\nreturn msg;',
       outputs: 1,
       wires: [['ctl']],
     },

@@ -103,7 +103,8 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
 
   it('does not load ioredis unless a listener uses the cluster', function () {
     const lib = path.join(__dirname, '..', '..', 'nodes');
-    const script = `
+    const script =
+      `
       const http = require('http');
       require(${JSON.stringify(path.join(lib, 'websocket-plus.js'))});
       const { parseListenerConfig } = require(${JSON.stringify(builtPath('core/flow/listener-config'))});
@@ -111,7 +112,8 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       const { createTokenVerifier } = require(${JSON.stringify(builtPath('core/auth/token-verifier'))});
       const config = parseListenerConfig({ path: '/x', authMode: 'none', cluster: 'off' }, {});
       const server = http.createServer();
-      const listener = new WebSocketListener({ server, path: '/x', verifier: createTokenVerifier(config.verifier), tenant: config.tenant, scope: config.scope });
+      const listener = new WebSocketListener({ server, path: '/x', verifier: createTokenVerifier(config.verifier), ` +
+      `tenant: config.tenant, scope: config.scope });
       listener.start();
       const loaded = Object.keys(require.cache).some((k) => /[\\\\/]ioredis[\\\\/]/.test(k));
       listener.close().then(() => process.stdout.write(String(loaded)));

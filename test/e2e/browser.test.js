@@ -262,7 +262,8 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     sockets.push(r.ws);
     assert.strictEqual(r.opened, true, `handshake refused: HTTP ${r.status}`);
     const bad = await connect(
-      `ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=${await signHS256('some-other-secret-0123456789abcdef', { tenant_id: 'acme' })}`,
+      `ws://127.0.0.1:${red.port}${LISTENER_PATH}?token=` +
+        `${await signHS256('some-other-secret-0123456789abcdef', { tenant_id: 'acme' })}`,
     );
     sockets.push(bad.ws);
     assert.strictEqual(bad.status, 401);
@@ -281,7 +282,8 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     await page.locator('#red-ui-clipboard-dialog-export-rng-full').click();
     await page
       .locator(
-        '#red-ui-clipboard-dialog-export-tab-clipboard-tabs a[href="#red-ui-clipboard-dialog-export-tab-clipboard-json"]',
+        '#red-ui-clipboard-dialog-export-tab-clipboard-tabs ' +
+          'a[href="#red-ui-clipboard-dialog-export-tab-clipboard-json"]',
       )
       .click();
     const exportText = page.locator('#red-ui-clipboard-dialog-export-text');

@@ -124,7 +124,8 @@ describe('e2e: flow library scorecard (node-red-dev validate, offline)', functio
       // installed newer than recorded: the record is stale (its D03 would wrongly pass or fail)
       assert.ok(
         !olderThan(REGISTRY_LATEST[name], installedVersion(name)),
-        `${name} ${installedVersion(name)} is installed but REGISTRY_LATEST records ${REGISTRY_LATEST[name]}: update the record`,
+        `${name} ${installedVersion(name)} is installed but REGISTRY_LATEST records ${REGISTRY_LATEST[name]}: ` +
+          'update the record',
       );
       assert.ok(
         result.stderr.split('\n').includes(`offline-catalogue: latest ${name} ${REGISTRY_LATEST[name]} recorded`),

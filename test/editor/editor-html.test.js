@@ -449,11 +449,18 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         // Nothing but the end of the Send/Receive row stands between the select and the peerProps row.
         assert.match(
           b.slice(select, field),
-          /^<select id="node-config-input-wholemsg">[\s\S]*?<\/select>\s*<\/div>\s*<div class="form-row wsp-row-peerProps">\s*<label for="node-config-input-peerProps">/,
+          new RegExp(
+            /^<select id="node-config-input-wholemsg">[\s\S]*?<\/select>\s*<\/div>\s*/.source +
+              /<div class="form-row wsp-row-peerProps">\s*<label for="node-config-input-peerProps">/.source,
+          ),
         );
         assert.match(
           b,
-          /<div class="form-tips wsp-warning" id="wsp-warning-peerProps">\s*<i class="fa fa-exclamation-triangle"><\/i> <span data-i18n="websocket-plus\.warnings\.peerProps"><\/span>/,
+          new RegExp(
+            /<div class="form-tips wsp-warning" id="wsp-warning-peerProps">\s*/.source +
+              /<i class="fa fa-exclamation-triangle"><\/i> /.source +
+              /<span data-i18n="websocket-plus\.warnings\.peerProps"><\/span>/.source,
+          ),
         );
         assert.match(b, /data-i18n="websocket-plus\.label\.peerProps"/);
         assert.match(b, /data-i18n="\[html\]websocket-plus\.tip\.peerProps"/);

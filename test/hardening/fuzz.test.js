@@ -225,7 +225,8 @@ describe('hardening: seeded fuzz', function () {
       default: {
         // a valid token under a header that asks for another key
         const [, p, sig] = valid[r() < 0.5 ? 'jwks' : 'hs256'].split('.');
-        return `${b64url({ alg: r.pick(ALGS), kid: randomValue(r), jku: 'http://127.0.0.1:1/jwks', jwk: rsa.publicJwk })}.${p}.${sig}`;
+        const header = { alg: r.pick(ALGS), kid: randomValue(r), jku: 'http://127.0.0.1:1/jwks', jwk: rsa.publicJwk };
+        return `${b64url(header)}.${p}.${sig}`;
       }
     }
   }

@@ -259,7 +259,8 @@ describe('hardening: hostile frames after the handshake (a real node-red process
 
   after(async function () {
     console.log(
-      `      frames tried ${stats.frames}, cases ${stats.cases}, crashes ${stats.crashes}, max RSS growth ${(stats.maxRssGrowthKb / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`,
+      `      frames tried ${stats.frames}, cases ${stats.cases}, crashes ${stats.crashes}, ` +
+        `max RSS growth ${(stats.maxRssGrowthKb / 1024).toFixed(1)} MiB (bound ${RSS_BOUND_MB} MiB)`,
     );
     comms?.close();
     bystander?.terminate();

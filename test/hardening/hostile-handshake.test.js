@@ -578,7 +578,9 @@ describe('hardening: hostile handshakes', function () {
       const post = await rawHandshake(srv.port, { path: `/ws/jwks?token=${t}`, method: 'POST' });
       assert.strictEqual(post.status, 405);
       const badKey = await rawHandshake(srv.port, {
-        raw: `GET /ws/jwks?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        raw:
+          `GET /ws/jwks?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n',
       });
       assert.strictEqual(badKey.status, 400);
       const badVersion = await rawHandshake(srv.port, { path: `/ws/jwks?token=${t}`, version: 99 });

@@ -281,7 +281,8 @@ describe('hardening: limits', function () {
         }
         if (process.env.HARDENING_VERBOSE)
           console.log(
-            `      slow consumer: cut off after ${sends} frames of 64 KiB, peak buffered ${maxBuffered} B (bound ${BOUND})`,
+            `      slow consumer: cut off after ${sends} frames of 64 KiB, ` +
+              `peak buffered ${maxBuffered} B (bound ${BOUND})`,
           );
         assert.ok(rec.enforced.includes('SLOW_CONSUMER'), `not cut off after ${sends} frames`);
         assert.ok(maxBuffered <= BOUND + FRAME.length, `buffered ${maxBuffered} bytes, bound ${BOUND}`);
@@ -334,7 +335,8 @@ describe('hardening: limits', function () {
           maxQueued = Math.max(maxQueued, queuedAtCut);
           if (process.env.HARDENING_VERBOSE)
             console.log(
-              `      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, server queue peak ${maxQueued} B (bound ${BOUND})`,
+              `      ping flood: ${(sent / 1048576).toFixed(1)} MiB of pings, ` +
+                `server queue peak ${maxQueued} B (bound ${BOUND})`,
             );
           assert.deepStrictEqual(rec.enforced, ['SLOW_CONSUMER'], `after ${sent} bytes of pings`);
           assert.ok(maxQueued <= BOUND + 64 * 1024, `server queued ${maxQueued} bytes, bound ${BOUND}`);

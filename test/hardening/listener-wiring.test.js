@@ -243,7 +243,8 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
   }
   // A site verifier that never settles: only the listener's handshake deadline can answer.
   const settingsModule = (extra) =>
-    `module.exports = Object.assign(${JSON.stringify(extra)}, { websocketPlusListener: { verifyToken: () => new Promise(() => {}) } });`;
+    `module.exports = Object.assign(${JSON.stringify(extra)}, ` +
+    '{ websocketPlusListener: { verifyToken: () => new Promise(() => {}) } });';
 
   /** One handshake: its HTTP status and body, or the error a client sees when the socket is cut. */
   async function attempt(url) {

@@ -29,7 +29,8 @@ async function startConnectProxy(options = {}) {
     if (!authorised(req.headers)) {
       record.refused++;
       client.end(
-        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\n' +
+          'Content-Length: 0\r\nConnection: close\r\n\r\n',
       );
       return;
     }

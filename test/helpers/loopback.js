@@ -2,7 +2,10 @@
 // Listens on 127.0.0.1 (ephemeral port) and keeps track of open sockets, so close() can end
 // kept-alive or hanging connections at once instead of waiting for them.
 
-/** Resolves with the port once `server` listens on 127.0.0.1 (`port` 0: an ephemeral one); rejects on a listen error. */
+/**
+ * Resolves with the port once `server` listens on 127.0.0.1 (`port` 0: an ephemeral one);
+ * rejects on a listen error.
+ */
 function listen(server, port = 0) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -159,7 +159,9 @@ function patched(defaultProtocol, realRequest) {
     let socket;
     if (canned) {
       const body = Buffer.from(JSON.stringify(canned[1]));
-      const head = `HTTP/1.1 ${canned[0]} ${http.STATUS_CODES[canned[0]]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+      const head =
+        `HTTP/1.1 ${canned[0]} ${http.STATUS_CODES[canned[0]]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
       socket = cannedSocket(Buffer.concat([Buffer.from(head), body]));
       if (process.env.OFFLINE_CATALOGUE_TRACE === '1')
         process.stderr.write(`offline-catalogue: answered ${canned[0]} ${url.href}\n`);

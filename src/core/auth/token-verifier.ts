@@ -41,7 +41,10 @@ export interface TokenVerifierOptions {
   jwksCooldownMs?: number;
   /** jwks: how long a fetched key set is trusted before it is refetched, ms. Default is 600000. */
   jwksCacheMaxAgeMs?: number;
-  /** jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms. Default is 1000 (at most the cooldown). */
+  /**
+   * jwks: after a failed fetch, no new fetch for this long (handshakes fail at once), ms.
+   * Default is 1000 (at most the cooldown).
+   */
   jwksFailureBackoffMs?: number;
   /** jwks: largest key set response accepted, bytes. Default is 524288. */
   jwksMaxBytes?: number;
@@ -76,7 +79,10 @@ const DEFAULT_JWKS_MAX_BYTES = 512 * 1024;
 /** RFC 8725 §3.5: an HS256 key should have at least as many bytes as the hash output (32). */
 export const MIN_HS256_SECRET_BYTES = 32;
 
-/** An HS256 verifier whose secret is shorter than MIN_HS256_SECRET_BYTES (RFC 8725 §3.5: brute-forceable offline from one token). */
+/**
+ * An HS256 verifier whose secret is shorter than MIN_HS256_SECRET_BYTES
+ * (RFC 8725 §3.5: brute-forceable offline from one token).
+ */
 export function hasShortSecret(options: Pick<TokenVerifierOptions, 'mode' | 'secret'>): boolean {
   return options.mode === 'hs256' && Buffer.byteLength(options.secret ?? '') < MIN_HS256_SECRET_BYTES;
 }

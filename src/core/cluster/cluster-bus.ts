@@ -121,12 +121,14 @@ export function redisUrlProblem(url: string | undefined): string | undefined {
 export function loadRedisModule(moduleId = 'ioredis'): RedisConstructor {
   let mod: unknown;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional dependency, loaded only in cluster mode
+    // An optional dependency, loaded only in cluster mode.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional dependency
     mod = require(moduleId);
   } catch (err) {
     const code = (err as { code?: string }).code ?? 'load error';
     throw new Error(
-      `cluster mode needs the "${moduleId}" package, which could not be loaded (${code}); install it next to node-red-contrib-websocket-plus`,
+      `cluster mode needs the "${moduleId}" package, which could not be loaded (${code}); ` +
+        'install it next to node-red-contrib-websocket-plus',
     );
   }
   const ctor = (mod as { Redis?: unknown }).Redis ?? (mod as { default?: unknown }).default ?? mod;

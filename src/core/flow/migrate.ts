@@ -165,7 +165,9 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
           kind: 'note',
           id,
           nodeType: 'websocket-plus-listener',
-          message: `${id}: listener ${show(path)} refuses every connection until you set its Shared secret (or choose another JWT mode) in the editor`,
+          message:
+            `${id}: listener ${show(path)} refuses every connection until you set its Shared secret ` +
+            '(or choose another JWT mode) in the editor',
         });
       }
       if (path.includes('/debug/ws')) {
@@ -173,7 +175,9 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
           kind: 'note',
           id,
           nodeType: 'websocket-plus-listener',
-          message: `${id}: listener path ${show(path)} contains /debug/ws, which websocket-plus refuses; choose another path`,
+          message:
+            `${id}: listener path ${show(path)} contains /debug/ws, which websocket-plus refuses; ` +
+            'choose another path',
         });
       }
     } else if (node.type === 'websocket-plus-client' && migratedIds.has(id)) {
@@ -181,7 +185,9 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
         kind: 'note',
         id,
         nodeType: 'websocket-plus-client',
-        message: `${id}: client ${show(node.path)} sends no token (Authentication: None), as the core client did; its upgrade headers are kept`,
+        message:
+          `${id}: client ${show(node.path)} sends no token (Authentication: None), as the core client did; ` +
+          'its upgrade headers are kept',
       });
     }
   }
@@ -192,7 +198,9 @@ export function migrateFlow<T extends FlowInput>(input: T): MigrationResult<T> {
           kind: 'note',
           id,
           nodeType: 'websocket-plus-listener',
-          message: `${id}: listener path ${show(path)} is used by ${ids.length} listeners (${ids.join(', ')}); only the first one deployed will start`,
+          message:
+            `${id}: listener path ${show(path)} is used by ${ids.length} listeners (${ids.join(', ')}); ` +
+            'only the first one deployed will start',
         });
       }
     }

@@ -115,7 +115,9 @@ export class WebSocketPlusMetrics {
     };
     this.handshakes = new Counter({
       name: `${METRICS_PREFIX}handshakes_total`,
-      help: 'WebSocket handshakes per listener by result (accepted/refused) and refusal category ("none" when accepted).',
+      help:
+        'WebSocket handshakes per listener by result (accepted/refused) and refusal category ' +
+        '("none" when accepted).',
       labelNames: ['listener', 'result', 'category'],
       registers,
     });
@@ -149,7 +151,9 @@ export class WebSocketPlusMetrics {
     });
     this.closes = new Counter({
       name: `${METRICS_PREFIX}closes_total`,
-      help: 'Closed sessions by reason: what the listener enforced (rate_limit, slow_consumer, token_expired, ...), or peer / abnormal.',
+      help:
+        'Closed sessions by reason: what the listener enforced (rate_limit, slow_consumer, token_expired, ...), ' +
+        'or peer / abnormal.',
       labelNames: ['listener', 'reason'],
       registers,
     });

@@ -20,7 +20,10 @@ const SECRET = 'metrics-test-secret-0123456789abcdef0123';
 const hs256 = { mode: 'hs256', secret: SECRET };
 const tokenFor = (tenant, sub) => signHS256(SECRET, { tenant_id: tenant, sub });
 
-/** The registry's exposition, parsed: { families, value(name, labels) } (value sums matching samples; undefined when none). */
+/**
+ * The registry's exposition, parsed: { families, value(name, labels) }
+ * (value sums matching samples; undefined when none).
+ */
 async function scrape(metrics) {
   const text = await metrics.metrics();
   const families = parsePrometheus(text);
