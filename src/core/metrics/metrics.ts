@@ -266,6 +266,9 @@ export class WebSocketPlusMetrics {
       // The first reason is the cause; anything later is the same session being cut again.
       if (!enforcedReasons.has(session)) enforcedReasons.set(session, reason);
     };
+    const onRefresh = (_session: ListenerSession, result: RefreshOutcome): void => {
+      this.recordRefresh(listener.path, result);
+    };
     const onClose = (session: ListenerSession, code: number): void => {
       const enforced = enforcedReasons.get(session);
       this.closes.inc({ ...listenerLabel, reason: enforced ? enforced.toLowerCase() : peerReason(code) });
@@ -276,6 +279,7 @@ export class WebSocketPlusMetrics {
     listener.on('sent', onSent);
     listener.on('enforced', onEnforced);
     listener.on('close', onClose);
+    listener.on('refresh', onRefresh);
     this.listeners.add(watched);
     return () => {
       if (!this.listeners.delete(watched)) return;
@@ -286,6 +290,7 @@ export class WebSocketPlusMetrics {
       listener.off('sent', onSent);
       listener.off('enforced', onEnforced);
       listener.off('close', onClose);
+      listener.off('refresh', onRefresh);
     };
   }
 
