@@ -614,6 +614,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         'all',
         'code',
         'reason',
+        'token',
         'payload',
         'partial',
       ]);
