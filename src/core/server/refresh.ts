@@ -2,8 +2,10 @@
  * The in-band token refresh frames. A client refreshes its session with the text frame
  * `{"type":"websocket-plus:refresh","token":"<jwt>"}`; the listener answers `refreshed`,
  * `refresh-failed`, and announces `expiring` ahead of the token's exp. Recognising a refresh frame
- * must cost ordinary messages next to nothing: only a text frame that starts with `{`, fits the
- * size bound and names the refresh type is parsed at all.
+ * must cost ordinary messages next to nothing: only a text frame that fits the size bound and starts
+ * or ends with the type as JSON.stringify writes it (`{"type":"websocket-plus:refresh"` or
+ * `"type":"websocket-plus:refresh"}`) is parsed at all. The check reads a few bytes in place; a
+ * search through the frame (Buffer.indexOf) cost about 130 ns per ordinary JSON message.
  */
 
 export const REFRESH_TYPE = 'websocket-plus:refresh';
@@ -16,11 +18,13 @@ export const REFRESH_IN_PROGRESS = 'refresh in progress';
 /** Shortest time between two refresh frames of one session, ms; a faster client is closed (1008). */
 export const MIN_REFRESH_INTERVAL_MS = 1000;
 
-const MARKER = Buffer.from(`"${REFRESH_TYPE}"`);
-/** How JSON.stringify starts a refresh frame: an oversized frame that starts so is consumed, never parsed. */
-const CANONICAL_PREFIX = Buffer.from(`{"type":"${REFRESH_TYPE}"`);
+/** How JSON.stringify starts a refresh frame with the type first; an oversized frame that starts so is consumed, never parsed. */
+const PREFIX = Buffer.from(`{"type":"${REFRESH_TYPE}"`);
+/** ... and ends one with the type last. */
+const SUFFIX = Buffer.from(`"type":"${REFRESH_TYPE}"}`);
 const OPEN_BRACE = 0x7b;
-/** The JSON around the token: `{"type":"websocket-plus:refresh","token":""}` plus room for whitespace. */
+const CLOSE_BRACE = 0x7d;
+/** The JSON around the token: `{"type":"websocket-plus:refresh","token":""}` plus room to spare. */
 const FRAME_OVERHEAD_BYTES = 128;
 
 /** What a candidate frame turned out to be. */
@@ -32,18 +36,24 @@ export type RefreshFrame =
   /** An object of the refresh type without exactly a string token: consumed and answered as malformed. */
   | { token: undefined; tooLarge?: boolean };
 
+/** `pattern` at `offset` of `data`, compared byte by byte (no call into C++ for a few bytes). */
+function bytesAt(data: Buffer, pattern: Buffer, offset: number): boolean {
+  if (offset < 0 || offset + pattern.length > data.length) return false;
+  for (let i = 0; i < pattern.length; i++) if (data[offset + i] !== pattern[i]) return false;
+  return true;
+}
+
 /**
  * Reads a refresh frame from a text frame, or undefined for anything else. Cheap checks first
- * (first byte, size bound `maxTokenLength` plus the JSON around it, the type's name in the bytes):
- * only a frame that passes them is parsed.
+ * (first and last byte, size bound `maxTokenLength` plus the JSON around it, the type first or
+ * last): only a frame that passes them is parsed.
  */
 export function readRefreshFrame(data: Buffer, maxTokenLength: number): RefreshFrame {
-  if (data.length < MARKER.length || data[0] !== OPEN_BRACE) return undefined;
-  if (data.length > maxTokenLength + FRAME_OVERHEAD_BYTES) {
-    const canonical = data.compare(CANONICAL_PREFIX, 0, CANONICAL_PREFIX.length, 0, CANONICAL_PREFIX.length) === 0;
-    return canonical ? { token: undefined, tooLarge: true } : undefined;
-  }
-  if (data.indexOf(MARKER) === -1) return undefined;
+  const length = data.length;
+  if (length < PREFIX.length + 1 || data[0] !== OPEN_BRACE || data[length - 1] !== CLOSE_BRACE) return undefined;
+  if (length > maxTokenLength + FRAME_OVERHEAD_BYTES)
+    return bytesAt(data, PREFIX, 0) ? { token: undefined, tooLarge: true } : undefined;
+  if (!bytesAt(data, PREFIX, 0) && !bytesAt(data, SUFFIX, length - SUFFIX.length)) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(data.toString('utf8'));

@@ -269,6 +269,9 @@ describe('core/server/refresh', function () {
     assert.strictEqual(readRefreshFrame(b('{"type":"websocket-plus:refreshed"}'), 8192), undefined);
     assert.strictEqual(readRefreshFrame(b(' {"type":"websocket-plus:refresh","token":"x"}'), 8192), undefined);
     assert.strictEqual(readRefreshFrame(b('["websocket-plus:refresh"]'), 8192), undefined);
+    // Only the compact JSON a client's JSON.stringify writes is recognised; anything else is a message.
+    assert.strictEqual(readRefreshFrame(b('{ "type": "websocket-plus:refresh", "token": "x" }'), 8192), undefined);
+    assert.strictEqual(readRefreshFrame(b('{"token":"x","more":1,"type":"websocket-plus:refreshx"}'), 8192), undefined);
     assert.strictEqual(readRefreshFrame(b('{"a":"websocket-plus:refresh"'), 8192), undefined);
     const big = `{"type":"websocket-plus:refresh","token":"${'x'.repeat(9000)}"}`;
     assert.deepStrictEqual(readRefreshFrame(b(big), 8192), { token: undefined, tooLarge: true });
