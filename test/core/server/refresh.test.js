@@ -253,6 +253,38 @@ describe('core/server/refresh', function () {
     }
   });
 
+  it('a refresh still being verified when the listener closes leaves no timer and answers nothing', async function () {
+    const timers = trackTimers({ stacks: true });
+    const ours = async () => {
+      await timers.settled();
+      return timers.where().filter((stack) => stack.includes('nodes/lib/'));
+    };
+    let handshakeDone = false;
+    // The handshake verifies at once; the refresh never settles (a key server that hangs).
+    const verifyToken = () => {
+      if (handshakeDone) return new Promise(() => {});
+      handshakeDone = true;
+      return { tenant_id: 'acme', sub: 'alice', exp: now() + 3600 };
+    };
+    try {
+      start({ verifier: { mode: 'custom', verifyToken } });
+      const { ws } = await connect(rec.url('token=t'));
+      sockets.push(ws);
+      ws.send(refreshFrame('pending'));
+      // The refresh deadline (4 s by default) is armed while the verification hangs.
+      // Two of ours: the expiry schedule and the refresh deadline.
+      await waitFor(async () => (await ours()).length === 2, 3000, 'refresh deadline armed');
+      await rec.listener.close();
+      await delay(50);
+      const left = await ours();
+      assert.strictEqual(left.length, 0, left.join('\n'));
+      assert.deepStrictEqual(refreshes, []);
+      assert.deepStrictEqual(ws.messages, []);
+    } finally {
+      timers.stop();
+    }
+  });
+
   it('readRefreshFrame: only the refresh object, cheaply recognised', function () {
     const b = (s) => Buffer.from(s);
     assert.deepStrictEqual(readRefreshFrame(b('{"type":"websocket-plus:refresh","token":"a.b.c"}'), 8192), {
