@@ -45,6 +45,10 @@ export const SessionClose = {
   DELIVERY_FAILED: { code: 1011, reason: 'delivery failed' },
   SLOW_CONSUMER: { code: 1013, reason: 'slow consumer' },
   HEARTBEAT_MISSED: { code: 1006, reason: 'heartbeat missed' },
+  /** A refresh token that names another tenant or subject: identity never changes on an open connection. */
+  IDENTITY_CHANGED: { code: 1008, reason: 'identity changed' },
+  /** Refresh frames more often than once a second. */
+  REFRESH_TOO_FAST: { code: 1008, reason: 'refresh too fast' },
   /**
    * Closed from a flow by the control node (logout, revocation); the flow may pick another
    * 4000–4999 code and reason.
@@ -82,6 +86,7 @@ export const ControlProblem = {
   CODE_INVALID: 'close code must be an integer from 4000 to 4999',
   REASON_INVALID: 'close reason must be a string of at most 123 bytes (UTF-8)',
   TARGET_MISSING: 'no listener or client configured',
+  TOKEN_INVALID: 'msg.token must be a non-empty string',
 } as const;
 
 export type ControlProblemCode = keyof typeof ControlProblem;

@@ -22,7 +22,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from './red-types';
 const STATUS_MS = 3000;
 
 const LISTENER_ACTIONS = 'list, count, close';
-const CLIENT_ACTIONS = 'reconnect, close';
+const CLIENT_ACTIONS = 'token, reconnect, close';
 
 type Target = { kind: 'listener'; listener: WebSocketListener } | { kind: 'client'; connection: OutboundConnection };
 
@@ -119,6 +119,15 @@ export function registerControl(RED: NodeAPI): void {
     };
 
     const onClient = (connection: OutboundConnection, action: unknown, msg: NodeMessage): string => {
+      if (action === 'token') {
+        const token = msg.token;
+        if (typeof token !== 'string' || token === '') throw new ControlError('TOKEN_INVALID');
+        const sent = connection.setToken(token);
+        // The token is a secret: it does not travel on with the message.
+        delete msg.token;
+        msg.payload = { replaced: true, sent };
+        return text(RED, 'websocket-plus.control.status.token');
+      }
       if (action === 'reconnect') {
         connection.reconnect();
         msg.payload = { reconnecting: true };

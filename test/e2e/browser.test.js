@@ -221,6 +221,19 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     assert.ok(await page.locator('#node-config-input-tenantId').isVisible());
     await tenantFrom.selectOption('claim');
 
+    // token refresh: off with a 30 s notice by default; the window must be a number >= 0
+    const refresh = page.locator('#node-config-input-refresh');
+    const refreshWindow = page.locator('#node-config-input-refreshWindow');
+    assert.strictEqual(await refresh.inputValue(), 'off');
+    assert.strictEqual(await refreshWindow.inputValue(), '30');
+    await refresh.selectOption('message');
+    await refreshWindow.fill('-1');
+    await refreshWindow.blur();
+    await page.waitForFunction(() => $('#node-config-input-refreshWindow').hasClass('input-error'));
+    await refreshWindow.fill('20');
+    await refreshWindow.blur();
+    await page.waitForFunction(() => !$('#node-config-input-refreshWindow').hasClass('input-error'));
+
     // a forbidden path is flagged by the validator
     await page.locator('#node-config-input-path').fill('/debug/ws');
     await page.locator('#node-config-input-path').blur();
@@ -242,12 +255,21 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     const configured = await page.evaluate(() => {
       const n = RED.nodes.filterNodes({ type: 'websocket-plus in' })[0];
       const l = RED.nodes.node(n.server);
-      return { server: !!l, type: l && l.type, path: l && l.path, valid: n.valid && l.valid };
+      return {
+        server: !!l,
+        type: l && l.type,
+        path: l && l.path,
+        refresh: l && l.refresh,
+        refreshWindow: l && l.refreshWindow,
+        valid: n.valid && l.valid,
+      };
     });
     assert.deepStrictEqual(configured, {
       server: true,
       type: 'websocket-plus-listener',
       path: LISTENER_PATH,
+      refresh: 'message',
+      refreshWindow: '20',
       valid: true,
     });
   });
@@ -274,6 +296,12 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     });
     r.ws.send('nothing is wired, nothing comes back');
     await assert.rejects(waitForMessages(r.ws, 1, 300));
+    // refresh "message" was chosen in the dialog: the listener answers a refresh frame
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const fresh = await signHS256(SECRET, { tenant_id: 'acme', sub: 'from-browser-test' }, { exp });
+    r.ws.send(JSON.stringify({ type: 'websocket-plus:refresh', token: fresh }));
+    const [answer] = await waitForMessages(r.ws, 1, 5000);
+    assert.deepStrictEqual(JSON.parse(answer), { type: 'websocket-plus:refreshed', exp });
   });
 
   it('the secret is never exported nor sent back to the browser', async function () {

@@ -624,6 +624,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         'all',
         'code',
         'reason',
+        'token',
         'payload',
         'partial',
       ]);

@@ -258,7 +258,66 @@ describe('nodes/control (real Node-RED runtime)', function () {
     const caughtErrors = () => logsOf('ctlc', 20);
     helper.getNode('ctlc').receive({ action: 'list' });
     await waitFor(() => caughtErrors().length === 1, 3000, 'error for list on a client');
-    assert.match(caughtErrors()[0], /unknown action: list \(a client takes reconnect, close\)/);
+    assert.match(caughtErrors()[0], /unknown action: list \(a client takes token, reconnect, close\)/);
+  });
+
+  it('on a client: token sends a refresh frame on the open socket ("refreshed" comes back) and the next connect uses it', async function () {
+    const flow = [
+      listenerNode('l2', { path: '/ws/refresh', authMode: 'hs256', refresh: 'message', refreshWindow: '0' }),
+      {
+        id: 'c1',
+        type: 'websocket-plus-client',
+        path: wsUrl('/ws/refresh'),
+        tls: '',
+        subprotocol: '',
+        wholemsg: 'false',
+        authMode: 'jwt',
+        hb: '',
+        headers: [],
+      },
+      { id: 'cin', type: 'websocket-plus in', server: '', client: 'c1', wires: [['hin']] },
+      { id: 'hin', type: 'helper' },
+      { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
+      { id: 'hc', type: 'helper' },
+    ];
+    const claims = { tenant_id: 'acme', sub: 'robot' };
+    await load(flow, { l2: { secret: SECRET }, c1: { token: await signHS256(SECRET, claims, { exp: now() + 60 }) } });
+    const listener = helper.getNode('l2').listener;
+    const connection = helper.getNode('c1').connection;
+    await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'client connected');
+    const firstId = connection.id;
+    const fromServer = collect('hin');
+
+    const exp = now() + 900;
+    const token = await signHS256(SECRET, claims, { exp });
+    const replaced = await ask('ctlc', 'hc', { action: 'token', token, topic: 't' });
+    assert.deepStrictEqual(replaced.payload, { replaced: true, sent: true });
+    assert.strictEqual(replaced.topic, 't');
+    assert.strictEqual(replaced.token, undefined, 'the token travels on with the message');
+    await waitFor(() => fromServer.length === 1, 3000, 'the listener answer');
+    assert.deepStrictEqual(JSON.parse(fromServer[0].payload), { type: 'websocket-plus:refreshed', exp });
+    // Same socket, expiry moved.
+    assert.strictEqual(connection.id, firstId);
+    const session = () => [...listener.registry.all()][0];
+    assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
+
+    // The next connect uses the new token: the new session's expiry is the new token's exp.
+    await ask('ctlc', 'hc', { action: 'reconnect' });
+    await waitFor(
+      () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
+      5000,
+      'connected again',
+    );
+    assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
+
+    // No token, or an empty one: a warning, the token is kept, nothing is sent on.
+    const received = collect('hc');
+    helper.getNode('ctlc').receive({ action: 'token', token: '' });
+    helper.getNode('ctlc').receive({ action: 'token' });
+    await waitFor(() => logsOf('ctlc', 30).length === 2, 3000, 'two warnings');
+    assert.match(logsOf('ctlc', 30)[0], /msg.token must be a non-empty string/);
+    await delay(100);
+    assert.strictEqual(received.length, 0);
   });
 
   it('without a running listener, an action is an error', async function () {

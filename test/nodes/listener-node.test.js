@@ -429,6 +429,53 @@ describe('nodes/listener (real Node-RED runtime)', function () {
     });
   });
 
+  describe('token refresh', function () {
+    const refreshFrame = (token) => JSON.stringify({ type: 'websocket-plus:refresh', token });
+
+    for (const wholemsg of ['false', 'true']) {
+      it(`refresh "message" (${wholemsg === 'true' ? 'entire-message' : 'payload'} mode): a refresh frame never reaches the flow, is answered and moves the expiry`, async function () {
+        await load(echoFlow({ refresh: 'message', refreshWindow: '0', scope: 'session', wholemsg }), creds);
+        const received = collect('h1');
+        const { ws } = await open(`token=${await tokenFor('a', {}, { exp: now() + 60 })}`);
+        const exp = now() + 600;
+        const token = await tokenFor('a', {}, { exp });
+        ws.send(refreshFrame(token));
+        ws.send(wholemsg === 'true' ? '{"payload":"after"}' : 'after');
+        // The echo of "after" may come first: the refresh is verified asynchronously.
+        await waitForMessages(ws, 2);
+        const answers = ws.messages.filter((m) => m.includes('websocket-plus:'));
+        assert.deepStrictEqual(
+          answers.map((m) => JSON.parse(m)),
+          [{ type: 'websocket-plus:refreshed', exp }],
+        );
+        await waitFor(() => received.length === 1, 3000, 'the ordinary message');
+        assert.strictEqual(received[0].payload, 'after');
+        await delay(100);
+        assert.strictEqual(received.length, 1);
+        assert.ok(!JSON.stringify(received).includes(token), 'the token reached the flow');
+        const session = [...helper.getNode('l1').listener.registry.all()][0];
+        assert.strictEqual(helper.getNode('l1').listener.expiresAtOf(session), exp * 1000);
+      });
+    }
+
+    it('refresh "off" (the default) passes a refresh frame to the flow as an ordinary message', async function () {
+      await load(echoFlow({ scope: 'session' }), creds);
+      const received = collect('h1');
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      const frame = refreshFrame(await tokenFor('a', {}, { exp: now() + 600 }));
+      ws.send(frame);
+      await waitFor(() => received.length === 1, 3000, 'the frame as a message');
+      assert.strictEqual(received[0].payload, frame);
+    });
+
+    it('a refresh with another subject closes with 1008 "identity changed"', async function () {
+      await load(echoFlow({ refresh: 'message' }), creds);
+      const { ws } = await open(`token=${await tokenFor('a')}`);
+      ws.send(refreshFrame(await tokenFor('a', { sub: 'someone-else' })));
+      assert.deepStrictEqual(await waitForClose(ws), { code: 1008, reason: 'identity changed' });
+    });
+  });
+
   describe('lifecycle and close codes', function () {
     it('closes at token exp with 4001 when onExpiry is disconnect', async function () {
       await load(echoFlow({ onExpiry: 'disconnect' }), creds);

@@ -15,6 +15,7 @@ import { WebSocket, ClientOptions, RawData } from 'ws';
 import { ConfigError, SessionClose, SessionCloseCode } from '../errors';
 import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
 import { sanitiseError } from '../secrets';
+import { REFRESH_TYPE } from '../server/refresh';
 
 export type OutboundAuthMode = 'jwt' | 'none';
 
@@ -32,7 +33,7 @@ export interface OutboundConnectionOptions {
   url: string;
   /** 'jwt' (default) appends `token=<jwt>`; 'none' sends no token. */
   authMode?: OutboundAuthMode;
-  /** The token, or a function read at each connect (so a rotated token is used on reconnect). */
+  /** The token, or a function read at each connect (so a rotated token is used on reconnect); see also setToken(). */
   token?: string | (() => string | undefined);
   /** Comma-separated subprotocols; empty means none. Default is none. */
   subprotocol?: string;
@@ -127,6 +128,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
   /** The current socket is being closed by reconnect(): connect again as soon as it is gone. */
   private reconnectNow = false;
   private lastToken: string | undefined;
+  /** A token given by setToken(): it replaces the configured one for every later connect. */
+  private replacedToken: string | undefined;
   /** Aborted when the current attempt's socket is done with: ends its tunnel socket at the proxy. */
   private tunnel: AbortController | undefined;
 
@@ -181,6 +184,18 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
     const binary = Buffer.isBuffer(data);
     ws.send(binary ? data : String(data), { binary });
     return true;
+  }
+
+  /**
+   * Replaces the token without a restart: every later connect uses it, and on an open socket it is
+   * also sent as a refresh frame (`{"type":"websocket-plus:refresh","token":...}`, which a listener
+   * with refresh "message" verifies and answers). True when the refresh frame was sent.
+   */
+  setToken(token: string): boolean {
+    if (typeof token !== 'string' || token === '') throw new ConfigError('TOKEN_MISSING');
+    this.replacedToken = token;
+    if ((this.options.authMode ?? 'jwt') !== 'jwt') return false;
+    return this.send(JSON.stringify({ type: REFRESH_TYPE, token }));
   }
 
   /**
@@ -275,7 +290,7 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
 
   private emitError(err: unknown): void {
     // An EventEmitter 'error' nobody listens to would throw and take the runtime down.
-    if (this.listenerCount('error') > 0) this.emit('error', sanitiseError(err, [this.lastToken]));
+    if (this.listenerCount('error') > 0) this.emit('error', sanitiseError(err, [this.lastToken, this.replacedToken]));
   }
 
   private clearTimer(name: 'retryTimer' | 'attemptTimer' | 'heartbeatTimer' | 'closeGraceTimer'): void {
@@ -294,7 +309,8 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
   private prepare(): { address: string; clientOptions: ClientOptions } {
     let address = this.baseUrl;
     if ((this.options.authMode ?? 'jwt') === 'jwt') {
-      const token = typeof this.options.token === 'function' ? this.options.token() : this.options.token;
+      const configured = this.options.token;
+      const token = this.replacedToken ?? (typeof configured === 'function' ? configured() : configured);
       if (!token) throw new ConfigError('TOKEN_MISSING');
       this.lastToken = token;
       address = appendToken(address, token);

@@ -24,6 +24,10 @@ export const LISTENER_DEFAULTS = Object.freeze({
   /** Seconds; "" = never. */
   sessionTimeout: '',
   onExpiry: 'disconnect',
+  /** In-band token refresh: "off", or "message" (refresh frames on the open connection). */
+  refresh: 'off',
+  /** Seconds before exp at which an "expiring" notice is sent (refresh "message" only); "0" = none. */
+  refreshWindow: '30',
   /** Messages per second per connection; "" = no limit. */
   rateLimit: '',
   /** Connections per tenant; "" = no limit. */
@@ -64,6 +68,7 @@ export const LISTENER_RUNTIME_DEFAULTS = Object.freeze({
   heartbeatMs: Number(LISTENER_DEFAULTS.heartbeat) * 1000,
   clockToleranceSeconds: Number(LISTENER_DEFAULTS.clockTolerance),
   sessionTimeoutMs: 0,
+  refreshWindowMs: Number(LISTENER_DEFAULTS.refreshWindow) * 1000,
   rateLimit: 0,
   maxConnectionsPerTenant: 0,
 });

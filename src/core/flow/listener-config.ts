@@ -28,6 +28,8 @@ export interface ListenerProperties {
   scope?: unknown;
   sessionTimeout?: unknown;
   onExpiry?: unknown;
+  refresh?: unknown;
+  refreshWindow?: unknown;
   rateLimit?: unknown;
   maxConnections?: unknown;
   maxPayload?: unknown;
@@ -56,6 +58,13 @@ export interface ListenerConfig {
   sessionTimeoutMs: number;
   /** What happens at the token's exp: close with 4001, or keep the session. Default is "disconnect". */
   onExpiry: 'disconnect' | 'allow';
+  /**
+   * In-band token refresh: "message" consumes `{"type":"websocket-plus:refresh","token":...}` text
+   * frames and moves the session's expiry to the new token's exp. Default is "off".
+   */
+  refresh: 'off' | 'message';
+  /** With refresh "message": ms before exp at which the client is sent an "expiring" notice; 0 = none. Default is 30000. */
+  refreshWindowMs: number;
   /** Messages per second per connection; beyond it the connection is closed with 1008. 0 = none. Default is 0. */
   rateLimit: number;
   /** Connections per tenant; beyond it the handshake gets 429. 0 = none. Default is 0. */
@@ -79,6 +88,8 @@ export type ListenerTuning = Pick<
   | 'scope'
   | 'sessionTimeoutMs'
   | 'onExpiry'
+  | 'refresh'
+  | 'refreshWindowMs'
   | 'rateLimit'
   | 'maxConnectionsPerTenant'
   | 'maxPayload'
@@ -277,6 +288,8 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
     scope: oneOf<RoutingScope>(props.scope, ['session', 'tenant', 'global'], D.scope, 'scope'),
     sessionTimeoutMs: nonNegativeNumber(props.sessionTimeout, 'sessionTimeout', R.sessionTimeoutMs / 1000) * 1000,
     onExpiry: oneOf(props.onExpiry, ['disconnect', 'allow'] as const, D.onExpiry, 'onExpiry'),
+    refresh: oneOf(props.refresh, ['off', 'message'] as const, D.refresh as 'off', 'refresh'),
+    refreshWindowMs: nonNegativeNumber(props.refreshWindow, 'refreshWindow', R.refreshWindowMs / 1000) * 1000,
     rateLimit: nonNegativeNumber(props.rateLimit, 'rateLimit', R.rateLimit),
     maxConnectionsPerTenant: Math.floor(
       nonNegativeNumber(props.maxConnections, 'maxConnections', R.maxConnectionsPerTenant),

@@ -270,6 +270,9 @@ export class WebSocketPlusMetrics {
       // The first reason is the cause; anything later is the same session being cut again.
       if (!enforcedReasons.has(session)) enforcedReasons.set(session, reason);
     };
+    const onRefresh = (_session: ListenerSession, result: RefreshOutcome): void => {
+      this.recordRefresh(listener.path, result);
+    };
     const onClose = (session: ListenerSession, code: number): void => {
       const enforced = enforcedReasons.get(session);
       this.closes.inc({ ...listenerLabel, reason: enforced ? enforced.toLowerCase() : peerReason(code) });
@@ -280,6 +283,7 @@ export class WebSocketPlusMetrics {
     listener.on('sent', onSent);
     listener.on('enforced', onEnforced);
     listener.on('close', onClose);
+    listener.on('refresh', onRefresh);
     this.listeners.add(watched);
     return () => {
       if (!this.listeners.delete(watched)) return;
@@ -290,6 +294,7 @@ export class WebSocketPlusMetrics {
       listener.off('sent', onSent);
       listener.off('enforced', onEnforced);
       listener.off('close', onClose);
+      listener.off('refresh', onRefresh);
     };
   }
 

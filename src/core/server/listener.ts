@@ -12,7 +12,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { HandshakeError, SessionClose, SessionCloseCode } from '../errors';
 import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
 import { resolveTenant } from '../auth/tenant';
-import { toHandshakeError, TokenVerifier, VerifiedToken } from '../auth/token-verifier';
+import { DEFAULT_MAX_TOKEN_LENGTH, toHandshakeError, TokenVerifier, VerifiedToken } from '../auth/token-verifier';
 import { destroySocket, dispatcherFor, UpgradeHandler } from './upgrade-dispatcher';
 import { LocalTenantLimiter, TenantConnectionLimiter } from './tenant-limiter';
 import { TokenBucket } from './rate-limiter';
@@ -20,6 +20,15 @@ import { LongTimeout, setTimeoutAt } from './timers';
 import { ExpirySchedule } from './expiry-schedule';
 import { isOriginAllowed } from '../auth/origin';
 import { readToken } from '../auth/handshake-token';
+import {
+  expiringFrame,
+  MIN_REFRESH_INTERVAL_MS,
+  readRefreshFrame,
+  REFRESH_IN_PROGRESS,
+  refreshedFrame,
+  refreshFailedFrame,
+  RefreshResult,
+} from './refresh';
 import type { ClusterKind, ClusterLink, ClusterReceiver } from '../cluster/cluster-bus';
 import type { ListenerTuning } from '../flow/listener-config';
 import { LISTENER_RUNTIME_DEFAULTS } from '../flow/defaults';
@@ -67,6 +76,14 @@ interface SessionState {
   timers: LongTimeout[];
   /** When the session is due to close at its token's exp (key in the listener's expiry schedule). */
   expiresAt?: number;
+  /** When the "expiring" notice is due (key in the listener's warning schedule). */
+  warnAt?: number;
+  /** When the last refresh frame arrived (epoch ms). */
+  lastRefreshAt?: number;
+  /** Ends the refresh being verified (its deadline timer) when the session closes first. */
+  cancelRefresh?: () => void;
+  /** custom mode with refresh: the handshake request, handed to the site's verifier again. */
+  req?: IncomingMessage;
 }
 
 export interface DeliveryResult {
@@ -96,6 +113,8 @@ export interface ListenerEvents {
   enforced: [session: ListenerSession, reason: SessionCloseCode];
   /** One frame of `bytes` written to `recipients` local sessions (deliveries and cluster receipts). */
   sent: [recipients: number, bytes: number];
+  /** A refresh frame was handled (refresh "message" only); the token itself is never passed on. */
+  refresh: [session: ListenerSession, result: RefreshResult];
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -130,6 +149,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   private readonly expiries = new ExpirySchedule<ListenerSession>((session) =>
     this.closeSession(session, 'TOKEN_EXPIRED'),
   );
+  /** The "expiring" notices, refreshWindow ahead of each session's expiry. */
+  private readonly warnings = new ExpirySchedule<ListenerSession>((session) => this.sendExpiring(session));
   private readonly upgradeHandler: UpgradeHandler;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -321,10 +342,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       this.closeSession(session, 'LISTENER_CLOSED');
       return;
     }
-    if (token.expiresAt !== undefined && (this.options.onExpiry ?? 'disconnect') === 'disconnect') {
-      state.expiresAt = token.expiresAt;
-      this.expiries.add(session, token.expiresAt);
-    }
+    if (this.options.refresh === 'message' && this.options.verifier.mode === 'custom') state.req = req;
+    this.scheduleExpiry(session, state, token.expiresAt);
     const timeout = this.options.sessionTimeoutMs ?? 0;
     if (timeout > 0) {
       state.timers.push(setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')));
@@ -338,6 +357,13 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     if (state.bucket && !state.bucket.take()) {
       this.closeSession(session, 'RATE_LIMIT');
       return;
+    }
+    if (!isBinary && this.options.refresh === 'message') {
+      const refresh = readRefreshFrame(data, DEFAULT_MAX_TOKEN_LENGTH);
+      if (refresh) {
+        this.onRefresh(session, state, refresh.token, refresh.tooLarge === true);
+        return;
+      }
     }
     try {
       this.emit('message', session, isBinary ? data : data.toString(), isBinary);
@@ -385,6 +411,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     state.closing = true;
     for (const timer of state.timers) timer.cancel();
     if (state.expiresAt !== undefined) this.expiries.remove(session, state.expiresAt);
+    if (state.warnAt !== undefined) this.warnings.remove(session, state.warnAt);
+    state.cancelRefresh?.();
+    state.req = undefined;
     state.timers.length = 0;
     this.registry.remove(session.id);
     this.limiter?.release(session.tenantId);
@@ -413,6 +442,118 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     grace.unref();
     socket.once('close', () => clearTimeout(grace));
     return true;
+  }
+
+  /**
+   * Puts the session on the expiry schedule for `expiresAt` (epoch ms; none when undefined), and on
+   * the warning schedule refreshWindow ahead of it, replacing what it was scheduled for before.
+   */
+  private scheduleExpiry(session: ListenerSession, state: SessionState, expiresAt: number | undefined): void {
+    if (state.expiresAt !== undefined) this.expiries.remove(session, state.expiresAt);
+    if (state.warnAt !== undefined) this.warnings.remove(session, state.warnAt);
+    state.expiresAt = undefined;
+    state.warnAt = undefined;
+    if (expiresAt === undefined || (this.options.onExpiry ?? 'disconnect') !== 'disconnect') return;
+    state.expiresAt = expiresAt;
+    this.expiries.add(session, expiresAt);
+    const windowMs = this.options.refreshWindowMs ?? LISTENER_RUNTIME_DEFAULTS.refreshWindowMs;
+    if (this.options.refresh === 'message' && windowMs > 0) {
+      state.warnAt = expiresAt - windowMs;
+      this.warnings.add(session, state.warnAt);
+    }
+  }
+
+  private sendExpiring(session: ListenerSession): void {
+    const state = this.states.get(session);
+    if (!state || state.closing || state.expiresAt === undefined) return;
+    state.warnAt = undefined;
+    this.sendControl(session, expiringFrame(state.expiresAt));
+  }
+
+  /** A frame of the listener's own to one session (refresh answers, notices), within the slow-consumer bound. */
+  private sendControl(session: ListenerSession, frame: string): void {
+    const socket = session.connection;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (this.overBuffered(socket)) {
+      this.closeSession(session, 'SLOW_CONSUMER');
+      return;
+    }
+    socket.send(frame);
+  }
+
+  /**
+   * A refresh frame: at most one a second (faster closes with 1008) and one verification at a time.
+   * The token is verified as at the handshake; a token of another tenant or subject closes the
+   * session (1008), a token that fails keeps the old expiry and is answered with its category.
+   */
+  private onRefresh(session: ListenerSession, state: SessionState, token: string | undefined, tooLarge: boolean): void {
+    const now = Date.now();
+    const last = state.lastRefreshAt;
+    state.lastRefreshAt = now;
+    if (last !== undefined && now - last < MIN_REFRESH_INTERVAL_MS) {
+      this.emit('refresh', session, 'rate_limited');
+      this.closeSession(session, 'REFRESH_TOO_FAST');
+      return;
+    }
+    const fail = (reason: string): void => {
+      this.emit('refresh', session, 'failed');
+      this.sendControl(session, refreshFailedFrame(reason));
+    };
+    if (state.cancelRefresh) {
+      fail(REFRESH_IN_PROGRESS);
+      return;
+    }
+    if (token === undefined) {
+      fail(new HandshakeError(tooLarge ? 'TOKEN_TOO_LARGE' : 'TOKEN_MALFORMED').publicReason);
+      return;
+    }
+    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    let abandon: ((err: HandshakeError) => void) | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      abandon = reject;
+      if (ms > 0) {
+        timer = setTimeout(() => reject(new HandshakeError('VERIFY_TIMEOUT')), ms);
+        timer.unref();
+      }
+    });
+    state.cancelRefresh = () => {
+      clearTimeout(timer);
+      abandon?.(new HandshakeError('LISTENER_CLOSING'));
+    };
+    const verifier = this.options.verifier;
+    Promise.race([verifier.verify(token, state.req), deadline])
+      .then(
+        (verified) => {
+          // A session that closed meanwhile is left alone.
+          if (state.closing) return;
+          let tenantId: string;
+          try {
+            tenantId = resolveTenant(this.options.tenant, verified.authStatus === 'verified' ? verified.claims : null);
+          } catch (err) {
+            fail(toHandshakeError(err, verifier.mode).publicReason);
+            return;
+          }
+          if (tenantId !== session.tenantId || verified.subject !== session.subject) {
+            this.emit('refresh', session, 'identity_changed');
+            this.closeSession(session, 'IDENTITY_CHANGED');
+            return;
+          }
+          this.scheduleExpiry(session, state, verified.expiresAt);
+          this.emit('refresh', session, 'refreshed');
+          this.sendControl(session, refreshedFrame(verified.expiresAt));
+        },
+        (err: unknown) => {
+          if (state.closing) return;
+          fail(toHandshakeError(err, verifier.mode).publicReason);
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        state.cancelRefresh = undefined;
+      })
+      // A throw from an 'refresh' listener must not become an unhandled rejection.
+      .catch(() => undefined);
   }
 
   /** When the session is closed at its token's exp (epoch ms); undefined when no expiry is enforced. */
@@ -506,6 +647,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     this.expiries.clear();
+    this.warnings.clear();
     for (const refuse of [...this.pendingRefusals]) refuse(new HandshakeError('LISTENER_CLOSING'));
     this.pendingRefusals.clear();
     const closed: Promise<void>[] = [];

@@ -248,6 +248,19 @@ describe('core/listener-config', function () {
     }
   });
 
+  it('refresh: "off" by default, "message" on request, anything else refused; refreshWindow in seconds', function () {
+    const d = parseListenerConfig({ ...base }, {});
+    assert.strictEqual(d.refresh, 'off');
+    assert.strictEqual(d.refreshWindowMs, 30000);
+    const on = parseListenerConfig({ ...base, refresh: 'message', refreshWindow: '12' }, {});
+    assert.strictEqual(on.refresh, 'message');
+    assert.strictEqual(on.refreshWindowMs, 12000);
+    assert.strictEqual(parseListenerConfig({ ...base, refreshWindow: '0' }, {}).refreshWindowMs, 0);
+    assert.throws(() => parseListenerConfig({ ...base, refresh: 'always' }, {}), { code: 'OPTION_INVALID' });
+    assert.throws(() => parseListenerConfig({ ...base, refreshWindow: '-1' }, {}), { code: 'OPTION_INVALID' });
+    assert.throws(() => parseListenerConfig({ ...base, refreshWindow: 'soon' }, {}), { code: 'OPTION_INVALID' });
+  });
+
   it('metricsPerTenant: off unless the listener opts in (checkbox true or "true")', function () {
     assert.strictEqual(parseListenerConfig({ ...base }, {}).metricsPerTenant, false);
     assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: false }, {}).metricsPerTenant, false);
