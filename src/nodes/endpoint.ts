@@ -28,7 +28,10 @@ export function isEndpoint(value: unknown): value is Endpoint {
 
 const STATUS_COALESCE_MS = 100;
 
-/** A listener's status: green with its connection count, yellow while its cluster is degraded; a dot once someone is connected. */
+/**
+ * A listener's status: green with its connection count, yellow while its cluster is degraded; a dot once
+ * someone is connected.
+ */
 export function connectionCountStatus(count: number, degraded: boolean, text: string): NodeStatus {
   return { fill: degraded ? 'yellow' : 'green', shape: count > 0 ? 'dot' : 'ring', text };
 }

@@ -128,23 +128,26 @@ describe('core/errors', function () {
     assert.strictEqual(err.message, 'not a Node-RED flow: element 0 has no "id"');
   });
 
-  it('describeConfigError: the translated problem with its detail; untranslated or other errors as they are', function () {
-    const seen = [];
-    const translate = (key) => {
-      seen.push(key);
-      return key === 'websocket-plus.errors.path-conflict' ? 'Pfad schon belegt' : key;
-    };
-    assert.strictEqual(
-      describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
-      'Pfad schon belegt (path is already used by another listener: /ws)',
-    );
-    assert.strictEqual(describeConfigError(new ConfigError('SERVER_MISSING'), translate), 'no HTTP server');
-    assert.strictEqual(
-      describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''),
-      'token missing',
-    );
-    assert.strictEqual(describeConfigError(new Error('boom'), translate), 'boom');
-    assert.strictEqual(describeConfigError('text', translate), 'text');
-    assert.deepStrictEqual(seen, ['websocket-plus.errors.path-conflict', 'websocket-plus.errors.server-missing']);
-  });
+  it(
+    'describeConfigError: the translated problem with ' + 'its detail; untranslated or other errors as they are',
+    function () {
+      const seen = [];
+      const translate = (key) => {
+        seen.push(key);
+        return key === 'websocket-plus.errors.path-conflict' ? 'Pfad schon belegt' : key;
+      };
+      assert.strictEqual(
+        describeConfigError(new ConfigError('PATH_CONFLICT', '/ws'), translate),
+        'Pfad schon belegt (path is already used by another listener: /ws)',
+      );
+      assert.strictEqual(describeConfigError(new ConfigError('SERVER_MISSING'), translate), 'no HTTP server');
+      assert.strictEqual(
+        describeConfigError(new ConfigError('TOKEN_MISSING'), () => ''),
+        'token missing',
+      );
+      assert.strictEqual(describeConfigError(new Error('boom'), translate), 'boom');
+      assert.strictEqual(describeConfigError('text', translate), 'text');
+      assert.deepStrictEqual(seen, ['websocket-plus.errors.path-conflict', 'websocket-plus.errors.server-missing']);
+    },
+  );
 });

@@ -139,42 +139,48 @@ describe('nodes/control (real Node-RED runtime)', function () {
     assert.strictEqual(a.readyState, WebSocket.OPEN);
   });
 
-  it('reply pattern: a message from a session, sent to control with action close, closes the sender only', async function () {
-    await load(controlFlow(), creds);
-    const sender = await open('acme', 'alice');
-    const other = await open('acme', 'alice');
-    const replies = collect('hr');
-    sender.send(JSON.stringify({ action: 'close', payload: 'bye' }));
-    assert.deepStrictEqual(await waitForClose(sender), { code: 4003, reason: 'closed by control' });
-    await waitFor(() => replies.length === 1, 3000, 'control output');
-    assert.deepStrictEqual(replies[0].payload, { closed: 1 });
-    assert.strictEqual(typeof replies[0]._session.id, 'string', 'the message keeps its _session');
-    await delay(100);
-    assert.strictEqual(other.readyState, WebSocket.OPEN, 'the same user on another socket stays');
-  });
+  it(
+    'reply pattern: a message from a session, sent to ' + 'control with action close, closes the sender only',
+    async function () {
+      await load(controlFlow(), creds);
+      const sender = await open('acme', 'alice');
+      const other = await open('acme', 'alice');
+      const replies = collect('hr');
+      sender.send(JSON.stringify({ action: 'close', payload: 'bye' }));
+      assert.deepStrictEqual(await waitForClose(sender), { code: 4003, reason: 'closed by control' });
+      await waitFor(() => replies.length === 1, 3000, 'control output');
+      assert.deepStrictEqual(replies[0].payload, { closed: 1 });
+      assert.strictEqual(typeof replies[0]._session.id, 'string', 'the message keeps its _session');
+      await delay(100);
+      assert.strictEqual(other.readyState, WebSocket.OPEN, 'the same user on another socket stays');
+    },
+  );
 
-  it('refuses a close without selector, or with a bad code or reason: a warning, nothing closed, no output', async function () {
-    await load(controlFlow(), creds);
-    const a = await open('acme', 'alice');
-    const received = collect('h1');
-    const bad = [
-      { action: 'close' },
-      { action: 'close', all: 'yes' },
-      { action: 'close', subject: 'alice', code: 1000 },
-      { action: 'close', subject: 'alice', code: 5000 },
-      { action: 'close', subject: 'alice', reason: 'x'.repeat(124) },
-      { action: 'close', subject: 42 },
-    ];
-    for (const msg of bad) helper.getNode('ctl').receive(msg);
-    await waitFor(() => logsOf('ctl', 30).length === bad.length, 3000, 'one warning per request');
-    const warnings = logsOf('ctl', 30);
-    assert.match(warnings[0], /msg\.all = true/);
-    assert.match(warnings[2], /4000 to 4999/);
-    assert.match(warnings[4], /123 bytes/);
-    await delay(100);
-    assert.strictEqual(received.length, 0);
-    assert.strictEqual(a.readyState, WebSocket.OPEN);
-  });
+  it(
+    'refuses a close without selector, or with a bad code ' + 'or reason: a warning, nothing closed, no output',
+    async function () {
+      await load(controlFlow(), creds);
+      const a = await open('acme', 'alice');
+      const received = collect('h1');
+      const bad = [
+        { action: 'close' },
+        { action: 'close', all: 'yes' },
+        { action: 'close', subject: 'alice', code: 1000 },
+        { action: 'close', subject: 'alice', code: 5000 },
+        { action: 'close', subject: 'alice', reason: 'x'.repeat(124) },
+        { action: 'close', subject: 42 },
+      ];
+      for (const msg of bad) helper.getNode('ctl').receive(msg);
+      await waitFor(() => logsOf('ctl', 30).length === bad.length, 3000, 'one warning per request');
+      const warnings = logsOf('ctl', 30);
+      assert.match(warnings[0], /msg\.all = true/);
+      assert.match(warnings[2], /4000 to 4999/);
+      assert.match(warnings[4], /123 bytes/);
+      await delay(100);
+      assert.strictEqual(received.length, 0);
+      assert.strictEqual(a.readyState, WebSocket.OPEN);
+    },
+  );
 
   it('closes everyone only with msg.all === true', async function () {
     await load(controlFlow(), creds);
@@ -208,117 +214,124 @@ describe('nodes/control (real Node-RED runtime)', function () {
     assert.strictEqual(a.readyState, WebSocket.OPEN);
   });
 
-  it('on a client: reconnect drops the socket and connects again at once; close stays away until reconnect', async function () {
-    const flow = controlFlow([
-      {
-        id: 'c1',
-        type: 'websocket-plus-client',
-        path: wsUrl('/ws/ctl'),
-        tls: '',
-        subprotocol: '',
-        wholemsg: 'false',
-        authMode: 'jwt',
-        hb: '',
-        headers: [],
-      },
-      { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
-      { id: 'hc', type: 'helper' },
-    ]);
-    await load(flow, { ...creds, c1: { token: await signHS256(SECRET, { tenant_id: 'acme', sub: 'robot' }) } });
-    const listener = helper.getNode('l1').listener;
-    const closes = [];
-    listener.on('close', (session, code, reason) => closes.push({ code, reason }));
-    const connection = helper.getNode('c1').connection;
-    await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'client connected');
-    const firstId = connection.id;
+  it(
+    'on a client: reconnect drops the socket and connects ' + 'again at once; close stays away until reconnect',
+    async function () {
+      const flow = controlFlow([
+        {
+          id: 'c1',
+          type: 'websocket-plus-client',
+          path: wsUrl('/ws/ctl'),
+          tls: '',
+          subprotocol: '',
+          wholemsg: 'false',
+          authMode: 'jwt',
+          hb: '',
+          headers: [],
+        },
+        { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
+        { id: 'hc', type: 'helper' },
+      ]);
+      await load(flow, { ...creds, c1: { token: await signHS256(SECRET, { tenant_id: 'acme', sub: 'robot' }) } });
+      const listener = helper.getNode('l1').listener;
+      const closes = [];
+      listener.on('close', (session, code, reason) => closes.push({ code, reason }));
+      const connection = helper.getNode('c1').connection;
+      await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'client connected');
+      const firstId = connection.id;
 
-    const reconnected = await ask('ctlc', 'hc', { action: 'reconnect', topic: 'r' });
-    assert.deepStrictEqual(reconnected.payload, { reconnecting: true });
-    assert.strictEqual(reconnected.topic, 'r');
-    await waitFor(
-      () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
-      5000,
-      'connected again',
-    );
-    assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
+      const reconnected = await ask('ctlc', 'hc', { action: 'reconnect', topic: 'r' });
+      assert.deepStrictEqual(reconnected.payload, { reconnecting: true });
+      assert.strictEqual(reconnected.topic, 'r');
+      await waitFor(
+        () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
+        5000,
+        'connected again',
+      );
+      assert.deepStrictEqual(closes, [{ code: 1000, reason: 'reconnecting' }]);
 
-    const closed = await ask('ctlc', 'hc', { action: 'close', code: 4010, reason: 'paused' });
-    assert.deepStrictEqual(closed.payload, { closed: 1 });
-    await waitFor(() => closes.length === 2, 3000, 'server saw the close');
-    assert.deepStrictEqual(closes[1], { code: 4010, reason: 'paused' });
-    // The client's first retry comes within 1 s (default backoff): still away after 1.5 s means it is not retrying.
-    await delay(1500);
-    assert.strictEqual(listener.connectionCount, 0);
-    assert.strictEqual(connection.connected, false);
+      const closed = await ask('ctlc', 'hc', { action: 'close', code: 4010, reason: 'paused' });
+      assert.deepStrictEqual(closed.payload, { closed: 1 });
+      await waitFor(() => closes.length === 2, 3000, 'server saw the close');
+      assert.deepStrictEqual(closes[1], { code: 4010, reason: 'paused' });
+      // The client's first retry comes within 1 s (default backoff): still away after 1.5 s means it is not retrying.
+      await delay(1500);
+      assert.strictEqual(listener.connectionCount, 0);
+      assert.strictEqual(connection.connected, false);
 
-    await ask('ctlc', 'hc', { action: 'reconnect' });
-    await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'connected after reconnect');
+      await ask('ctlc', 'hc', { action: 'reconnect' });
+      await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'connected after reconnect');
 
-    // list/count are listener actions: on a client they are an error, not a silent no-op.
-    const caughtErrors = () => logsOf('ctlc', 20);
-    helper.getNode('ctlc').receive({ action: 'list' });
-    await waitFor(() => caughtErrors().length === 1, 3000, 'error for list on a client');
-    assert.match(caughtErrors()[0], /unknown action: list \(a client takes token, reconnect, close\)/);
-  });
+      // list/count are listener actions: on a client they are an error, not a silent no-op.
+      const caughtErrors = () => logsOf('ctlc', 20);
+      helper.getNode('ctlc').receive({ action: 'list' });
+      await waitFor(() => caughtErrors().length === 1, 3000, 'error for list on a client');
+      assert.match(caughtErrors()[0], /unknown action: list \(a client takes token, reconnect, close\)/);
+    },
+  );
 
-  it('on a client: token sends a refresh frame on the open socket ("refreshed" comes back) and the next connect uses it', async function () {
-    const flow = [
-      listenerNode('l2', { path: '/ws/refresh', authMode: 'hs256', refresh: 'message', refreshWindow: '0' }),
-      {
-        id: 'c1',
-        type: 'websocket-plus-client',
-        path: wsUrl('/ws/refresh'),
-        tls: '',
-        subprotocol: '',
-        wholemsg: 'false',
-        authMode: 'jwt',
-        hb: '',
-        headers: [],
-      },
-      { id: 'cin', type: 'websocket-plus in', server: '', client: 'c1', wires: [['hin']] },
-      { id: 'hin', type: 'helper' },
-      { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
-      { id: 'hc', type: 'helper' },
-    ];
-    const claims = { tenant_id: 'acme', sub: 'robot' };
-    await load(flow, { l2: { secret: SECRET }, c1: { token: await signHS256(SECRET, claims, { exp: now() + 60 }) } });
-    const listener = helper.getNode('l2').listener;
-    const connection = helper.getNode('c1').connection;
-    await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'client connected');
-    const firstId = connection.id;
-    const fromServer = collect('hin');
+  it(
+    'on a client: token sends a refresh frame on the open socket ' +
+      '("refreshed" comes back) and the next connect uses it',
+    async function () {
+      const flow = [
+        listenerNode('l2', { path: '/ws/refresh', authMode: 'hs256', refresh: 'message', refreshWindow: '0' }),
+        {
+          id: 'c1',
+          type: 'websocket-plus-client',
+          path: wsUrl('/ws/refresh'),
+          tls: '',
+          subprotocol: '',
+          wholemsg: 'false',
+          authMode: 'jwt',
+          hb: '',
+          headers: [],
+        },
+        { id: 'cin', type: 'websocket-plus in', server: '', client: 'c1', wires: [['hin']] },
+        { id: 'hin', type: 'helper' },
+        { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
+        { id: 'hc', type: 'helper' },
+      ];
+      const claims = { tenant_id: 'acme', sub: 'robot' };
+      await load(flow, { l2: { secret: SECRET }, c1: { token: await signHS256(SECRET, claims, { exp: now() + 60 }) } });
+      const listener = helper.getNode('l2').listener;
+      const connection = helper.getNode('c1').connection;
+      await waitFor(() => connection.connected && listener.connectionCount === 1, 5000, 'client connected');
+      const firstId = connection.id;
+      const fromServer = collect('hin');
 
-    const exp = now() + 900;
-    const token = await signHS256(SECRET, claims, { exp });
-    const replaced = await ask('ctlc', 'hc', { action: 'token', token, topic: 't' });
-    assert.deepStrictEqual(replaced.payload, { replaced: true, sent: true });
-    assert.strictEqual(replaced.topic, 't');
-    assert.strictEqual(replaced.token, undefined, 'the token travels on with the message');
-    await waitFor(() => fromServer.length === 1, 3000, 'the listener answer');
-    assert.deepStrictEqual(JSON.parse(fromServer[0].payload), { type: 'websocket-plus:refreshed', exp });
-    // Same socket, expiry moved.
-    assert.strictEqual(connection.id, firstId);
-    const session = () => [...listener.registry.all()][0];
-    assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
+      const exp = now() + 900;
+      const token = await signHS256(SECRET, claims, { exp });
+      const replaced = await ask('ctlc', 'hc', { action: 'token', token, topic: 't' });
+      assert.deepStrictEqual(replaced.payload, { replaced: true, sent: true });
+      assert.strictEqual(replaced.topic, 't');
+      assert.strictEqual(replaced.token, undefined, 'the token travels on with the message');
+      await waitFor(() => fromServer.length === 1, 3000, 'the listener answer');
+      assert.deepStrictEqual(JSON.parse(fromServer[0].payload), { type: 'websocket-plus:refreshed', exp });
+      // Same socket, expiry moved.
+      assert.strictEqual(connection.id, firstId);
+      const session = () => [...listener.registry.all()][0];
+      assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
 
-    // The next connect uses the new token: the new session's expiry is the new token's exp.
-    await ask('ctlc', 'hc', { action: 'reconnect' });
-    await waitFor(
-      () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
-      5000,
-      'connected again',
-    );
-    assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
+      // The next connect uses the new token: the new session's expiry is the new token's exp.
+      await ask('ctlc', 'hc', { action: 'reconnect' });
+      await waitFor(
+        () => connection.connected && connection.id !== firstId && listener.connectionCount === 1,
+        5000,
+        'connected again',
+      );
+      assert.strictEqual(listener.expiresAtOf(session()), exp * 1000);
 
-    // No token, or an empty one: a warning, the token is kept, nothing is sent on.
-    const received = collect('hc');
-    helper.getNode('ctlc').receive({ action: 'token', token: '' });
-    helper.getNode('ctlc').receive({ action: 'token' });
-    await waitFor(() => logsOf('ctlc', 30).length === 2, 3000, 'two warnings');
-    assert.match(logsOf('ctlc', 30)[0], /msg.token must be a non-empty string/);
-    await delay(100);
-    assert.strictEqual(received.length, 0);
-  });
+      // No token, or an empty one: a warning, the token is kept, nothing is sent on.
+      const received = collect('hc');
+      helper.getNode('ctlc').receive({ action: 'token', token: '' });
+      helper.getNode('ctlc').receive({ action: 'token' });
+      await waitFor(() => logsOf('ctlc', 30).length === 2, 3000, 'two warnings');
+      assert.match(logsOf('ctlc', 30)[0], /msg.token must be a non-empty string/);
+      await delay(100);
+      assert.strictEqual(received.length, 0);
+    },
+  );
 
   it('without a running listener, an action is an error', async function () {
     await load([

@@ -56,74 +56,80 @@ describe('nodes/metrics-endpoint', function () {
       await helper.unload();
     });
 
-    it("answers the Prometheus text format with the listeners' connections, handshakes and messages", async function () {
-      await load([listenerNode('l1', { path: '/ws/metrics-a', authMode: 'hs256' })], { l1: { secret: SECRET } });
-      const L = { listener: '/ws/metrics-a' };
-      for (const tenant of ['a', 'b']) {
-        const { ws, status } = await connect(
-          wsUrl('/ws/metrics-a', `token=${await signHS256(SECRET, { tenant_id: tenant })}`),
-        );
-        assert.strictEqual(status, undefined);
-        sockets.push(ws);
-      }
-      const refused = await connect(wsUrl('/ws/metrics-a'));
-      assert.strictEqual(refused.status, 401);
-      sockets[0].send('ping me');
-      await waitFor(
-        async () =>
-          parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text).value(
-            'websocket_plus_messages_received_total',
-            L,
-          ) === 1,
-        5000,
-        'the message counted',
-      );
-
-      const res = await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`);
-      assert.strictEqual(res.status, 200);
-      assert.match(res.type, /^text\/plain;.*version=0\.0\.4/);
-      const m = parse(res.text);
-      assert.strictEqual(m.value('websocket_plus_connections', L), 2);
-      assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
-      assert.strictEqual(
-        m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
-        1,
-      );
-      assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 7);
-      assert.ok(
-        m.families.every((f) => f.name.startsWith('websocket_plus_')),
-        "only the package's metrics are served",
-      );
-
-      // A redeploy that removes the listener removes its connections from the report.
-      await helper.unload();
-      closeAll(sockets.splice(0));
-      await load([]);
-      const after = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
-      assert.strictEqual(after.value('websocket_plus_connections', L), undefined);
-      assert.strictEqual(after.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
-    });
-
-    for (const perTenant of [true, false]) {
-      it(`reports tenants ${perTenant ? 'when' : 'only when'} the listener opts in (metricsPerTenant ${perTenant})`, async function () {
-        const p = `/ws/metrics-tenants-${perTenant}`;
-        await load([listenerNode('l1', { path: p, authMode: 'hs256', metricsPerTenant: perTenant })], {
-          l1: { secret: SECRET },
-        });
-        for (const tenant of ['acme', 'acme', 'globex']) {
-          const { ws, status } = await connect(wsUrl(p, `token=${await signHS256(SECRET, { tenant_id: tenant })}`));
+    it(
+      'answers the Prometheus text format with the ' + "listeners' connections, handshakes and messages",
+      async function () {
+        await load([listenerNode('l1', { path: '/ws/metrics-a', authMode: 'hs256' })], { l1: { secret: SECRET } });
+        const L = { listener: '/ws/metrics-a' };
+        for (const tenant of ['a', 'b']) {
+          const { ws, status } = await connect(
+            wsUrl('/ws/metrics-a', `token=${await signHS256(SECRET, { tenant_id: tenant })}`),
+          );
           assert.strictEqual(status, undefined);
           sockets.push(ws);
         }
-        const m = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
-        assert.strictEqual(m.value('websocket_plus_connections', { listener: p }), 3);
-        if (perTenant) {
-          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'acme' }), 2);
-          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'globex' }), 1);
-        } else {
-          assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p }), undefined);
-        }
-      });
+        const refused = await connect(wsUrl('/ws/metrics-a'));
+        assert.strictEqual(refused.status, 401);
+        sockets[0].send('ping me');
+        await waitFor(
+          async () =>
+            parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text).value(
+              'websocket_plus_messages_received_total',
+              L,
+            ) === 1,
+          5000,
+          'the message counted',
+        );
+
+        const res = await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`);
+        assert.strictEqual(res.status, 200);
+        assert.match(res.type, /^text\/plain;.*version=0\.0\.4/);
+        const m = parse(res.text);
+        assert.strictEqual(m.value('websocket_plus_connections', L), 2);
+        assert.strictEqual(m.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
+        assert.strictEqual(
+          m.value('websocket_plus_handshakes_total', { ...L, result: 'refused', category: 'token_missing' }),
+          1,
+        );
+        assert.strictEqual(m.value('websocket_plus_received_bytes_total', L), 7);
+        assert.ok(
+          m.families.every((f) => f.name.startsWith('websocket_plus_')),
+          "only the package's metrics are served",
+        );
+
+        // A redeploy that removes the listener removes its connections from the report.
+        await helper.unload();
+        closeAll(sockets.splice(0));
+        await load([]);
+        const after = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
+        assert.strictEqual(after.value('websocket_plus_connections', L), undefined);
+        assert.strictEqual(after.value('websocket_plus_handshakes_total', { ...L, result: 'accepted' }), 2);
+      },
+    );
+
+    for (const perTenant of [true, false]) {
+      it(
+        `reports tenants ${perTenant ? 'when' : 'only when'} ` + `the listener opts in (metricsPerTenant ${perTenant})`,
+        async function () {
+          const p = `/ws/metrics-tenants-${perTenant}`;
+          await load([listenerNode('l1', { path: p, authMode: 'hs256', metricsPerTenant: perTenant })], {
+            l1: { secret: SECRET },
+          });
+          for (const tenant of ['acme', 'acme', 'globex']) {
+            const { ws, status } = await connect(wsUrl(p, `token=${await signHS256(SECRET, { tenant_id: tenant })}`));
+            assert.strictEqual(status, undefined);
+            sockets.push(ws);
+          }
+          const m = parse((await get(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`)).text);
+          assert.strictEqual(m.value('websocket_plus_connections', { listener: p }), 3);
+          if (perTenant) {
+            assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'acme' }), 2);
+            assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p, tenant: 'globex' }), 1);
+          } else {
+            assert.strictEqual(m.value('websocket_plus_tenant_connections', { listener: p }), undefined);
+          }
+        },
+      );
     }
   });
 

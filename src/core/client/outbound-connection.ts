@@ -48,7 +48,10 @@ export interface OutboundConnectionOptions {
   backoff?: BackoffOptions;
   /** Longest time from the start of an attempt to the open socket (proxy included), ms. Default is 30000. */
   handshakeTimeoutMs?: number;
-  /** Largest incoming message in bytes; bigger closes the socket with 1009. Default is ws's (100 MiB); the client node sets 1048576. */
+  /**
+   * Largest incoming message in bytes; bigger closes the socket with 1009. Default is ws's (100 MiB);
+   * the client node sets 1048576.
+   */
   maxPayload?: number;
 }
 

@@ -46,7 +46,10 @@ export interface ListenerConfig {
   path: string;
   /** The whole message travels as JSON. Default is false (msg.payload only). */
   wholeMessage: boolean;
-  /** Properties a peer's entire-message frame may set; null = every one ("*", and always in payload mode). Default is null. */
+  /**
+   * Properties a peer's entire-message frame may set; null = every one ("*", and always in payload
+   * mode). Default is null.
+   */
   peerProps: PeerProps;
   /** How the handshake token is verified. Default mode is "hs256", clock tolerance 5 s. */
   verifier: TokenVerifierOptions;
@@ -63,7 +66,10 @@ export interface ListenerConfig {
    * frames and moves the session's expiry to the new token's exp. Default is "off".
    */
   refresh: 'off' | 'message';
-  /** With refresh "message": ms before exp at which the client is sent an "expiring" notice; 0 = none. Default is 30000. */
+  /**
+   * With refresh "message": ms before exp at which the client is sent an "expiring" notice; 0 = none.
+   * Default is 30000.
+   */
   refreshWindowMs: number;
   /** Messages per second per connection; beyond it the connection is closed with 1008. 0 = none. Default is 0. */
   rateLimit: number;

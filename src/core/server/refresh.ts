@@ -18,7 +18,10 @@ export const REFRESH_IN_PROGRESS = 'refresh in progress';
 /** Shortest time between two refresh frames of one session, ms; a faster client is closed (1008). */
 export const MIN_REFRESH_INTERVAL_MS = 1000;
 
-/** How JSON.stringify starts a refresh frame with the type first; an oversized frame that starts so is consumed, never parsed. */
+/**
+ * How JSON.stringify starts a refresh frame with the type first; an oversized frame that starts so is
+ * consumed, never parsed.
+ */
 const PREFIX = Buffer.from(`{"type":"${REFRESH_TYPE}"`);
 /** ... and ends one with the type last. */
 const SUFFIX = Buffer.from(`"type":"${REFRESH_TYPE}"}`);

@@ -253,25 +253,28 @@ describe('core/outbound-connection', function () {
       }
     });
 
-    it('setToken() sends a refresh frame on the open socket and replaces the token for every later connect', async function () {
-      const conn = connection({ url: `${server.url}/replace`, token: () => 'configured', backoff: FAST });
-      const events = record(conn);
-      assert.strictEqual(conn.setToken('before-start'), false, 'nothing sent without a socket');
-      conn.start();
-      await waitFor(() => events.of('open').length === 1, 'first open');
-      assert.strictEqual(server.upgrades.at(-1).url, '/replace?token=before-start');
-      assert.strictEqual(conn.setToken('new.token.value'), true);
-      await waitFor(() => events.of('message').length === 1, 'echo of the refresh frame');
-      assert.strictEqual(
-        events.of('message')[0].args[0],
-        'echo:{"type":"websocket-plus:refresh","token":"new.token.value"}',
-      );
-      for (const ws of server.wss.clients) ws.close(1012, 'restart');
-      await waitFor(() => events.of('open').length === 2, 'second open');
-      assert.strictEqual(server.upgrades.at(-1).url, '/replace?token=new.token.value');
-      assert.throws(() => conn.setToken(''), { code: 'TOKEN_MISSING' });
-      assert.throws(() => conn.setToken(undefined), { code: 'TOKEN_MISSING' });
-    });
+    it(
+      'setToken() sends a refresh frame on the open socket ' + 'and replaces the token for every later connect',
+      async function () {
+        const conn = connection({ url: `${server.url}/replace`, token: () => 'configured', backoff: FAST });
+        const events = record(conn);
+        assert.strictEqual(conn.setToken('before-start'), false, 'nothing sent without a socket');
+        conn.start();
+        await waitFor(() => events.of('open').length === 1, 'first open');
+        assert.strictEqual(server.upgrades.at(-1).url, '/replace?token=before-start');
+        assert.strictEqual(conn.setToken('new.token.value'), true);
+        await waitFor(() => events.of('message').length === 1, 'echo of the refresh frame');
+        assert.strictEqual(
+          events.of('message')[0].args[0],
+          'echo:{"type":"websocket-plus:refresh","token":"new.token.value"}',
+        );
+        for (const ws of server.wss.clients) ws.close(1012, 'restart');
+        await waitFor(() => events.of('open').length === 2, 'second open');
+        assert.strictEqual(server.upgrades.at(-1).url, '/replace?token=new.token.value');
+        assert.throws(() => conn.setToken(''), { code: 'TOKEN_MISSING' });
+        assert.throws(() => conn.setToken(undefined), { code: 'TOKEN_MISSING' });
+      },
+    );
 
     it('setToken() in none mode keeps sending no token and no refresh frame', async function () {
       const conn = connection({ url: `${server.url}/none`, authMode: 'none', backoff: FAST });

@@ -204,49 +204,52 @@ describe('core/listener-config', function () {
     }
   });
 
-  it('refuseWhileMisconfigured answers the listener path with 503 until stopped; never a path of Node-RED', async function () {
-    const http = require('http');
-    const net = require('net');
-    const server = http.createServer();
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const upgrade = (path) =>
-      new Promise((resolve, reject) => {
-        const socket = net.connect(server.address().port, '127.0.0.1');
-        let answer = '';
-        const timer = setTimeout(() => {
-          socket.destroy();
-          resolve('(no answer)');
-        }, 3000);
-        socket.on('data', (d) => {
-          answer += d;
+  it(
+    'refuseWhileMisconfigured answers the listener path ' + 'with 503 until stopped; never a path of Node-RED',
+    async function () {
+      const http = require('http');
+      const net = require('net');
+      const server = http.createServer();
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const upgrade = (path) =>
+        new Promise((resolve, reject) => {
+          const socket = net.connect(server.address().port, '127.0.0.1');
+          let answer = '';
+          const timer = setTimeout(() => {
+            socket.destroy();
+            resolve('(no answer)');
+          }, 3000);
+          socket.on('data', (d) => {
+            answer += d;
+          });
+          socket.on('close', () => {
+            clearTimeout(timer);
+            resolve(answer.split('\r\n')[0]);
+          });
+          socket.on('error', reject);
+          socket.end(
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+              'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+          );
         });
-        socket.on('close', () => {
-          clearTimeout(timer);
-          resolve(answer.split('\r\n')[0]);
-        });
-        socket.on('error', reject);
-        socket.end(
-          `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      try {
+        assert.strictEqual(refuseWhileMisconfigured(undefined, '/ws', {}), undefined);
+        assert.strictEqual(
+          refuseWhileMisconfigured(server, '/comms', {}),
+          undefined,
+          "the editor's own socket is never taken",
         );
-      });
-    try {
-      assert.strictEqual(refuseWhileMisconfigured(undefined, '/ws', {}), undefined);
-      assert.strictEqual(
-        refuseWhileMisconfigured(server, '/comms', {}),
-        undefined,
-        "the editor's own socket is never taken",
-      );
-      assert.strictEqual(refuseWhileMisconfigured(server, '', {}), undefined);
-      const stop = refuseWhileMisconfigured(server, 'broken', { httpNodeRoot: '/api' });
-      assert.strictEqual(typeof stop, 'function');
-      assert.strictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
-      stop();
-      assert.notStrictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+        assert.strictEqual(refuseWhileMisconfigured(server, '', {}), undefined);
+        const stop = refuseWhileMisconfigured(server, 'broken', { httpNodeRoot: '/api' });
+        assert.strictEqual(typeof stop, 'function');
+        assert.strictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
+        stop();
+        assert.notStrictEqual(await upgrade('/api/broken'), 'HTTP/1.1 503 Service Unavailable');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
 
   it('refresh: "off" by default, "message" on request, anything else refused; refreshWindow in seconds', function () {
     const d = parseListenerConfig({ ...base }, {});

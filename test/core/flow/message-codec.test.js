@@ -39,23 +39,26 @@ describe('core/message-codec', function () {
     );
   });
 
-  it('entire-message mode refuses JSON nested deeper than MAX_MESSAGE_DEPTH (64), arrays and objects alike', function () {
-    assert.strictEqual(MAX_MESSAGE_DEPTH, 64);
-    const arrays = (n) => '['.repeat(n) + ']'.repeat(n);
-    const objects = (n) => '{"a":'.repeat(n - 1) + '{}' + '}'.repeat(n - 1);
-    // the value itself is level 1: `{"payload":[[…]]}` with 64 levels in all is accepted
-    assert.deepStrictEqual(frameToMessage(`{"payload":${arrays(63)}}`, true).payload.length, 1);
-    assert.strictEqual(frameToMessage(`{"payload":${arrays(64)}}`, true), undefined);
-    assert.ok(frameToMessage(objects(64), true));
-    assert.strictEqual(frameToMessage(objects(65), true), undefined);
-    assert.ok(frameToMessage(arrays(64), true));
-    assert.strictEqual(frameToMessage(arrays(65), true), undefined);
-    // the frame that overflowed Node-RED's recursive clone: 40 KB, 20,000 levels
-    assert.strictEqual(frameToMessage(`{"a":${arrays(20000)}}`, true), undefined);
-    // far deeper than any stack: still answered (iterative), and payload mode never parses
-    assert.strictEqual(nestsDeeperThan(JSON.parse(arrays(500000)), 64), true);
-    assert.strictEqual(frameToMessage(arrays(20000), false).payload.length, 40000);
-  });
+  it(
+    'entire-message mode refuses JSON nested deeper than ' + 'MAX_MESSAGE_DEPTH (64), arrays and objects alike',
+    function () {
+      assert.strictEqual(MAX_MESSAGE_DEPTH, 64);
+      const arrays = (n) => '['.repeat(n) + ']'.repeat(n);
+      const objects = (n) => '{"a":'.repeat(n - 1) + '{}' + '}'.repeat(n - 1);
+      // the value itself is level 1: `{"payload":[[…]]}` with 64 levels in all is accepted
+      assert.deepStrictEqual(frameToMessage(`{"payload":${arrays(63)}}`, true).payload.length, 1);
+      assert.strictEqual(frameToMessage(`{"payload":${arrays(64)}}`, true), undefined);
+      assert.ok(frameToMessage(objects(64), true));
+      assert.strictEqual(frameToMessage(objects(65), true), undefined);
+      assert.ok(frameToMessage(arrays(64), true));
+      assert.strictEqual(frameToMessage(arrays(65), true), undefined);
+      // the frame that overflowed Node-RED's recursive clone: 40 KB, 20,000 levels
+      assert.strictEqual(frameToMessage(`{"a":${arrays(20000)}}`, true), undefined);
+      // far deeper than any stack: still answered (iterative), and payload mode never parses
+      assert.strictEqual(nestsDeeperThan(JSON.parse(arrays(500000)), 64), true);
+      assert.strictEqual(frameToMessage(arrays(20000), false).payload.length, 40000);
+    },
+  );
 
   it('wide JSON is not deep: a 100,000-element array and a 10,000-key object are delivered', function () {
     const wide = frameToMessage(`{"payload":[${Array.from({ length: 100000 }, (_, i) => i).join(',')}]}`, true);

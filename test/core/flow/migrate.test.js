@@ -262,20 +262,23 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
-    it('writes <name>.websocket-plus.json next to the input, leaves the input untouched and prints the report', async function () {
-      const input = path.join(dir, 'core-echo-export.json');
-      const before = fs.readFileSync(input);
-      const r = await runCli(['migrate', input]);
-      assert.strictEqual(r.code, 0, r.stderr);
-      assert.deepStrictEqual(fs.readFileSync(input), before);
-      const outFile = path.join(dir, 'core-echo-export.websocket-plus.json');
-      const written = JSON.parse(fs.readFileSync(outFile, 'utf8'));
-      assert.deepStrictEqual(written, migrateFlow(JSON.parse(before)).flow);
-      assert.match(r.stdout, /Migrated 3 node\(s\):/);
-      assert.match(r.stdout, /refuses every connection until you set its Shared secret/);
-      assert.ok(r.stdout.includes(`Wrote ${outFile}`));
-      assert.strictEqual(r.stderr, '');
-    });
+    it(
+      'writes <name>.websocket-plus.json next to the input, ' + 'leaves the input untouched and prints the report',
+      async function () {
+        const input = path.join(dir, 'core-echo-export.json');
+        const before = fs.readFileSync(input);
+        const r = await runCli(['migrate', input]);
+        assert.strictEqual(r.code, 0, r.stderr);
+        assert.deepStrictEqual(fs.readFileSync(input), before);
+        const outFile = path.join(dir, 'core-echo-export.websocket-plus.json');
+        const written = JSON.parse(fs.readFileSync(outFile, 'utf8'));
+        assert.deepStrictEqual(written, migrateFlow(JSON.parse(before)).flow);
+        assert.match(r.stdout, /Migrated 3 node\(s\):/);
+        assert.match(r.stdout, /refuses every connection until you set its Shared secret/);
+        assert.ok(r.stdout.includes(`Wrote ${outFile}`));
+        assert.strictEqual(r.stderr, '');
+      },
+    );
 
     it('keeps the file style: compact stays compact, 4-space pretty stays pretty', async function () {
       let r = await runCli(['migrate', 'core-echo-export.json'], { cwd: dir });
@@ -493,41 +496,44 @@ describe('migrate: core websocket flows -> websocket-plus', function () {
     after(() => red.helper.stopServer());
     afterEach(() => red.helper.unload());
 
-    it('the core flow echoes in upper case on core nodes; migrated, it does the same for a verified client only', async function () {
-      const sockets = [];
-      try {
-        await new Promise((resolve, reject) =>
-          red.helper.load([coreWebsocket, coreFunction], echoFlow(fixture('core-echo-export.json')), (err) =>
-            err ? reject(err) : resolve(),
-          ),
-        );
-        const core = await connect(red.wsUrl('/ws/echo'));
-        sockets.push(core.ws);
-        assert.ok(core.opened, 'core listener did not accept the connection');
-        core.ws.send('hello core');
-        assert.deepStrictEqual(await waitForMessages(core.ws, 1), ['HELLO CORE']);
-        closeAll(sockets);
-        await red.helper.unload();
+    it(
+      'the core flow echoes in upper case on core nodes; ' + 'migrated, it does the same for a verified client only',
+      async function () {
+        const sockets = [];
+        try {
+          await new Promise((resolve, reject) =>
+            red.helper.load([coreWebsocket, coreFunction], echoFlow(fixture('core-echo-export.json')), (err) =>
+              err ? reject(err) : resolve(),
+            ),
+          );
+          const core = await connect(red.wsUrl('/ws/echo'));
+          sockets.push(core.ws);
+          assert.ok(core.opened, 'core listener did not accept the connection');
+          core.ws.send('hello core');
+          assert.deepStrictEqual(await waitForMessages(core.ws, 1), ['HELLO CORE']);
+          closeAll(sockets);
+          await red.helper.unload();
 
-        const migrated = migrateFlow(echoFlow(fixture('core-echo-export.json'))).flow;
-        await red.load(migrated, { '2b7e4d9a1c6f3e58': { secret: SECRET } }, [coreFunction]);
-        const anonymous = await connect(red.wsUrl('/ws/echo'));
-        sockets.push(anonymous.ws);
-        assert.strictEqual(anonymous.status, 401, 'a migrated listener must refuse a client without a token');
-        const token = await signHS256(SECRET, { tenant_id: 'acme', sub: 'alice' });
-        const a = await connect(red.wsUrl('/ws/echo', `token=${token}`));
-        const b = await connect(red.wsUrl('/ws/echo', `token=${token}`));
-        sockets.push(a.ws, b.ws);
-        assert.ok(a.opened && b.opened);
-        a.ws.send('hello plus');
-        assert.deepStrictEqual(await waitForMessages(a.ws, 1), ['HELLO PLUS']);
-        // Session scope: the other connection of the same tenant does not get the reply (core semantics).
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        assert.deepStrictEqual(b.ws.messages, []);
-      } finally {
-        closeAll(sockets);
-      }
-    });
+          const migrated = migrateFlow(echoFlow(fixture('core-echo-export.json'))).flow;
+          await red.load(migrated, { '2b7e4d9a1c6f3e58': { secret: SECRET } }, [coreFunction]);
+          const anonymous = await connect(red.wsUrl('/ws/echo'));
+          sockets.push(anonymous.ws);
+          assert.strictEqual(anonymous.status, 401, 'a migrated listener must refuse a client without a token');
+          const token = await signHS256(SECRET, { tenant_id: 'acme', sub: 'alice' });
+          const a = await connect(red.wsUrl('/ws/echo', `token=${token}`));
+          const b = await connect(red.wsUrl('/ws/echo', `token=${token}`));
+          sockets.push(a.ws, b.ws);
+          assert.ok(a.opened && b.opened);
+          a.ws.send('hello plus');
+          assert.deepStrictEqual(await waitForMessages(a.ws, 1), ['HELLO PLUS']);
+          // Session scope: the other connection of the same tenant does not get the reply (core semantics).
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assert.deepStrictEqual(b.ws.messages, []);
+        } finally {
+          closeAll(sockets);
+        }
+      },
+    );
 
     it('a migrated listener without a secret refuses every client (fail closed)', async function () {
       const migrated = migrateFlow(echoFlow(fixture('core-echo-export.json'))).flow;

@@ -136,7 +136,8 @@ describe('core/peer-props', function () {
       // "__proto__" must be an own key of the parsed object, as JSON.parse makes it.
       .replace(
         /}$/,
-        ',"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"prototype":{"polluted":1},"_msgid":"forged","_session":{"id":"forged"}}',
+        ',"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},' +
+          '"prototype":{"polluted":1},"_msgid":"forged","_session":{"id":"forged"}}',
       );
 
     it('with "payload,topic" only payload and topic survive', function () {

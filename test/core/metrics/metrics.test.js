@@ -331,30 +331,33 @@ describe('core/metrics', function () {
     assert.strictEqual((await scrape(metrics)).value('websocket_plus_client_connections'), undefined);
   });
 
-  it('counts the refresh outcomes of a watched listener: refreshed, failed, identity changed, rate limited', async function () {
-    const { metrics, rec } = watched('/ws/refresh', { refresh: 'message', refreshWindowMs: 0 });
-    const frame = async (claims) =>
-      JSON.stringify({ type: 'websocket-plus:refresh', token: await signHS256(SECRET, claims) });
-    const a = await open(rec, 'a', 'alice');
-    a.send(await frame({ tenant_id: 'a', sub: 'alice' }));
-    await waitForMessages(a, 1);
-    const b = await open(rec, 'a', 'bob');
-    b.send(JSON.stringify({ type: 'websocket-plus:refresh', token: 'not-a-jwt' }));
-    await waitForMessages(b, 1);
-    b.send(await frame({ tenant_id: 'a', sub: 'bob' }));
-    assert.strictEqual((await waitForClose(b)).reason, 'refresh too fast');
-    const c = await open(rec, 'a', 'carol');
-    c.send(await frame({ tenant_id: 'a', sub: 'mallory' }));
-    assert.strictEqual((await waitForClose(c)).reason, 'identity changed');
-    // The server counts a close once the closing handshake is done on its side.
-    await waitFor(() => rec.listener.connectionCount === 1, 3000, 'two sessions closed');
-    const m = await scrape(metrics);
-    const L = { listener: '/ws/refresh' };
-    for (const [result, count] of Object.entries({ refreshed: 1, failed: 1, rate_limited: 1, identity_changed: 1 }))
-      assert.strictEqual(m.value('websocket_plus_token_refreshes_total', { ...L, result }), count, result);
-    assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'identity_changed' }), 1);
-    assert.ok(!m.text.includes('eyJ'), 'no token in the metrics');
-  });
+  it(
+    'counts the refresh outcomes of a watched listener: ' + 'refreshed, failed, identity changed, rate limited',
+    async function () {
+      const { metrics, rec } = watched('/ws/refresh', { refresh: 'message', refreshWindowMs: 0 });
+      const frame = async (claims) =>
+        JSON.stringify({ type: 'websocket-plus:refresh', token: await signHS256(SECRET, claims) });
+      const a = await open(rec, 'a', 'alice');
+      a.send(await frame({ tenant_id: 'a', sub: 'alice' }));
+      await waitForMessages(a, 1);
+      const b = await open(rec, 'a', 'bob');
+      b.send(JSON.stringify({ type: 'websocket-plus:refresh', token: 'not-a-jwt' }));
+      await waitForMessages(b, 1);
+      b.send(await frame({ tenant_id: 'a', sub: 'bob' }));
+      assert.strictEqual((await waitForClose(b)).reason, 'refresh too fast');
+      const c = await open(rec, 'a', 'carol');
+      c.send(await frame({ tenant_id: 'a', sub: 'mallory' }));
+      assert.strictEqual((await waitForClose(c)).reason, 'identity changed');
+      // The server counts a close once the closing handshake is done on its side.
+      await waitFor(() => rec.listener.connectionCount === 1, 3000, 'two sessions closed');
+      const m = await scrape(metrics);
+      const L = { listener: '/ws/refresh' };
+      for (const [result, count] of Object.entries({ refreshed: 1, failed: 1, rate_limited: 1, identity_changed: 1 }))
+        assert.strictEqual(m.value('websocket_plus_token_refreshes_total', { ...L, result }), count, result);
+      assert.strictEqual(m.value('websocket_plus_closes_total', { ...L, reason: 'identity_changed' }), 1);
+      assert.ok(!m.text.includes('eyJ'), 'no token in the metrics');
+    },
+  );
 
   it('counts refresh outcomes reported through its hook', async function () {
     const metrics = new WebSocketPlusMetrics();

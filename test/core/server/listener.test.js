@@ -102,27 +102,30 @@ describe('core/listener', function () {
     assert.strictEqual(listener.connectionCount, 0);
   });
 
-  it('a message listener that throws closes only that session with 1011; the process and other sessions carry on', async function () {
-    const listener = makeListener(server, '/throws', { scope: 'session' });
-    const enforced = [];
-    listener.on('enforced', (_s, reason) => enforced.push(reason));
-    listener.on('message', (session, data) => {
-      if (data === 'boom') throw new RangeError('Maximum call stack size exceeded');
-      listener.deliver(session.id, `echo ${data}`);
-    });
-    listener.start();
-    const a = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
-    const b = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
-    sockets.push(a, b);
-    const closed = waitForClose(a);
-    a.send('boom');
-    assert.deepStrictEqual(await closed, { code: 1011, reason: 'delivery failed' });
-    assert.deepStrictEqual(enforced, ['DELIVERY_FAILED']);
-    b.send('still here');
-    assert.deepStrictEqual(await waitForMessages(b, 1), ['echo still here']);
-    assert.strictEqual(listener.connectionCount, 1);
-    await listener.close();
-  });
+  it(
+    'a message listener that throws closes only that session ' + 'with 1011; the process and other sessions carry on',
+    async function () {
+      const listener = makeListener(server, '/throws', { scope: 'session' });
+      const enforced = [];
+      listener.on('enforced', (_s, reason) => enforced.push(reason));
+      listener.on('message', (session, data) => {
+        if (data === 'boom') throw new RangeError('Maximum call stack size exceeded');
+        listener.deliver(session.id, `echo ${data}`);
+      });
+      listener.start();
+      const a = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+      const b = (await connect(`${base}/throws?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+      sockets.push(a, b);
+      const closed = waitForClose(a);
+      a.send('boom');
+      assert.deepStrictEqual(await closed, { code: 1011, reason: 'delivery failed' });
+      assert.deepStrictEqual(enforced, ['DELIVERY_FAILED']);
+      b.send('still here');
+      assert.deepStrictEqual(await waitForMessages(b, 1), ['echo still here']);
+      assert.strictEqual(listener.connectionCount, 1);
+      await listener.close();
+    },
+  );
 
   it('deliveryProblem: what the flow is told when a delivery reached nobody', function () {
     assert.strictEqual(deliveryProblem({ delivered: 1 }), undefined);

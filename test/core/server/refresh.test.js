@@ -195,63 +195,71 @@ describe('core/server/refresh', function () {
     assert.deepStrictEqual(ws.messages, []);
   });
 
-  it('one verification at a time ("refresh in progress"); a verification that ends after the close touches nothing', async function () {
-    const pending = [];
-    const verifyToken = (token) =>
-      new Promise((resolve) =>
-        pending.push(() => resolve({ tenant_id: 'acme', sub: 'alice', exp: now() + (token === 'fourth' ? 600 : 60) })),
-      );
-    start({ verifier: { mode: 'custom', verifyToken } });
-    // The handshake's own verification.
-    const opening = connect(rec.url('token=first'));
-    await waitFor(() => pending.length === 1, 3000, 'handshake verification');
-    pending.shift()();
-    const { ws } = await opening;
-    sockets.push(ws);
-    ws.send(refreshFrame('second'));
-    await waitFor(() => pending.length === 1, 3000, 'refresh verification');
-    await delay(1050);
-    ws.send(refreshFrame('third'));
-    await waitForMessages(ws, 1);
-    assert.deepStrictEqual(parsed(ws)[0], { type: 'websocket-plus:refresh-failed', reason: 'refresh in progress' });
-    assert.strictEqual(pending.length, 1, 'the second frame was not verified');
-    pending.shift()();
-    await waitForMessages(ws, 2);
-    assert.strictEqual(parsed(ws)[1].type, 'websocket-plus:refreshed');
-    // Now one in flight while the client goes away.
-    await delay(1050);
-    ws.send(refreshFrame('fourth'));
-    await waitFor(() => pending.length === 1, 3000, 'third verification');
-    ws.close(1000);
-    await waitForClose(ws);
-    await waitFor(() => rec.listener.connectionCount === 0, 3000, 'session gone');
-    const before = refreshes.length;
-    const expiresAt = rec.listener.expiresAtOf(rec.opens[0]);
-    pending.shift()();
-    await delay(50);
-    assert.strictEqual(refreshes.length, before, 'a closed session is not refreshed');
-    assert.strictEqual(rec.listener.expiresAtOf(rec.opens[0]), expiresAt);
-  });
-
-  it('leaves no timer behind: refresh deadlines and expiring notices go with the session and the listener', async function () {
-    const timers = trackTimers({ stacks: true });
-    const ours = async () => {
-      await timers.settled();
-      return timers.where().filter((stack) => stack.includes('nodes/lib/'));
-    };
-    try {
-      start({ refreshWindowMs: 30000 });
-      const ws = await open({}, now() + 3600);
-      ws.send(refreshFrame(await sign({}, now() + 7200)));
+  it(
+    'one verification at a time ("refresh in progress"); a ' + 'verification that ends after the close touches nothing',
+    async function () {
+      const pending = [];
+      const verifyToken = (token) =>
+        new Promise((resolve) =>
+          pending.push(() =>
+            resolve({ tenant_id: 'acme', sub: 'alice', exp: now() + (token === 'fourth' ? 600 : 60) }),
+          ),
+        );
+      start({ verifier: { mode: 'custom', verifyToken } });
+      // The handshake's own verification.
+      const opening = connect(rec.url('token=first'));
+      await waitFor(() => pending.length === 1, 3000, 'handshake verification');
+      pending.shift()();
+      const { ws } = await opening;
+      sockets.push(ws);
+      ws.send(refreshFrame('second'));
+      await waitFor(() => pending.length === 1, 3000, 'refresh verification');
+      await delay(1050);
+      ws.send(refreshFrame('third'));
       await waitForMessages(ws, 1);
-      await rec.listener.close();
+      assert.deepStrictEqual(parsed(ws)[0], { type: 'websocket-plus:refresh-failed', reason: 'refresh in progress' });
+      assert.strictEqual(pending.length, 1, 'the second frame was not verified');
+      pending.shift()();
+      await waitForMessages(ws, 2);
+      assert.strictEqual(parsed(ws)[1].type, 'websocket-plus:refreshed');
+      // Now one in flight while the client goes away.
+      await delay(1050);
+      ws.send(refreshFrame('fourth'));
+      await waitFor(() => pending.length === 1, 3000, 'third verification');
+      ws.close(1000);
+      await waitForClose(ws);
+      await waitFor(() => rec.listener.connectionCount === 0, 3000, 'session gone');
+      const before = refreshes.length;
+      const expiresAt = rec.listener.expiresAtOf(rec.opens[0]);
+      pending.shift()();
       await delay(50);
-      const left = await ours();
-      assert.strictEqual(left.length, 0, left.join('\n'));
-    } finally {
-      timers.stop();
-    }
-  });
+      assert.strictEqual(refreshes.length, before, 'a closed session is not refreshed');
+      assert.strictEqual(rec.listener.expiresAtOf(rec.opens[0]), expiresAt);
+    },
+  );
+
+  it(
+    'leaves no timer behind: refresh deadlines and ' + 'expiring notices go with the session and the listener',
+    async function () {
+      const timers = trackTimers({ stacks: true });
+      const ours = async () => {
+        await timers.settled();
+        return timers.where().filter((stack) => stack.includes('nodes/lib/'));
+      };
+      try {
+        start({ refreshWindowMs: 30000 });
+        const ws = await open({}, now() + 3600);
+        ws.send(refreshFrame(await sign({}, now() + 7200)));
+        await waitForMessages(ws, 1);
+        await rec.listener.close();
+        await delay(50);
+        const left = await ours();
+        assert.strictEqual(left.length, 0, left.join('\n'));
+      } finally {
+        timers.stop();
+      }
+    },
+  );
 
   it('a refresh still being verified when the listener closes leaves no timer and answers nothing', async function () {
     const timers = trackTimers({ stacks: true });

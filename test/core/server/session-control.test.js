@@ -125,24 +125,28 @@ describe('core/server/session-control', function () {
     assert.deepStrictEqual(control.closeSessions(rec.listener, { sessionId: 'no-such-session' }, frame), { closed: 0 });
   });
 
-  it('closes every socket of a subject (logout) with the flow’s code and reason, in one tenant or all', async function () {
-    const a1 = await open('a', 'alice');
-    const a2 = await open('a', 'alice');
-    const other = await open('a', 'bob');
-    const bAlice = await open('b', 'alice');
-    const frame = control.closeFrameFrom({ code: 4100, reason: 'logged out ✓' });
-    const sel = control.closeSelectionFrom({ subject: 'alice', tenantId: 'a' });
-    assert.deepStrictEqual(control.closeSessions(rec.listener, sel, frame), { closed: 2 });
-    for (const c of [a1, a2]) assert.deepStrictEqual(await waitForClose(c.ws), { code: 4100, reason: 'logged out ✓' });
-    await delay(50);
-    assert.ok(isOpen(other.ws));
-    assert.ok(isOpen(bAlice.ws), 'the same subject in another tenant is another user');
-    assert.deepStrictEqual(
-      control.closeSessions(rec.listener, control.closeSelectionFrom({ subject: 'alice' }), frame),
-      { closed: 1 },
-    );
-    assert.strictEqual((await waitForClose(bAlice.ws)).code, 4100);
-  });
+  it(
+    'closes every socket of a subject (logout) with ' + 'the flow’s code and reason, in one tenant or all',
+    async function () {
+      const a1 = await open('a', 'alice');
+      const a2 = await open('a', 'alice');
+      const other = await open('a', 'bob');
+      const bAlice = await open('b', 'alice');
+      const frame = control.closeFrameFrom({ code: 4100, reason: 'logged out ✓' });
+      const sel = control.closeSelectionFrom({ subject: 'alice', tenantId: 'a' });
+      assert.deepStrictEqual(control.closeSessions(rec.listener, sel, frame), { closed: 2 });
+      for (const c of [a1, a2])
+        assert.deepStrictEqual(await waitForClose(c.ws), { code: 4100, reason: 'logged out ✓' });
+      await delay(50);
+      assert.ok(isOpen(other.ws));
+      assert.ok(isOpen(bAlice.ws), 'the same subject in another tenant is another user');
+      assert.deepStrictEqual(
+        control.closeSessions(rec.listener, control.closeSelectionFrom({ subject: 'alice' }), frame),
+        { closed: 1 },
+      );
+      assert.strictEqual((await waitForClose(bAlice.ws)).code, 4100);
+    },
+  );
 
   it('closes a whole tenant, and everyone only with all === true', async function () {
     const a = await open('a', 'alice');
