@@ -19,7 +19,7 @@ const { ClusterBus } = built('core/cluster/cluster-bus');
 const { RedisTenantLimiter } = built('core/cluster/redis-tenant-limiter');
 const { startFaultServer } = require('../helpers/fault-server');
 const { startJwksServer } = require('../helpers/jwks-server');
-const { startConnectProxy } = require('../helpers/connect-proxy');
+const { startConnectProxy, clearProxyEnv } = require('../helpers/connect-proxy');
 const { startRecordingServer } = require('../helpers/recording-ws-server');
 const { startRedis } = require('../helpers/redis-server');
 const { selfSignedCert, untrustedCert } = require('../helpers/self-signed-cert');
@@ -32,21 +32,6 @@ const { waitFor } = require('../helpers/wait');
 const TIMEOUT_MS = 250;
 const SETTLE_BOUND_MS = 5000;
 const RECOVERY_BOUND_MS = 8000;
-const PROXY_VARS = [
-  'https_proxy',
-  'HTTPS_PROXY',
-  'http_proxy',
-  'HTTP_PROXY',
-  'no_proxy',
-  'NO_PROXY',
-  'all_proxy',
-  'ALL_PROXY',
-  'npm_config_https_proxy',
-  'npm_config_http_proxy',
-  'npm_config_proxy',
-  'npm_config_no_proxy',
-];
-
 const measured = [];
 
 /** Resolves { ok, value | error, ms } once `promise` settles, or { settled: false } after `bound`. */
@@ -94,7 +79,7 @@ async function noSocketsLeft(fault, what) {
 
 describe('hardening: faulty networks on every outbound path', function () {
   this.timeout(30000);
-  let savedEnv;
+  let restoreEnv;
   let key;
   let token;
   let cert;
@@ -105,11 +90,7 @@ describe('hardening: faulty networks on every outbound path', function () {
   let proxy;
 
   before(async function () {
-    savedEnv = {};
-    for (const name of PROXY_VARS) {
-      savedEnv[name] = process.env[name];
-      delete process.env[name];
-    }
+    restoreEnv = clearProxyEnv();
     cert = selfSignedCert();
     untrusted = untrustedCert();
     key = await makeKey('ES256', 'k1');
@@ -120,10 +101,7 @@ describe('hardening: faulty networks on every outbound path', function () {
   });
 
   after(async function () {
-    for (const name of PROXY_VARS) {
-      if (savedEnv[name] === undefined) delete process.env[name];
-      else process.env[name] = savedEnv[name];
-    }
+    restoreEnv();
     await Promise.all([jwksHttp?.close(), jwksHttps?.close(), proxy?.close()]);
     if (process.env.FAULT_REPORT) {
       for (const m of measured) console.log(`      ${JSON.stringify(m)}`);

@@ -100,4 +100,35 @@ async function startConnectProxy(options = {}) {
   });
 }
 
-module.exports = { startConnectProxy };
+/** Every environment variable that can choose a proxy (proxy-from-env's and npm's). */
+const PROXY_VARS = [
+  'https_proxy',
+  'HTTPS_PROXY',
+  'http_proxy',
+  'HTTP_PROXY',
+  'no_proxy',
+  'NO_PROXY',
+  'all_proxy',
+  'ALL_PROXY',
+  'npm_config_https_proxy',
+  'npm_config_http_proxy',
+  'npm_config_proxy',
+  'npm_config_no_proxy',
+];
+
+/** Removes every proxy variable from the environment; the returned function puts them back as they were. */
+function clearProxyEnv() {
+  const saved = {};
+  for (const name of PROXY_VARS) {
+    saved[name] = process.env[name];
+    delete process.env[name];
+  }
+  return () => {
+    for (const name of PROXY_VARS) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  };
+}
+
+module.exports = { startConnectProxy, clearProxyEnv };

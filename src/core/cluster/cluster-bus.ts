@@ -23,6 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { bounded } from '../server/timers';
 
 export type ClusterKind = 'tenant' | 'global' | 'session';
 export type ClusterState = 'connecting' | 'ready' | 'degraded' | 'closed';
@@ -395,25 +396,6 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
       this.updateState();
     }
     return this.closePromise;
-  }
-}
-
-/** Waits for `promise` at most `ms`; the timer is cleared either way. */
-async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  try {
-    await Promise.race([
-      promise.then(
-        () => undefined,
-        () => undefined,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterBus } from './cluster-bus';
 import type { WebSocketListener } from '../server/listener';
+import { bounded } from '../server/timers';
 import {
   closeFrameFrom,
   closeSelectionFrom,
@@ -284,24 +285,6 @@ function wellFormed(op: Op, result: unknown): boolean {
     typeof byTenant === 'object' &&
     Object.values(byTenant as Record<string, unknown>).every((n) => Number.isInteger(n))
   );
-}
-
-async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  try {
-    await Promise.race([
-      promise.then(
-        () => undefined,
-        () => undefined,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** One control per clustered listener in this process, shared by the control nodes that use it. */

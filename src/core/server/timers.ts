@@ -25,3 +25,22 @@ export function setTimeoutAt(at: number, fn: () => void): LongTimeout {
     },
   };
 }
+
+/** Waits for `promise` at most `ms`, whether it settles or fails; the timer is cleared either way. */
+export async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

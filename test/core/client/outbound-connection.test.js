@@ -3,26 +3,11 @@ const assert = require('assert');
 const net = require('net');
 const { built } = require('../../helpers/built');
 const { OutboundConnection, parseSubprotocols, appendToken, backoffDelay } = built('core/client/outbound-connection');
-const { startConnectProxy } = require('../../helpers/connect-proxy');
+const { startConnectProxy, clearProxyEnv } = require('../../helpers/connect-proxy');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { selfSignedCert } = require('../../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../../helpers/recording-ws-server');
 const { signHS256 } = require('../../helpers/tokens');
-
-const PROXY_VARS = [
-  'https_proxy',
-  'HTTPS_PROXY',
-  'http_proxy',
-  'HTTP_PROXY',
-  'no_proxy',
-  'NO_PROXY',
-  'all_proxy',
-  'ALL_PROXY',
-  'npm_config_https_proxy',
-  'npm_config_http_proxy',
-  'npm_config_proxy',
-  'npm_config_no_proxy',
-];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const { trackTimers } = require('../../helpers/timers');
@@ -58,7 +43,7 @@ async function startBlackHole() {
 }
 
 describe('core/outbound-connection', function () {
-  let saved;
+  let restoreEnv;
   const live = [];
   /** Creates a connection that is closed after the test whatever happens. */
   function connection(options) {
@@ -67,18 +52,11 @@ describe('core/outbound-connection', function () {
     return conn;
   }
   beforeEach(function () {
-    saved = {};
-    for (const name of PROXY_VARS) {
-      saved[name] = process.env[name];
-      delete process.env[name];
-    }
+    restoreEnv = clearProxyEnv();
   });
   afterEach(async function () {
     await Promise.all(live.splice(0).map((c) => c.close()));
-    for (const name of PROXY_VARS) {
-      if (saved[name] === undefined) delete process.env[name];
-      else process.env[name] = saved[name];
-    }
+    restoreEnv();
   });
 
   describe('pure helpers and configuration', function () {

@@ -7,7 +7,7 @@ const { built } = require('../../helpers/built');
 const { proxyUrlFor, proxyAgentFor, bypassesProxy, redactUrl, createProxyFetch, settingsConfigureProxy } =
   built('core/client/proxy');
 const { createTokenVerifier } = built('core/auth/token-verifier');
-const { startConnectProxy } = require('../../helpers/connect-proxy');
+const { startConnectProxy, clearProxyEnv } = require('../../helpers/connect-proxy');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { waitFor, settleWithin } = require('../../helpers/wait');
 const { selfSignedCert } = require('../../helpers/self-signed-cert');
@@ -17,35 +17,13 @@ const { makeKey, signWithKey } = require('../../helpers/tokens');
 
 // Every variable proxy-from-env reads, and npm's (which it no longer reads): cleared around each test
 // so the host's setup cannot leak in.
-const PROXY_VARS = [
-  'https_proxy',
-  'HTTPS_PROXY',
-  'http_proxy',
-  'HTTP_PROXY',
-  'no_proxy',
-  'NO_PROXY',
-  'all_proxy',
-  'ALL_PROXY',
-  'npm_config_https_proxy',
-  'npm_config_http_proxy',
-  'npm_config_proxy',
-  'npm_config_no_proxy',
-];
-
 function useCleanProxyEnv() {
-  let saved;
+  let restoreEnv;
   beforeEach(function () {
-    saved = {};
-    for (const name of PROXY_VARS) {
-      saved[name] = process.env[name];
-      delete process.env[name];
-    }
+    restoreEnv = clearProxyEnv();
   });
   afterEach(function () {
-    for (const name of PROXY_VARS) {
-      if (saved[name] === undefined) delete process.env[name];
-      else process.env[name] = saved[name];
-    }
+    restoreEnv();
   });
 }
 

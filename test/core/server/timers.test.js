@@ -70,3 +70,17 @@ describe('core/server/timers setTimeoutAt', function () {
     assert.ok(Date.now() - started < 30000, 'the child exits without waiting for the timers');
   });
 });
+
+describe('core/timers: bounded', function () {
+  const { bounded } = built('core/server/timers');
+
+  it('resolves when the promise settles (fulfilled or rejected), or at the bound for one that never does', async function () {
+    let start = Date.now();
+    await bounded(Promise.resolve(1), 5000);
+    await bounded(Promise.reject(new Error('x')), 5000);
+    assert.ok(Date.now() - start < 4000, 'settled promises do not wait for the bound');
+    start = Date.now();
+    await bounded(new Promise(() => {}), 50);
+    assert.ok(Date.now() - start >= 45, 'a pending promise is waited for up to the bound');
+  });
+});
