@@ -304,6 +304,8 @@ describe('core/metrics', function () {
       backoff: { initialDelayMs: 50, maxDelayMs: 100 },
     });
     cleanups.push(() => connection.close());
+    let clientOpens = 0;
+    connection.on('open', () => clientOpens++);
     const unwatch = metrics.watchClient(connection);
     const U = { url: connection.displayUrl };
     assert.strictEqual((await scrape(metrics)).value('websocket_plus_client_connections', { ...U, state: 'idle' }), 1);
@@ -322,7 +324,8 @@ describe('core/metrics', function () {
     );
     // The server cuts the session: the client reconnects.
     rec.listener.closeSession(session, 'SESSION_TIMEOUT');
-    await waitFor(() => rec.opens.length === 2 && rec.listener.connectionCount === 1, 5000, 'client reconnected');
+    // The client's own second open: its close and reconnect are behind it, whatever the server saw.
+    await waitFor(() => clientOpens === 2 && rec.listener.connectionCount === 1, 5000, 'client reconnected');
     m = await scrape(metrics);
     assert.strictEqual(m.value('websocket_plus_client_reconnects_total', U), 1);
     assert.strictEqual(m.value('websocket_plus_client_connections', { ...U, state: 'open' }), 1);
