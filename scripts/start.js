@@ -219,24 +219,15 @@ function demoFlow(secret, pageTokens) {
     y,
     wires: [],
   });
+  // HS256 (the default mode) with every other property at the editor's default.
+  const { LISTENER_DEFAULTS } = require(path.join(root, 'nodes', 'lib', 'core', 'flow', 'defaults.js'));
   const listener = (id, path, scope) => ({
     id,
     type: 'websocket-plus-listener',
     z,
+    ...LISTENER_DEFAULTS,
     path,
-    wholemsg: 'false',
-    authMode: 'hs256',
-    jwksUri: '',
-    issuer: '',
-    audience: '',
-    tenantFrom: 'claim',
-    tenantClaim: 'tenant_id',
-    tenantId: '',
     scope,
-    sessionTimeout: '',
-    onExpiry: 'disconnect',
-    rateLimit: '',
-    maxConnections: '',
     credentials: { secret },
   });
   const broadcast = [

@@ -4,7 +4,7 @@
 // can ask either instance to list, count or close the sessions of both.
 const assert = require('assert');
 const { startRedis } = require('../helpers/redis-server');
-const { spawnInstance } = require('../helpers/nr-instance');
+const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
 const { connect, waitForClose, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 
@@ -80,13 +80,7 @@ describe('cluster: ws.control+ on two Node-RED instances through Redis', functio
   });
 
   afterEach(async function () {
-    if (this.currentTest.state === 'failed') {
-      for (const [name, inst] of [
-        ['one', one],
-        ['two', two],
-      ])
-        if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
-    }
+    printOutputOnFailure(this.currentTest, { one, two });
     closeAll(sockets);
     sockets = [];
   });

@@ -4,7 +4,7 @@
 // ws.in+ -> ws.out+ with its own scope.
 const assert = require('assert');
 const { startRedis } = require('../helpers/redis-server');
-const { spawnInstance } = require('../helpers/nr-instance');
+const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 
@@ -81,13 +81,7 @@ describe('cluster: two Node-RED instances through Redis', function () {
   });
 
   afterEach(async function () {
-    if (this.currentTest.state === 'failed') {
-      for (const [name, inst] of [
-        ['one', one],
-        ['two', two],
-      ])
-        if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
-    }
+    printOutputOnFailure(this.currentTest, { one, two });
     closeAll(sockets);
     sockets = [];
     if (!redis.running) await redis.start();

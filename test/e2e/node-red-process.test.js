@@ -16,30 +16,14 @@ const {
 const { connect, waitForMessages, waitForClose, expectNoMessage, closeAll } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { installPackedCopy } = require('../helpers/package-tarball');
+const { LISTENER_DEFAULTS } = require('../helpers/built').built('core/flow/defaults');
 
 const SECRET = 'e2e-process-secret-0123456789abcdef';
 const OTHER_SECRET = 'not-the-secret-0123456789abcdef0123';
 
+/** An HS256 listener with every other property at its default (the editor's), session scope. */
 function listener(id, props) {
-  return {
-    id,
-    type: 'websocket-plus-listener',
-    path: '/ws/x',
-    wholemsg: 'false',
-    authMode: 'hs256',
-    jwksUri: '',
-    issuer: '',
-    audience: '',
-    tenantFrom: 'claim',
-    tenantClaim: 'tenant_id',
-    tenantId: '',
-    scope: 'session',
-    sessionTimeout: '',
-    onExpiry: 'disconnect',
-    rateLimit: '',
-    maxConnections: '',
-    ...props,
-  };
+  return { id, type: 'websocket-plus-listener', ...LISTENER_DEFAULTS, path: '/ws/x', scope: 'session', ...props };
 }
 
 /** Echo on /ws/echo (session scope) and a tenant-scoped chat on /ws/chat, both HS256. */

@@ -17,6 +17,7 @@ const { prng } = require('../helpers/hardening');
 const { waitFor } = require('../helpers/wait');
 const { startRecordingServer } = require('../helpers/recording-ws-server');
 const { frame, closeFrame, writeRaw } = require('../helpers/ws-frames');
+const { LISTENER_DEFAULTS } = require('../helpers/built').built('core/flow/defaults');
 
 const SECRET = 'hostile-frames-secret-0123456789abcdef-0123';
 const SEED = Number(process.env.HOSTILE_FRAMES_SEED || 0x10f4a3e5) >>> 0;
@@ -89,20 +90,11 @@ function flow(hostilePort) {
     nodes.push({
       id: `L-${key}`,
       type: 'websocket-plus-listener',
+      ...LISTENER_DEFAULTS,
       path: props.path,
       wholemsg: props.wholemsg,
-      authMode: 'hs256',
-      jwksUri: '',
-      issuer: '',
-      audience: '',
-      tenantFrom: 'claim',
-      tenantClaim: 'tenant_id',
-      tenantId: '',
       scope: 'session',
-      sessionTimeout: '',
-      onExpiry: 'disconnect',
       rateLimit: props.rateLimit,
-      maxConnections: '',
       maxPayload: String(MAX_PAYLOAD),
       heartbeat: '0',
       credentials: { secret: SECRET },

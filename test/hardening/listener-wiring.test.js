@@ -31,6 +31,11 @@ const warningsOf = (id) =>
     .args.filter((a) => a[0].level === 30 && a[0].id === id)
     .map((a) => String(a[0].msg));
 
+/** The HTTP answer a handshake attempt got ({status, body, ms}), compared on status and body. */
+function assertAnswer(attempt, status, body) {
+  assert.deepStrictEqual({ status: attempt.status, body: attempt.body }, { status, body }, JSON.stringify(attempt));
+}
+
 describe('hardening: listener node wiring', function () {
   this.timeout(20000);
   const open = [];
@@ -299,16 +304,8 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
     'default setting (5 s): a JWKS that never answers ' + 'gets 401 "keys unavailable", a hanging verifier 503',
     async function () {
       const [keys, deadline] = await attempts.standard;
-      assert.deepStrictEqual(
-        { status: keys.status, body: keys.body },
-        { status: 401, body: 'keys unavailable' },
-        JSON.stringify(keys),
-      );
-      assert.deepStrictEqual(
-        { status: deadline.status, body: deadline.body },
-        { status: 503, body: 'verification timed out' },
-        JSON.stringify(deadline),
-      );
+      assertAnswer(keys, 401, 'keys unavailable');
+      assertAnswer(deadline, 503, 'verification timed out');
       // The deadlines that answered: JWKS 3 s, handshake 4 s (a timer never fires early).
       assert.ok(keys.ms >= 2900, `JWKS timeout after ${keys.ms} ms`);
       assert.ok(deadline.ms >= 3900, `handshake deadline after ${deadline.ms} ms`);
@@ -317,16 +314,8 @@ describe('hardening: handshake answers arrive before Node-RED cuts the upgrade',
 
   it('inboundWebSocketTimeout 2000: the deadline follows it down (503 at 1.5 s, JWKS 401 at 1.1 s)', async function () {
     const [keys, deadline] = await attempts.short;
-    assert.deepStrictEqual(
-      { status: keys.status, body: keys.body },
-      { status: 401, body: 'keys unavailable' },
-      JSON.stringify(keys),
-    );
-    assert.deepStrictEqual(
-      { status: deadline.status, body: deadline.body },
-      { status: 503, body: 'verification timed out' },
-      JSON.stringify(deadline),
-    );
+    assertAnswer(keys, 401, 'keys unavailable');
+    assertAnswer(deadline, 503, 'verification timed out');
     assert.ok(deadline.ms >= 1400, `handshake deadline after ${deadline.ms} ms`);
   });
 

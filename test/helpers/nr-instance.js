@@ -200,4 +200,10 @@ async function spawnInstance({ flows, credentials = {}, env = {}, settingsModule
 
 if (require.main === module) runInstance(path.resolve(process.argv[2]));
 
-module.exports = { spawnInstance };
+/** After a failed test, prints the output of each named instance (what the runtime logged is the evidence). */
+function printOutputOnFailure(test, instances) {
+  if (test.state !== 'failed') return;
+  for (const [name, inst] of Object.entries(instances)) if (inst) console.log(`--- ${name} output ---\n${inst.output}`);
+}
+
+module.exports = { spawnInstance, printOutputOnFailure };
