@@ -1,12 +1,16 @@
 'use strict';
 // Enforced limits, each against a real listener with real clients: message rate (1008, the flow
 // never sees the excess), connections per tenant (429, race-free, released on every path),
-// message size (1009), slow consumers (cut off with the send buffer bounded) and the heartbeat.
+// message size (1009), slow consumers (cut off with the send buffer bounded), the heartbeat and
+// refresh frames (faster than 1/s: 1008; an oversized token answered without being parsed).
 const assert = require('assert');
 const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
 const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { startHttpServer, startListener, waitFor, rawHandshake } = require('../helpers/hardening');
+const http = require('http');
+const parsePrometheus = require('parse-prometheus-text-format');
+const { listenOnLoopback } = require('../helpers/loopback');
 
 const { built } = require('../helpers/built');
 const { LocalTenantLimiter } = built('core/server/tenant-limiter');
@@ -110,6 +114,88 @@ describe('hardening: limits', function () {
       assert.strictEqual(healthy.ws.readyState, 1);
       assert.strictEqual(helper.getNode('l1').listener.connectionCount, 1);
     });
+
+    it(
+      'refresh flood: frames faster than 1/s close with 1008 and are counted; an oversized refresh token is ' +
+        'answered without being parsed; no token reaches the log or the metrics',
+      async function () {
+        const listenerPath = '/ws/limits-refresh';
+        await load(flow({ path: listenerPath, refresh: 'message', refreshWindow: '0' }), creds);
+        const got = collect('h1');
+        const admin = await listenOnLoopback(http.createServer((req, res) => helper._httpAdmin(req, res)));
+        try {
+          const scrape = async () => {
+            const res = await fetch(`http://127.0.0.1:${admin.port}/websocket-plus/metrics`, {
+              signal: AbortSignal.timeout(10000),
+            });
+            const text = await res.text();
+            const family = parsePrometheus(text).find((f) => f.name === 'websocket_plus_token_refreshes_total');
+            const count = (result) =>
+              (family ? family.metrics : [])
+                .filter((m) => m.labels.listener === listenerPath && m.labels.result === result)
+                .reduce((sum, m) => sum + Number(m.value), 0);
+            return { text, rateLimited: count('rate_limited'), failed: count('failed') };
+          };
+          const before = await scrape();
+          const tokens = [];
+          const sign = async (sub) => {
+            const t = await signHS256(SECRET, { tenant_id: 'a', sub }, { expiresIn: 600 });
+            tokens.push(t);
+            return t;
+          };
+
+          // An oversized token (64 KiB, far over the 8 KiB bound) in a frame that is not even JSON after
+          // its start: answered "token too large" at once, never parsed (a parse would fail and pass the
+          // frame on to the flow), the session stays.
+          const big = await connect(wsUrl(listenerPath, `token=${await sign('big')}`));
+          sockets.push(big.ws);
+          const oversized = `{"type":"websocket-plus:refresh","token":"${'A'.repeat(64 * 1024)} not json }`;
+          big.ws.send(oversized);
+          const [answer] = await waitForMessages(big.ws, 1, 5000);
+          assert.ok(answer.length < 200, `answer of ${answer.length} bytes`);
+          assert.deepStrictEqual(JSON.parse(answer), {
+            type: 'websocket-plus:refresh-failed',
+            reason: 'token too large',
+          });
+          assert.strictEqual(big.ws.readyState, 1);
+
+          // A flood of valid refresh frames: the second within a second closes with 1008.
+          const flood = await connect(wsUrl(listenerPath, `token=${await sign('flood')}`));
+          sockets.push(flood.ws);
+          const closed = waitForClose(flood.ws);
+          const fresh = await sign('flood');
+          for (let i = 0; i < 20; i++) flood.ws.send(JSON.stringify({ type: 'websocket-plus:refresh', token: fresh }));
+          assert.deepStrictEqual(await closed, { code: 1008, reason: 'refresh too fast' });
+
+          await waitFor(
+            async () => {
+              const now = await scrape();
+              return now.rateLimited === before.rateLimited + 1 && now.failed === before.failed + 1;
+            },
+            5000,
+            'the flood and the oversized token counted',
+          );
+          const logText = () =>
+            helper
+              .log()
+              .args.map((args) => JSON.stringify(args))
+              .join('\n');
+          // the close is logged (so the log is really looked at), without the token
+          await waitFor(() => /session closed: refresh too fast/.test(logText()), 3000, 'the close in the log');
+          const logged = logText();
+          assert.deepStrictEqual(got, [], 'no refresh frame reached the flow');
+          const { text } = await scrape();
+          for (const t of tokens) {
+            const signature = t.split('.')[2];
+            assert.ok(!logged.includes(signature), 'a token reached the log');
+            assert.ok(!text.includes(signature), 'a token reached the metrics');
+          }
+          assert.ok(!logged.includes('AAAAAAAAAAAAAAAA'), 'the oversized token reached the log');
+        } finally {
+          await admin.close();
+        }
+      },
+    );
   });
 
   describe('core listener', function () {
