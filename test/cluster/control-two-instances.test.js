@@ -5,8 +5,8 @@
 const assert = require('assert');
 const { startRedis } = require('../helpers/redis-server');
 const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
-const { connect, waitForClose, closeAll, delay } = require('../helpers/ws-client');
-const { signHS256 } = require('../helpers/tokens');
+const { connect, waitForClose, waitForMessages, closeAll, delay } = require('../helpers/ws-client');
+const { signHS256, now } = require('../helpers/tokens');
 
 const SECRET = 'control-two-instances-secret-0123456789abc';
 
@@ -25,6 +25,8 @@ function flow() {
       scope: 'tenant',
       sessionTimeout: '',
       onExpiry: 'disconnect',
+      refresh: 'message',
+      refreshWindow: '0',
       rateLimit: '',
       maxConnections: '',
       cluster: 'redis',
@@ -85,8 +87,8 @@ describe('cluster: ws.control+ on two Node-RED instances through Redis', functio
     sockets = [];
   });
 
-  async function open(inst, tenant, sub) {
-    const token = await signHS256(SECRET, { tenant_id: tenant, sub });
+  async function open(inst, tenant, sub, exp) {
+    const token = await signHS256(SECRET, { tenant_id: tenant, sub }, exp === undefined ? {} : { exp });
     const result = await connect(inst.url('/ws/app', `token=${token}`));
     sockets.push(result.ws);
     assert.strictEqual(result.opened, true, `connect refused with ${result.status}`);
@@ -126,6 +128,32 @@ describe('cluster: ws.control+ on two Node-RED instances through Redis', functio
     assert.deepStrictEqual(listed.result.map((s) => s.tenantId).sort(), ['acme', 'globex']);
     const instances = new Set(listed.result.map((s) => s.instance));
     assert.strictEqual(instances.size, 2, 'each session names the instance that holds it');
+  });
+
+  it('after a refresh on one instance, a list on the other shows the new expiresAt', async function () {
+    const firstExp = now() + 120;
+    const ws = await open(one, 'acme', 'hana', firstExp);
+    await open(two, 'acme', 'ivan');
+    await untilBothAnswer(2);
+    const before = await control(two, { action: 'list', subject: 'hana' });
+    assert.strictEqual(before.partial, false);
+    assert.strictEqual(before.result.length, 1);
+    assert.strictEqual(before.result[0].expiresAt, firstExp * 1000);
+    const { id, openedAt, instance } = before.result[0];
+
+    const newExp = now() + 900;
+    const token = await signHS256(SECRET, { tenant_id: 'acme', sub: 'hana' }, { exp: newExp });
+    ws.send(JSON.stringify({ type: 'websocket-plus:refresh', token }));
+    const [answer] = await waitForMessages(ws, 1, 5000);
+    assert.deepStrictEqual(JSON.parse(answer), { type: 'websocket-plus:refreshed', exp: newExp });
+
+    const after = await control(two, { action: 'list', subject: 'hana' });
+    assert.strictEqual(after.partial, false);
+    assert.deepStrictEqual(
+      after.result.map((s) => ({ id: s.id, openedAt: s.openedAt, instance: s.instance, expiresAt: s.expiresAt })),
+      [{ id, openedAt, instance, expiresAt: newExp * 1000 }],
+      'the same session, now expiring at the refreshed exp',
+    );
   });
 
   it('a logout (close by subject) reaches the sockets on both instances', async function () {
