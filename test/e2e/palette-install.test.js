@@ -23,10 +23,11 @@ const {
 } = require('../helpers/node-red-process');
 const { packOnce, seedDependencies } = require('../helpers/package-tarball');
 const { connect, waitForMessages, waitForClose, closeAll } = require('../helpers/ws-client');
-const { signHS256, makeKey, signWithKey } = require('../helpers/tokens');
+const { signHS256, makeKey, signWithKey, now } = require('../helpers/tokens');
 const { startJwksServer } = require('../helpers/jwks-server');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { startRedis } = require('../helpers/redis-server');
+const parsePrometheus = require('parse-prometheus-text-format');
 
 const SECRET = 'palette-e2e-secret-0123456789abcdef012';
 const TYPES = [
@@ -41,6 +42,18 @@ const EXAMPLES = fs
   .filter((f) => f.endsWith('.json'))
   .map((f) => f.replace(/\.json$/, ''))
   .sort();
+
+/** The value of the `data-<name>` attribute in `html`, entities decoded as a browser does. */
+function dataAttribute(html, name) {
+  const raw = new RegExp(`data-${name}="([^"]*)"`).exec(html)?.[1];
+  return (
+    raw &&
+    raw
+      .replace(/&#x2F;/g, '/')
+      .replace(/&quot;/g, '"')
+      .replace(/&amp;/g, '&')
+  );
+}
 
 /** Waits until `ws` has received a message for which `predicate(parsedOrRaw)` holds. */
 async function waitForMatch(ws, predicate, ms = 5000) {
@@ -117,6 +130,45 @@ const TALK = {
     });
     assert.deepStrictEqual(await res.json(), { closed: 1 });
     assert.strictEqual((await waitForClose(bob.ws)).code, 4401);
+  },
+
+  async '09-browser-refresh'(ctx, flow) {
+    // the page, with the settings the flow puts in it
+    const page = await fetch(`http://127.0.0.1:${ctx.red.port}/refresh-demo`, { signal: AbortSignal.timeout(10000) });
+    assert.strictEqual(page.status, 200);
+    assert.match(page.headers.get('content-type'), /^text\/html/);
+    const html = await page.text();
+    const settings = Object.fromEntries(byType(flow, 'change')[0].rules.map((r) => [r.p, r.to]));
+    assert.strictEqual(dataAttribute(html, 'token-url'), settings.tokenUrl);
+    assert.strictEqual(dataAttribute(html, 'ws-path'), '/ws/refresh');
+    // what the page does: connect, refresh on the open connection, talk
+    const claims = { tenant_id: 'acme', sub: 'page-user' };
+    const r = await ctx.connect('/ws/refresh', await signHS256(SECRET, claims, { exp: now() + 120 }));
+    const exp = now() + 900;
+    r.ws.send(JSON.stringify({ type: 'websocket-plus:refresh', token: await signHS256(SECRET, claims, { exp }) }));
+    assert.deepStrictEqual(await waitForMatch(r.ws, (m) => m && m.type === 'websocket-plus:refreshed'), {
+      type: 'websocket-plus:refreshed',
+      exp,
+    });
+    r.ws.send('echo me');
+    assert.strictEqual(await waitForMatch(r.ws, (m) => m === 'echo me'), 'echo me');
+  },
+
+  async '10-metrics-dashboard'(ctx, flow) {
+    const page = await fetch(`http://127.0.0.1:${ctx.red.port}/metrics-dashboard`, {
+      signal: AbortSignal.timeout(10000),
+    });
+    assert.strictEqual(page.status, 200);
+    const html = await page.text();
+    const metricsUrl = dataAttribute(html, 'metrics-url');
+    assert.strictEqual(
+      metricsUrl,
+      Object.fromEntries(byType(flow, 'change')[0].rules.map((r) => [r.p, r.to])).metricsUrl,
+    );
+    // the endpoint the page polls answers on this Node-RED (same origin)
+    const res = await fetch(`http://127.0.0.1:${ctx.red.port}${metricsUrl}`, { signal: AbortSignal.timeout(10000) });
+    assert.strictEqual(res.status, 200);
+    assert.match(await res.text(), /^# HELP websocket_plus_connections /m);
   },
 
   async '02-tenant-chat'(ctx) {
@@ -356,6 +408,34 @@ describe('e2e: palette install of the packed tarball', function () {
           );
         const catalogue = await red.api('GET', `/nodes/messages?lng=en-US`);
         assert.ok(catalogue.json[`${PACKAGE_NAME}/websocket-plus`], 'message catalogue not served');
+      });
+
+      it('ws.control+ is in the network palette, and the metrics endpoint answers from the installed package', async function () {
+        // the editor's definition of the control node, as the palette gets it
+        const html = await red.api('GET', '/nodes', { headers: { accept: 'text/html' } });
+        const definition = /RED\.nodes\.registerType\("websocket-plus control",\s*\{([\s\S]*?)\n\s*\}\);/.exec(
+          html.text,
+        );
+        assert.ok(definition, 'no definition of websocket-plus control');
+        assert.match(definition[1], /category:\s*"network"/);
+        assert.match(definition[1], /paletteLabel:\s*"ws\.control\+"/);
+        assert.match(html.text, /data-help-name="websocket-plus control"/);
+        const info = await red.api('GET', `/nodes/${PACKAGE_NAME}/websocket-plus`, {
+          headers: { accept: 'application/json' },
+        });
+        assert.ok(info.json.types.includes('websocket-plus control'));
+
+        // GET <httpAdminRoot>websocket-plus/metrics, served by the installed copy
+        const metrics = await red.api('GET', '/websocket-plus/metrics', { headers: { accept: 'text/plain' } });
+        assert.strictEqual(metrics.status, 200);
+        assert.match(metrics.headers.get('content-type'), /^text\/plain;.*version=0\.0\.4/);
+        const families = parsePrometheus(metrics.text).map((f) => f.name);
+        for (const name of [
+          'websocket_plus_connections',
+          'websocket_plus_handshakes_total',
+          'websocket_plus_closes_total',
+        ])
+          assert.ok(families.includes(name), `${name} missing from the scrape`);
       });
 
       it('lists the examples under Import > Examples', async function () {
