@@ -37,10 +37,11 @@ const SECRET = 'browser-typed-secret-7f3a9c2e5b8d1f4a6c0e';
 const LISTENER_PATH = '/ws/from-the-editor';
 
 /**
- * Headless Chromium whose pages may reach only 127.0.0.1:`port` (anything else is aborted and
- * recorded in `blocked`); page errors are recorded in `pageErrors`.
+ * Headless Chromium whose pages may reach only 127.0.0.1:`port` (a port or a list of ports; anything
+ * else is aborted and recorded in `blocked`); page errors are recorded in `pageErrors`.
  */
 async function launchBrowser(port, viewport) {
+  const ports = [].concat(port).map(String);
   if (!fs.existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
   const { chromium } = require('playwright-core');
@@ -58,7 +59,7 @@ async function launchBrowser(port, viewport) {
   const pageErrors = [];
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
-    if (url.hostname === '127.0.0.1' && url.port === String(port)) return route.continue();
+    if (url.hostname === '127.0.0.1' && ports.includes(url.port)) return route.continue();
     blocked.push(url.origin);
     return route.abort();
   });
@@ -66,10 +67,17 @@ async function launchBrowser(port, viewport) {
   page.setDefaultTimeout(15000);
   page.on('pageerror', (err) => pageErrors.push(err.message));
   fs.mkdirSync(SHOTS, { recursive: true });
+  const watch = (p) => {
+    p.setDefaultTimeout(15000);
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    return p;
+  };
   return {
     page,
     blocked,
     pageErrors,
+    /** Another tab of the same browser, under the same rules. */
+    newPage: async () => watch(await context.newPage()),
     async close() {
       await context.close().catch(() => {});
       removeDir(browserDir);
@@ -91,6 +99,37 @@ function assertScreenshots(names, maxBytes) {
     assert.strictEqual(png.subarray(1, 4).toString(), 'PNG');
     assert.ok(png.length > 2000 && png.length < maxBytes, `${f}: ${png.length} bytes`);
   }
+}
+
+/** Drags the palette node of `type` into the workspace at (`x`, `y`) of the chart; resolves its id. */
+async function dragFromPalette(page, type, x, y) {
+  const source = page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`);
+  await source.scrollIntoViewIfNeeded();
+  const from = await source.boundingBox();
+  const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(chart.x + x - 10, chart.y + y - 10, { steps: 12 });
+  await page.mouse.move(chart.x + x, chart.y + y, { steps: 4 });
+  await page.mouse.up();
+  await page.waitForFunction((t) => RED.nodes.filterNodes({ type: t }).length === 1, type);
+  return page.evaluate((t) => RED.nodes.filterNodes({ type: t })[0].id, type);
+}
+
+/** In the page: the text of the help sidebar's node help (the innermost section naming msg.action). */
+const helpText = () =>
+  $('.red-ui-help')
+    .filter((_i, el) => /msg\.action/.test($(el).text()))
+    .last()
+    .text();
+
+/** Waits until the editor (reloaded or first opened) has loaded the package's node types. */
+async function editorReady(page) {
+  await page.waitForFunction(
+    () => window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('websocket-plus control'),
+    null,
+    { timeout: 30000 },
+  );
 }
 
 /** The workspace element (SVG group) of the one node of `type` in the flow. */
@@ -355,6 +394,99 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     await page.locator('#node-config-dialog-cancel').click();
     await page.locator('#node-config-input-secret').waitFor({ state: 'detached' });
     await page.locator('#node-dialog-cancel').click();
+  });
+
+  it('ws.control+: in the network palette; its dialog offers a listener or a client, with its tip and help', async function () {
+    const plusControl = page.locator('.red-ui-palette-node[data-palette-type="websocket-plus control"]');
+    await plusControl.scrollIntoViewIfNeeded();
+    assert.strictEqual((await plusControl.innerText()).trim(), 'ws.control+');
+    assert.strictEqual(
+      await plusControl.evaluate((el) => el.closest('.red-ui-palette-category').id),
+      'red-ui-palette-container-network',
+    );
+    const id = await dragFromPalette(page, 'websocket-plus control', 260, 300);
+    await (await flowNode(page, 'websocket-plus control')).dblclick();
+    const mode = page.locator('#node-input-mode');
+    await mode.waitFor({ state: 'visible' });
+    const rows = async () => ({
+      server: await page.locator('#websocket-plus-server-row').isVisible(),
+      client: await page.locator('#websocket-plus-client-row').isVisible(),
+    });
+    // a new node acts on a listener; the choice shows the listener's or the client's row only
+    assert.strictEqual(await mode.inputValue(), 'server');
+    assert.deepStrictEqual(await rows(), { server: true, client: false });
+    assert.deepStrictEqual(await mode.locator('option').allInnerTexts(), ['Listen on', 'Connect to']);
+    await mode.selectOption('client');
+    assert.deepStrictEqual(await rows(), { server: false, client: true });
+    await mode.selectOption('server');
+    assert.deepStrictEqual(await rows(), { server: true, client: false });
+    // the listener created in the ws.in+ dialog is offered, next to "add new"
+    const listenerId = await page.evaluate(() => RED.nodes.filterNodes({ type: 'websocket-plus in' })[0].server);
+    assert.ok(listenerId);
+    const server = page.locator('#node-input-server');
+    const offered = await server.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepStrictEqual(offered.sort(), ['_ADD_', listenerId].sort());
+    await server.selectOption(listenerId);
+    const tip = await page.locator('.form-tips').filter({ hasText: 'msg.action' }).innerText();
+    assert.match(tip, /list.*count.*close.*token.*reconnect/s);
+
+    // the help in the sidebar's help tab
+    await page.evaluate(() => RED.sidebar.help.show('websocket-plus control'));
+    await page.waitForFunction(() => /msg\.action/.test($('.red-ui-help').text()));
+    const help = await page.evaluate(helpText);
+    for (const word of ['list', 'count', 'close', 'token', 'reconnect', 'partial', 'sessionId', 'tenantId', 'subject'])
+      assert.ok(help.includes(word), `the help does not mention ${word}`);
+
+    await page.locator('#node-input-name').fill('who is connected');
+    await page.locator('#node-dialog-ok').click();
+    await mode.waitFor({ state: 'detached' });
+    const stored = await page.evaluate((nid) => {
+      const n = RED.nodes.node(nid);
+      return { server: n.server, client: n.client, name: n.name, valid: n.valid };
+    }, id);
+    assert.deepStrictEqual(stored, { server: listenerId, client: '', name: 'who is connected', valid: true });
+    const mark = red.output.length;
+    await page.locator('#red-ui-header-button-deploy').click();
+    await page.waitForFunction(() => !RED.nodes.dirty());
+    await red.waitForLog((out) => /Started (modified )?flows/.test(out.slice(mark)));
+    const deployed = (await red.api('GET', '/flows')).json.find((n) => n.id === id);
+    assert.deepStrictEqual(
+      { type: deployed.type, server: deployed.server, client: deployed.client },
+      { type: 'websocket-plus control', server: listenerId, client: '' },
+    );
+  });
+
+  it('ws.control+ in German and Japanese: the dialog, its tip and its help', async function () {
+    this.timeout(120000);
+    const LANGUAGES = {
+      de: { options: ['Lauschen auf', 'Verbinden mit'], tip: /setzen/, help: /Listet, zählt und schließt/ },
+      ja: { options: ['待ち受け', '接続先'], tip: /を設定します/, help: /一覧・集計・切断/ },
+    };
+    try {
+      for (const [lang, want] of Object.entries(LANGUAGES)) {
+        await page.evaluate((l) => localStorage.setItem('editor-language', l), lang);
+        await page.reload({ waitUntil: 'domcontentloaded' });
+        await editorReady(page);
+        await page.waitForFunction(() => RED.nodes.filterNodes({ type: 'websocket-plus control' }).length === 1);
+        await (await flowNode(page, 'websocket-plus control')).dblclick();
+        const mode = page.locator('#node-input-mode');
+        await mode.waitFor({ state: 'visible' });
+        assert.deepStrictEqual(await mode.locator('option').allInnerTexts(), want.options, lang);
+        const tip = await page.locator('.form-tips').filter({ hasText: 'msg.action' }).innerText();
+        assert.match(tip, want.tip, lang);
+        await page.evaluate(() => RED.sidebar.help.show('websocket-plus control'));
+        await page.waitForFunction(() => /msg\.action/.test($('.red-ui-help').text()));
+        const help = await page.evaluate(helpText);
+        assert.match(help, want.help, lang);
+        assert.ok(help.includes('token') && help.includes('partial'), `${lang}: help incomplete`);
+        await page.locator('#node-dialog-cancel').click();
+        await mode.waitFor({ state: 'detached' });
+      }
+    } finally {
+      await page.evaluate(() => localStorage.removeItem('editor-language'));
+      await page.reload({ waitUntil: 'domcontentloaded' });
+      await editorReady(page);
+    }
   });
 
   it('the editor raised no page errors and reached nothing but this Node-RED', function () {
