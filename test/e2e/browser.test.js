@@ -3,20 +3,26 @@
 // playwright-core opens the editor of a real Node-RED 4 with the package installed, finds ws.in+
 // and ws.out+ in the palette, drags a ws.in+ into the flow, creates a listener in its config
 // dialog (the JWT mode shows and hides the right fields), deploys, and checks that neither the
-// export nor the admin API ever gives the secret back. Then opens the page of the `npm start` demo,
+// export nor the admin API ever gives the secret back; a ws.control+ dialog and help in three
+// languages. Then opens the page of the `npm start` demo,
 // connects as tenant A and B and tries a tampered token.
 //
+// Then the example pages: 09's browser refresh loop against short-lived tokens from a token URL
+// served by the test, and 10's metrics dashboard with live data.
+//
 // Screenshots go to .test-tmp/screenshots/ (gitignored); with UPDATE_SCREENSHOTS=1 they replace the
-// README's images in docs/images/ (palette.png, listener-dialog.png, demo.png).
+// README's images in docs/images/ (palette.png, listener-dialog.png, demo.png, metrics-dashboard.png).
 const assert = require('assert');
 const fs = require('fs');
+const http = require('http');
 const os = require('os');
 const path = require('path');
 const { ROOT, makeUserDir, removeDir, writeSettings, startNodeRed } = require('../helpers/node-red-process');
 const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
-const { signHS256 } = require('../helpers/tokens');
+const { signHS256, now } = require('../helpers/tokens');
 const { installPackedCopy } = require('../helpers/package-tarball');
 const { startDemo } = require('../helpers/start-script');
+const { listenOnLoopback } = require('../helpers/loopback');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
@@ -591,5 +597,232 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
 
   it('saved the screenshot of the page', function () {
     assertScreenshots(['demo.png'], 900 * 1024);
+  });
+});
+
+describe('e2e: the example pages in headless Chromium (browser token refresh, metrics dashboard)', function () {
+  this.timeout(90000);
+  const SECRET_09 = 'browser-refresh-secret-3c1e9a7f5b2d8e4c6a0f';
+  const USER = { tenant_id: 'acme', sub: 'page-user' };
+  const TOKEN_SECONDS = 6; // each token the page gets lives 5-6 s
+  const NOTICE_SECONDS = '3'; // the listener's "expiring" notice, 3 s before exp
+  let userDir;
+  let red;
+  let browser;
+  let page;
+  let tokens; // the test's stand-in for the site's back end: GET /token
+  const sockets = [];
+
+  /** Log lines of the refresh page, newest last: [{ kind, code, text }]. */
+  const pageLog = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('#log li')]
+        .reverse()
+        .map((li) => ({ kind: li.dataset.kind, code: li.dataset.code, text: li.textContent })),
+    );
+  const ofKind = (entries, kind) => entries.filter((e) => e.kind === kind);
+
+  before(async function () {
+    userDir = makeUserDir('wsplus-browser-examples-');
+    writeSettings(userDir);
+    await installPackedCopy(userDir);
+    red = await startNodeRed({ runtime: 'node-red-4', userDir });
+
+    // GET /token answers {"access_token"} for one user while `serving`, 503 after; CORS for the page's origin
+    tokens = { serving: true, issued: [], refused: 0 };
+    const server = http.createServer(async (req, res) => {
+      const cors = {
+        'access-control-allow-origin': `http://127.0.0.1:${red.port}`,
+        'access-control-allow-credentials': 'true',
+        'cache-control': 'no-store',
+      };
+      if (req.url !== '/token' || !tokens.serving) {
+        tokens.refused++;
+        res.writeHead(503, cors);
+        res.end();
+        return;
+      }
+      const exp = now() + TOKEN_SECONDS;
+      tokens.issued.push(exp);
+      const accessToken = await signHS256(SECRET_09, USER, { exp });
+      res.writeHead(200, { ...cors, 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: accessToken }));
+    });
+    tokens.http = await listenOnLoopback(server);
+
+    // examples 09 and 10 as shipped, configured as their comments ask; a client of the package
+    // connected to /ws/refresh, so the dashboard has a client to show
+    const example = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', `${name}.json`), 'utf8'));
+    const flow = [...example('09-browser-refresh'), ...example('10-metrics-dashboard')];
+    for (const n of flow) {
+      if (n.type === 'websocket-plus-listener') {
+        Object.assign(n, { refreshWindow: NOTICE_SECONDS, clockTolerance: '0', metricsPerTenant: true });
+        n.credentials = { secret: SECRET_09 };
+      }
+      if (n.type === 'change' && n.name === 'page settings')
+        for (const r of n.rules) {
+          if (r.p === 'tokenUrl') r.to = `http://127.0.0.1:${tokens.http.port}/token`;
+          if (r.p === 'intervalSeconds') r.to = '1';
+        }
+    }
+    const tab = flow.find((n) => n.type === 'tab').id;
+    flow.push(
+      {
+        id: 'c0ffee0000000001',
+        type: 'websocket-plus-client',
+        path: `ws://127.0.0.1:${red.port}/ws/refresh`,
+        tls: '',
+        subprotocol: '',
+        wholemsg: 'false',
+        authMode: 'jwt',
+        hb: '30',
+        headers: [],
+        credentials: {
+          token: await signHS256(SECRET_09, { tenant_id: 'globex', sub: 'a-node-red' }, { expiresIn: 3600 }),
+        },
+      },
+      {
+        id: 'c0ffee0000000002',
+        type: 'websocket-plus in',
+        z: tab,
+        server: '',
+        client: 'c0ffee0000000001',
+        wires: [[]],
+      },
+    );
+    const mark = red.output.length;
+    await red.deploy(flow);
+    await red.waitForLog((out) => /Started flows/.test(out.slice(mark)));
+
+    browser = await launchBrowser([red.port, tokens.http.port], { width: 1100, height: 640 });
+    page = browser.page;
+  });
+
+  after(async function () {
+    closeAll(sockets);
+    if (browser) await browser.close();
+    if (tokens && tokens.http) await tokens.http.close();
+    if (red) await red.stop();
+    removeDir(userDir);
+  });
+
+  it('the refresh page stays connected across several token lifetimes, refreshing in band (no 4001)', async function () {
+    await page.goto(`http://127.0.0.1:${red.port}/refresh-demo`, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.getElementById('status').dataset.state === 'open');
+    const firstExp = tokens.issued[0];
+    assert.ok(firstExp, 'the page got its token from the token URL');
+    // past the first token's exp, with at least three refreshes on the same connection
+    await page.waitForFunction(
+      (exp) => document.querySelectorAll('#log li[data-kind="refreshed"]').length >= 3 && Date.now() / 1000 > exp + 1,
+      firstExp,
+      { timeout: 45000 },
+    );
+    const log = await pageLog();
+    assert.deepStrictEqual(ofKind(log, 'close'), [], 'the page was disconnected while refreshing');
+    assert.deepStrictEqual(ofKind(log, 'refresh-failed'), []);
+    assert.strictEqual(ofKind(log, 'info').length, 1, 'one connection, never a reconnect');
+    assert.ok(ofKind(log, 'expiring').length >= 3, 'each refresh answered an expiring notice');
+    assert.strictEqual(await page.locator('#refreshes').innerText(), String(ofKind(log, 'refreshed').length));
+    // the connection still carries the flow's messages (echo)
+    await page.locator('#text').fill('hello through the refreshed session');
+    await page.locator('#send button').click();
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#log li[data-kind="message"]')].some((li) =>
+        li.textContent.endsWith('hello through the refreshed session'),
+      ),
+    );
+  });
+
+  it('without new tokens the session closes with 4001 at the last exp; the page reconnects once tokens come back', async function () {
+    tokens.serving = false;
+    const lastExp = tokens.issued[tokens.issued.length - 1];
+    await page.waitForFunction(
+      () => document.querySelector('#log li[data-kind="close"][data-code="4001"]') !== null,
+      null,
+      { timeout: 30000 },
+    );
+    assert.ok(Date.now() / 1000 >= lastExp - 1, 'closed before the last refreshed exp');
+    // the page asked again (refresh, then reconnect) and said why it could not continue
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#log li[data-kind="error"]')].some((li) =>
+        /no token: .*HTTP 503/.test(li.textContent),
+      ),
+    );
+    assert.ok(tokens.refused >= 2, `${tokens.refused} refused token requests`);
+    const closes = ofKind(await pageLog(), 'close');
+    assert.deepStrictEqual(
+      closes.map((c) => c.code),
+      ['4001'],
+    );
+    tokens.serving = true;
+    await page.waitForFunction(() => document.getElementById('status').dataset.state === 'open', null, {
+      timeout: 30000,
+    });
+    assert.strictEqual(ofKind(await pageLog(), 'info').length, 2, 'connected again');
+  });
+
+  it('the metrics dashboard shows live series of the listener and the client', async function () {
+    // traffic for the dashboard: two more users, a refused handshake, messages while it polls
+    for (const claims of [USER, { tenant_id: 'globex', sub: 'other-user' }]) {
+      const r = await connect(
+        `ws://127.0.0.1:${red.port}/ws/refresh?token=${await signHS256(SECRET_09, claims, { expiresIn: 600 })}`,
+      );
+      assert.strictEqual(r.opened, true);
+      sockets.push(r.ws);
+    }
+    const refused = await connect(
+      `ws://127.0.0.1:${red.port}/ws/refresh?token=${await signHS256('not-the-secret-0123456789abcdef', USER)}`,
+    );
+    assert.strictEqual(refused.status, 401);
+    const traffic = setInterval(() => sockets.forEach((ws, i) => ws.send(`reading ${i} ${Date.now()}`)), 100);
+    const dashboard = await browser.newPage();
+    try {
+      await dashboard.setViewportSize({ width: 1100, height: 640 });
+      await dashboard.goto(`http://127.0.0.1:${red.port}/metrics-dashboard`, { waitUntil: 'load' });
+      // the page, the two users and the package's own client: 4 open; rates after the second poll
+      const row = dashboard.locator('#listeners tr[data-listener="/ws/refresh"]');
+      await dashboard.waitForFunction(
+        () => {
+          const r = document.querySelector('#listeners tr[data-listener="/ws/refresh"]');
+          return r && r.cells[1].textContent === '4' && Number(r.cells[5].textContent) > 0;
+        },
+        null,
+        { timeout: 20000 },
+      );
+      const cells = await row.locator('td').allInnerTexts();
+      assert.strictEqual(cells[0], '/ws/refresh');
+      assert.ok(Number(cells[9]) >= 3, `refreshed: ${cells[9]}`);
+      const table = async (id) =>
+        (await dashboard.locator(`#${id} tbody tr`).allInnerTexts()).map((t) => t.split('\t'));
+      assert.ok((await table('refusals')).some(([l, category]) => l === '/ws/refresh' && category === 'bad_signature'));
+      assert.ok((await table('closes')).some(([l, reason]) => l === '/ws/refresh' && reason === 'token_expired'));
+      assert.ok((await table('clients')).some(([url, state]) => url.endsWith('/ws/refresh') && state === 'open'));
+      // the listener opted in to per-tenant metrics: acme has the page and a user, globex a user and the client
+      assert.deepStrictEqual(
+        (await table('tenants')).filter(([l]) => l === '/ws/refresh').map(([, tenant, open]) => [tenant, open]),
+        [
+          ['acme', '2'],
+          ['globex', '2'],
+        ],
+      );
+      assert.match(await dashboard.locator('#status').innerText(), /^\/websocket-plus\/metrics, every 1 s/);
+      // a few polls for the connections' line
+      await dashboard.waitForFunction(
+        () => document.querySelector('#listeners polyline').getAttribute('points').split(' ').length >= 5,
+      );
+      await screenshot(dashboard, 'metrics-dashboard.png', { fullPage: true });
+    } finally {
+      clearInterval(traffic);
+      await dashboard.close();
+    }
+  });
+
+  it('the pages raised no errors and reached nothing but this Node-RED and the token URL', function () {
+    assert.deepStrictEqual(browser.pageErrors, []);
+    assert.deepStrictEqual(browser.blocked, []);
+  });
+
+  it('saved the screenshot of the dashboard', function () {
+    assertScreenshots(['metrics-dashboard.png'], 900 * 1024);
   });
 });
