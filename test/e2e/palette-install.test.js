@@ -436,6 +436,15 @@ describe('e2e: palette install of the packed tarball', function () {
           'websocket_plus_closes_total',
         ])
           assert.ok(families.includes(name), `${name} missing from the scrape`);
+        // every series the Grafana dashboard in docs/ queries is one the package exports
+        const dashboard = fs.readFileSync(path.join(ROOT, 'docs', 'grafana-dashboard.json'), 'utf8');
+        const queried = [...new Set(dashboard.match(/websocket_plus_[a-z_]+/g))].sort();
+        assert.ok(queried.length >= 10, `the dashboard queries ${queried.length} metrics`);
+        const exported = new Set([...metrics.text.matchAll(/^# HELP (\S+)/gm)].map((m) => m[1]));
+        assert.deepStrictEqual(
+          queried.filter((name) => !exported.has(name)),
+          [],
+        );
       });
 
       it('lists the examples under Import > Examples', async function () {
