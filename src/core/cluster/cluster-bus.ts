@@ -366,6 +366,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   private readonly issued = new Set<string>();
   /** cluster: channels dropped while the cluster was away; unsubscribed at the next ready. */
   private readonly dropped = new Set<string>();
+  /** Channels Redis confirmed on the current connection(s). */
+  private readonly confirmed = new Set<string>();
   private publisher: RedisClient | undefined;
   private subscriber: RedisClient | undefined;
   private receiver: ClusterReceiver | undefined;
@@ -411,6 +413,12 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     return this.tenants.size;
   }
 
+  /** Whether Redis has confirmed this instance's subscription to the tenant's channel. */
+  isSubscribed(tenantId: string): boolean {
+    const entry = this.tenants.get(tenantId);
+    return entry !== undefined && this.confirmed.has(entry.channel);
+  }
+
   /** Connects and starts handing other instances' deliveries to `receiver`. */
   attach(receiver: ClusterReceiver): void {
     if (this.closePromise) throw new Error('cluster bus closed');
@@ -434,6 +442,7 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     for (const event of ['close', 'end', 'reconnecting'] as const) {
       subscriber.on(event, () => {
         this.subscribed = false;
+        this.confirmed.clear();
         this.updateState();
       });
     }
@@ -454,6 +463,10 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     this.subscribe(subscriber, channels).then(
       () => {
         this.subscribed = subscriber.status === 'ready';
+        if (this.subscribed) {
+          // cluster: the channels ioredis subscribed again itself are taken as confirmed too.
+          for (const channel of this.roles.keys()) this.confirmed.add(channel);
+        }
         this.updateState();
       },
       (err: Error) => {
@@ -509,11 +522,16 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     const subscriber = this.subscriber;
     if (!subscriber || subscriber.status !== 'ready' || this.closePromise) return;
     if (role.kind === 'tenant') this.stats.tenantSubscribes++;
-    this.subscribe(subscriber, [channel]).catch((err: Error) => {
-      if (this.closePromise) return;
-      this.emit('connectionError', err);
-      if (/timed out/i.test(err.message) && subscriber.status === 'ready') subscriber.disconnect(true);
-    });
+    this.subscribe(subscriber, [channel]).then(
+      () => {
+        if (this.roles.has(channel) && subscriber.status === 'ready') this.confirmed.add(channel);
+      },
+      (err: Error) => {
+        if (this.closePromise) return;
+        this.emit('connectionError', err);
+        if (/timed out/i.test(err.message) && subscriber.status === 'ready') subscriber.disconnect(true);
+      },
+    );
   }
 
   private connectionOptions(role: string): RedisOptions {
@@ -646,6 +664,7 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     if (!entry) return;
     this.tenants.delete(tenantId);
     this.roles.delete(entry.channel);
+    this.confirmed.delete(entry.channel);
     this.stats.tenantUnsubscribes++;
     this.unsubscribe([entry.channel]);
   }
