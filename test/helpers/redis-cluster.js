@@ -95,18 +95,31 @@ class RedisClusterHandle {
 
   /** The port of the master serving `key`'s hash slot. */
   async masterPortOf(key) {
-    const slot = Number((await this.cli(['CLUSTER', 'KEYSLOT', key])).trim());
-    const nodes = await this.cli(['CLUSTER', 'NODES']);
-    for (const line of nodes.trim().split('\n')) {
+    return (await this.masterPortsOf([key]))[0];
+  }
+
+  /** The ports of the masters serving the hash slots of `keys` (two redis-cli runs in all). */
+  async masterPortsOf(keys) {
+    const port = String(this.nodes[0].port);
+    const slots = (await redisCli(['-p', port], 20000, keys.map((k) => `CLUSTER KEYSLOT "${k}"\n`).join('')))
+      .trim()
+      .split('\n')
+      .map(Number);
+    const ranges = [];
+    for (const line of (await redisCli(['-p', port, 'CLUSTER', 'NODES'])).trim().split('\n')) {
       const fields = line.split(' ');
       if (!fields[2].includes('master')) continue;
-      const port = Number(/:(\d+)@/.exec(fields[1])[1]);
+      const owner = Number(/:(\d+)@/.exec(fields[1])[1]);
       for (const range of fields.slice(8)) {
         const [from, to = from] = range.split('-').map(Number);
-        if (slot >= from && slot <= to) return port;
+        ranges.push({ from, to, owner });
       }
     }
-    throw new Error(`no master for slot ${slot}`);
+    return slots.map((slot) => {
+      const range = ranges.find((r) => slot >= r.from && slot <= r.to);
+      if (!range) throw new Error(`no master for slot ${slot}`);
+      return range.owner;
+    });
   }
 
   async stop() {
