@@ -223,10 +223,35 @@ class RedisSentinelHandle {
   }
 
   /**
-   * Kills the current master (SIGKILL, as a crash); the sentinels then promote the replica. The
-   * killed process stays down.
+   * Resolves once every sentinel monitors the master group and knows the replica and (`others`)
+   * the other sentinels, which they learn from each other's hello messages every 2 s: a failover
+   * needs their votes.
+   */
+  async watching({ others = true } = {}) {
+    await until(
+      async () => {
+        for (const sentinel of this.sentinels) {
+          if (!sentinel.running) continue;
+          const out = await redisCli(['-p', String(sentinel.port), 'SENTINEL', 'master', this.name], 2000);
+          const lines = out.trim().split('\n');
+          const field = (key) => lines[lines.indexOf(key) + 1];
+          if (Number(field('num-slaves')) < 1) return `sentinel ${sentinel.port} has not seen the replica`;
+          if (others && Number(field('num-other-sentinels')) < this.sentinels.length - 1)
+            return `sentinel ${sentinel.port} has not seen the others`;
+        }
+        return true;
+      },
+      READY_TIMEOUT_MS,
+      'every sentinel to see the replica and the other sentinels',
+    );
+  }
+
+  /**
+   * Kills the current master (SIGKILL, as a crash) once the sentinels can fail over; they then
+   * promote the replica. The killed process stays down. Resolves with the killed master's port.
    */
   async killMaster() {
+    await this.watching();
     const port = await this.masterPort();
     const victim = [this.master, this.replica].find((s) => s.port === port) ?? this.master;
     this.killedAt = Date.now();
@@ -271,10 +296,12 @@ async function startRedisSentinel({
 } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const master = new RedisServer(await freePort());
+    // Diskless sync waits 5 s by default for more replicas to join: one is all there is.
+    const noSyncDelay = ['--repl-diskless-sync-delay', '0'];
+    const master = new RedisServer(await freePort(), { args: noSyncDelay });
     const replicaPort = await freePort();
     const replica = new RedisServer(replicaPort, {
-      args: ['--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
+      args: [...noSyncDelay, '--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
     });
     const watchers = [];
     for (let i = 0; i < sentinels; i++) {
@@ -305,21 +332,7 @@ async function startRedisSentinel({
         'the replica to sync',
       );
       await startNodes(watchers);
-      await until(
-        async () => {
-          for (const sentinel of watchers) {
-            const out = await redisCli(['-p', String(sentinel.port), 'SENTINEL', 'master', name], 2000);
-            const lines = out.trim().split('\n');
-            const field = (key) => lines[lines.indexOf(key) + 1];
-            if (Number(field('num-slaves')) < 1) return `sentinel ${sentinel.port} has not seen the replica`;
-            if (Number(field('num-other-sentinels')) < sentinels - 1)
-              return `sentinel ${sentinel.port} has not seen the others`;
-          }
-          return true;
-        },
-        READY_TIMEOUT_MS,
-        'every sentinel to see the replica and the other sentinels',
-      );
+      await handle.watching({ others: false });
       return handle;
     } catch (err) {
       lastError = err;
