@@ -376,6 +376,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   private settled = false;
   private currentState: ClusterState = 'connecting';
   private closePromise: Promise<void> | undefined;
+  /** Clients that ended without close(), waiting to connect again. */
+  private readonly revivals = new Map<RedisClient, NodeJS.Timeout>();
 
   constructor(private readonly options: ClusterBusOptions) {
     super();
@@ -573,8 +575,10 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
         sentinelPassword: this.options.sentinelPassword,
         sentinelRetryStrategy: (times: number) => Math.min(100 * times, maxDelay),
         sentinelCommandTimeout: options.commandTimeout,
-        // A master that is demoted without dying is noticed through the sentinels' +switch-master.
-        failoverDetector: true,
+        // A master demoted without dying answers writes with READONLY: ask the sentinels again.
+        // (ioredis's failoverDetector is not used: a +switch-master that arrives while a client is
+        // connecting ends that client for good.)
+        reconnectOnError: (err: Error) => /^READONLY/.test(err.message),
         ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
       } as RedisOptions);
     } else {
@@ -619,6 +623,17 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
       if (this.currentState !== 'closed') this.emit('connectionError', err);
     });
     for (const event of ['ready', 'close', 'end', 'reconnecting'] as const) client.on(event, () => this.updateState());
+    client.on('end', () => {
+      // The retry strategies never give up, but ioredis ends a client whose connector failed while
+      // connecting (e.g. the sentinels' answer cut short): connect it again, after the back-off.
+      if (this.closePromise || this.revivals.has(client)) return;
+      const timer = setTimeout(() => {
+        this.revivals.delete(client);
+        if (!this.closePromise && client.status === 'end') client.connect().catch(() => undefined);
+      }, this.options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS);
+      timer.unref();
+      this.revivals.set(client, timer);
+    });
   }
 
   private updateState(): void {
@@ -789,6 +804,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   close(): Promise<void> {
     if (!this.closePromise) {
       for (const entry of this.tenants.values()) if (entry.linger) clearTimeout(entry.linger);
+      for (const timer of this.revivals.values()) clearTimeout(timer);
+      this.revivals.clear();
       const clients = new Set([this.publisher, this.subscriber]);
       this.closePromise = Promise.all([...clients].map((client) => closeClient(client))).then(() => undefined);
       this.subscribed = false;

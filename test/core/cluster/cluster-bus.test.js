@@ -328,6 +328,17 @@ describe('core/cluster-bus (real Redis)', function () {
       );
     });
 
+    it('connects again when a connection was ended from outside the bus', async function () {
+      const { a, b, rb } = await pair('wsplus:/ws/ended');
+      b.holdTenant('acme');
+      await until(() => b.isSubscribed('acme'), 5000, 'subscribed');
+      b.commands.disconnect();
+      await until(() => b.state !== 'ready', 5000, 'not ready');
+      await until(() => b.state === 'ready' && b.isSubscribed('acme'), 10000, 'ready again');
+      a.publish('tenant', 'acme', Buffer.from('back'), false);
+      await until(() => rb.got.length === 1, 5000, 'delivery');
+    });
+
     it('starts degraded when Redis is unreachable and connects when it appears', async function () {
       await redis.stop();
       const bus = new ClusterBus({ url: redis.url, prefix: 'wsplus:/ws/late', maxReconnectDelayMs: 200 });
