@@ -519,6 +519,8 @@ describe('core/cluster-bus (real Redis)', function () {
       const { ws } = await connect(`${inst.url}?token=${token}`);
       sockets.push(ws);
       await until(() => inst.listener.connectionCount === before + 1, 2000, 'session registered');
+      // Deliveries from the other instance arrive once Redis confirmed the tenant's subscription.
+      if (inst.listener.scope === 'tenant') await until(() => inst.bus.isSubscribed(tenant), 5000, 'subscribed');
       return ws;
     }
 
