@@ -83,7 +83,7 @@ export interface ClusterBusOptions {
    * single: one redis:// or rediss:// URL (password, db as ioredis reads them). cluster:
    * comma-separated seed node URLs (user, password and TLS from the first; database 0 only).
    * sentinel: comma-separated sentinel URLs; user, password, db and TLS of the first are the
-   * master group's (the data nodes').
+   * master group's (the data nodes'). In a list, a comma in a password is written %2C.
    */
   url: string;
   /** sentinel: the master group name the sentinels monitor (required there). */
@@ -181,8 +181,13 @@ function parseRedisUrl(url: string): URL | string {
  */
 export function redisUrlProblem(url: string | undefined, topology: ClusterTopology = 'single'): string | undefined {
   if (!url || !url.trim()) return 'Redis URL missing';
+  if (topology === 'single') {
+    // One URL, read as before (a comma may be part of its password).
+    const one = parseRedisUrl(url);
+    return typeof one === 'string' ? one : undefined;
+  }
+  // A list: a comma in a password must be written %2C.
   const parts = url.split(',').map((part) => part.trim());
-  if (topology === 'single' && parts.length > 1) return 'Redis URL: one URL only (a list is for cluster or sentinel)';
   const parsed: URL[] = [];
   for (const part of parts) {
     if (!part) return 'Redis URL list has an empty entry';
