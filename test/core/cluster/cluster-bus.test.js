@@ -18,6 +18,7 @@ const {
   redisUrlProblem,
 } = built('core/cluster/cluster-bus');
 const { createListener } = require('../../helpers/listener');
+const { trackTimers } = require('../../helpers/timers');
 const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'cluster-bus-test-secret-0123456789abcdef';
@@ -465,6 +466,24 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(bus.state, 'closed');
       await until(async () => (await mine()).length === 0, 5000, 'connections gone');
       assert.strictEqual(bus.publish('global', '', Buffer.from('x'), false), false);
+    });
+
+    it('leaves no timer behind with tenants still lingering', async function () {
+      await Promise.resolve();
+      const timers = trackTimers({ stacks: true });
+      try {
+        const bus = await readyBus(redis.url, 'wsplus:/ws/close-linger', recorder(), { tenantLingerMs: 60000 });
+        for (const tenant of ['acme', 'globex', 'initech']) {
+          bus.holdTenant(tenant);
+          bus.releaseTenant(tenant);
+        }
+        assert.strictEqual(bus.subscribedTenants, 3);
+        await bus.close();
+        await delay(50);
+        assert.strictEqual(await timers.settled(), 0, timers.where().join('\n'));
+      } finally {
+        timers.stop();
+      }
     });
 
     it('closes promptly while Redis is down and never reconnects afterwards', async function () {
