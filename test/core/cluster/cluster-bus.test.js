@@ -3,7 +3,7 @@
 const assert = require('assert');
 const http = require('http');
 const Redis = require('ioredis');
-const { startRedis } = require('../../helpers/redis-server');
+const { startRedis, freePort } = require('../../helpers/redis-server');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
 const { built } = require('../../helpers/built');
@@ -167,6 +167,26 @@ describe('core/cluster-bus (real Redis)', function () {
         assert.ok(!problem.includes(secret));
       }
       assert.throws(() => new ClusterBus({ url: 'redis://h:26379', prefix: 'p', topology: 'sentinel' }), /master name/);
+    });
+
+    it('never puts the password into its connection errors, in any topology', async function () {
+      const secret = 'pw-never-shown-0123';
+      // A port nothing listens on: every attempt fails and is reported.
+      const one = `redis://user:${secret}@127.0.0.1:${await freePort()}`;
+      for (const [topology, url, extra] of [
+        ['single', one, {}],
+        ['cluster', `${one},${one}`, {}],
+        ['sentinel', `${one},${one}`, { sentinelName: 'mymaster', sentinelPassword: secret }],
+      ]) {
+        const bus = new ClusterBus({ url, topology, prefix: 'wsplus:/ws/secret', maxReconnectDelayMs: 100, ...extra });
+        buses.push(bus);
+        const errors = [];
+        bus.on('connectionError', (e) => errors.push(`${e.message} ${e.stack}`));
+        bus.attach(recorder());
+        await until(() => errors.length >= 2, 5000, `${topology} connection errors`);
+        await bus.close();
+        assert.ok(!errors.join('\n').includes(secret), `${topology}: ${errors[0]}`);
+      }
     });
 
     it('derives the default prefix from the listener path', function () {
