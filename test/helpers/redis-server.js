@@ -1,7 +1,8 @@
 'use strict';
 // A real redis-server on a free loopback port, without persistence, that tests can stop and start
-// again on the same port (Redis outage and recovery).
-const { spawn } = require('child_process');
+// again on the same port (Redis outage and recovery). Extra arguments (cluster mode, replicaof) or
+// a config file (sentinel mode) come from the options; see redis-cluster.js.
+const { spawn, execFile } = require('child_process');
 const net = require('net');
 const fs = require('fs');
 const os = require('os');
@@ -27,6 +28,23 @@ function redisBinary() {
   return 'redis-server';
 }
 
+function redisCliBinary() {
+  for (const candidate of [process.env.REDIS_CLI, '/usr/bin/redis-cli', '/usr/local/bin/redis-cli']) {
+    if (candidate && fs.existsSync(candidate)) return candidate;
+  }
+  return 'redis-cli';
+}
+
+/** Runs redis-cli with `args` (bounded by `ms`); resolves its stdout, rejects with its output on failure. */
+function redisCli(args, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    execFile(redisCliBinary(), args, { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${err.message} ${stdout} ${stderr}`.trim()));
+      else resolve(String(stdout));
+    });
+  });
+}
+
 /** Sends PING over a raw socket; resolves true on +PONG. */
 function ping(port, ms = 500) {
   return new Promise((resolve) => {
@@ -48,10 +66,16 @@ function ping(port, ms = 500) {
 }
 
 class RedisServer {
-  constructor(port) {
+  /**
+   * `options.args`: more redis-server arguments (e.g. cluster mode, replicaof). `options.config`:
+   * the text of a config file written to the server's directory and passed first (a sentinel needs
+   * a writable file of its own); `options.sentinel`: start with --sentinel.
+   */
+  constructor(port, options = {}) {
     this.port = port;
     this.proc = undefined;
     this.output = '';
+    this.options = options;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-redis-'));
   }
 
@@ -66,7 +90,15 @@ class RedisServer {
   /** Starts redis-server and resolves when it answers PING. */
   async start() {
     if (this.running) return;
-    const args = [
+    const args = [];
+    if (this.options.config !== undefined) {
+      const file = path.join(this.dir, 'redis.conf');
+      // Written at every start: a sentinel rewrites its file, a restart begins from the original.
+      fs.writeFileSync(file, this.options.config);
+      args.push(file);
+    }
+    if (this.options.sentinel) args.push('--sentinel');
+    args.push(
       '--port',
       String(this.port),
       '--bind',
@@ -83,7 +115,8 @@ class RedisServer {
       'yes',
       '--loglevel',
       'warning',
-    ];
+      ...(this.options.args ?? []),
+    );
     const proc = spawn(redisBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
@@ -114,6 +147,16 @@ class RedisServer {
     clearTimeout(timer);
   }
 
+  /** Kills the server at once (SIGKILL: no shutdown, as a crash) and resolves when it is gone. */
+  async kill() {
+    const proc = this.proc;
+    this.proc = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+
   async restart() {
     await this.stop();
     await this.start();
@@ -126,11 +169,11 @@ class RedisServer {
   }
 }
 
-/** Starts a redis-server on a free port (retries once if the port was taken meanwhile). */
-async function startRedis() {
+/** Starts a redis-server on a free port (retries if the port was taken meanwhile). */
+async function startRedis(options = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const server = new RedisServer(await freePort());
+    const server = new RedisServer(await freePort(), options);
     try {
       await server.start();
       return server;
@@ -142,4 +185,4 @@ async function startRedis() {
   throw lastError;
 }
 
-module.exports = { startRedis, RedisServer, freePort, ping };
+module.exports = { startRedis, RedisServer, freePort, ping, redisCli };
