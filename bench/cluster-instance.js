@@ -9,9 +9,14 @@
  * The token is the tenant id (a custom verifier returns { tenant_id: token }): the benchmark is
  * about the bus, not about JWT verification.
  *
- * It counts what Redis delivers to it: every delivery the bus hands to the listener, by kind and
+ * A second listener on `replyPath` has session scope: the parent asks an instance to reply to a
+ * session held by another one ({ cmd: 'deliver', path, sessionId, data }, as a flow does with a
+ * message that reached it over a queue), which the bus routes to the session's owner.
+ *
+ * It counts what Redis delivers to it: every delivery the bus hands to a listener, by kind and
  * routing key, and the bus's own stats (own echoes included). The parent reads and resets the counts
- * over IPC: { cmd: 'stats' } -> { stats, byKey }, { cmd: 'reset' }.
+ * over IPC, per listener path: { cmd: 'stats', path } -> { stats, byKey }, { cmd: 'reset', path },
+ * { cmd: 'sessions', path } -> [{ id, tenant }].
  *
  * Usage (by bench/cluster-run.js): fork('bench/cluster-instance.js', [JSON.stringify(options)]).
  */
@@ -24,59 +29,79 @@ const { WebSocketListener } = require(path.join(lib, 'core', 'server', 'listener
 const { createTokenVerifier } = require(path.join(lib, 'core', 'auth', 'token-verifier.js'));
 const { ClusterBus, defaultClusterPrefix } = require(path.join(lib, 'core', 'cluster', 'cluster-bus.js'));
 
-async function main() {
-  const server = http.createServer((req, res) => res.end());
+/** One listener and its own bus (channels and keys are per listener path, as in Node-RED). */
+async function startListener(server, path, scope) {
   const bus = new ClusterBus({
     topology: options.topology,
     url: options.url,
     sentinelName: options.sentinelName,
-    prefix: defaultClusterPrefix(options.path),
+    prefix: defaultClusterPrefix(path),
     instanceId: options.instanceId,
   });
   // Connection problems are expected during the failover run: counted, not printed one by one.
-  let connectionErrors = 0;
-  bus.on('connectionError', () => connectionErrors++);
+  const counts = { connectionErrors: 0, byKey: new Map(), statsBase: { ...bus.stats } };
+  bus.on('connectionError', () => counts.connectionErrors++);
   const listener = new WebSocketListener({
     server,
-    path: options.path,
+    path,
     verifier: createTokenVerifier({ mode: 'custom', verifyToken: (token) => ({ tenant_id: token }) }),
     tenant: { from: 'claim', claim: 'tenant_id', staticTenantId: '' },
-    scope: 'tenant',
+    scope,
     heartbeatMs: 0,
     cluster: bus,
   });
   // Every delivery the bus hands over, by kind and key (the listener still handles it as usual).
-  let byKey = new Map();
   const receive = listener.receiveFromCluster.bind(listener);
   listener.receiveFromCluster = (kind, key, ...rest) => {
     const name = `${kind}:${key}`;
-    byKey.set(name, (byKey.get(name) ?? 0) + 1);
+    counts.byKey.set(name, (counts.byKey.get(name) ?? 0) + 1);
     return receive(kind, key, ...rest);
   };
-  const statsBase = { ...bus.stats };
+  const sessions = new Map();
+  listener.on('open', (session) => sessions.set(session.id, session.info.tenantId));
+  listener.on('close', (session) => sessions.delete(session.id));
+  // as ws.in+ -> ws.out+ does: the reply goes out with the session's own id
   listener.on('message', (session, data) => listener.deliver(session.id, data));
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   listener.start();
   await new Promise((resolve) => {
     const check = () => (bus.state === 'ready' ? resolve() : bus.once('state', check));
     check();
   });
+  return { bus, listener, counts, sessions };
+}
+
+async function main() {
+  const server = http.createServer((req, res) => res.end());
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // tenant scope (a tenant broadcast per message) and session scope (replies addressed to one session)
+  const listeners = {
+    [options.path]: await startListener(server, options.path, 'tenant'),
+    [options.replyPath]: await startListener(server, options.replyPath, 'session'),
+  };
   process.on('message', (msg) => {
+    const l = listeners[msg.path];
     if (msg.cmd === 'stats') {
       const stats = {};
-      for (const [k, v] of Object.entries(bus.stats)) if (typeof v === 'number') stats[k] = v - (statsBase[k] ?? 0);
-      process.send({ reply: 'stats', stats, byKey: Object.fromEntries(byKey), connectionErrors, state: bus.state });
+      for (const [k, v] of Object.entries(l.bus.stats))
+        if (typeof v === 'number') stats[k] = v - (l.counts.statsBase[k] ?? 0);
+      const byKey = Object.fromEntries(l.counts.byKey);
+      process.send({ reply: 'stats', stats, byKey, connectionErrors: l.counts.connectionErrors, state: l.bus.state });
     } else if (msg.cmd === 'reset') {
-      Object.assign(statsBase, bus.stats);
-      byKey = new Map();
+      l.counts.statsBase = { ...l.bus.stats };
+      l.counts.byKey = new Map();
       process.send({ reply: 'reset' });
+    } else if (msg.cmd === 'sessions') {
+      process.send({ reply: 'sessions', sessions: [...l.sessions].map(([id, tenant]) => ({ id, tenant })) });
+    } else if (msg.cmd === 'deliver') {
+      // a flow on this instance replying to a session it may not hold (e.g. it came over a queue)
+      const result = l.listener.deliver(msg.sessionId, msg.data);
+      process.send({ reply: 'deliver', delivered: result.delivered, published: result.published });
     }
   });
   process.send({ reply: 'ready', port: server.address().port });
   process.on('disconnect', async () => {
     setTimeout(() => process.exit(0), 3000).unref();
-    await listener.close();
-    await bus.close();
+    await Promise.all(Object.values(listeners).map((l) => l.listener.close()));
     server.close(() => process.exit(0));
   });
 }

@@ -9,7 +9,8 @@
  *
  * Workload: tenant t<i> has its receiving client on instance i and its sending client on instance
  * i + 1, so every tenant is held by those two instances and by no other. One message is in flight
- * at a time, tenants in turn. Per tenant message it reports:
+ * at a time, tenants in turn. Then replies: instance i + 1 replies to the id of a session held by
+ * instance i (session scope). Per tenant message (and per reply) it reports:
  * - Redis deliveries to the receiving instance, to instances that hold no session of the tenant,
  *   and back to the sending instance (its own echo), counted inside each instance;
  * - the latency from the sender's send() to the receiver's message (p50/p99, ms).
@@ -34,6 +35,7 @@ const { startRedis } = require(path.join(ROOT, 'test', 'helpers', 'redis-server'
 const { startRedisCluster, startRedisSentinel } = require(path.join(ROOT, 'test', 'helpers', 'redis-cluster'));
 
 const WS_PATH = '/ws/bench';
+const REPLY_PATH = '/ws/reply';
 const RESULTS = path.join(ROOT, 'bench', 'results');
 const START_TIMEOUT_MS = 20000;
 const MESSAGE_TIMEOUT_MS = 5000;
@@ -100,19 +102,21 @@ function startInstance(options) {
       waiter(msg);
     }
   });
-  const ask = (cmd) =>
+  const ask = (cmd, extra = {}) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`instance did not answer ${cmd}`)), 10000);
       pending.set(cmd, (msg) => {
         clearTimeout(timer);
         resolve(msg);
       });
-      child.send({ cmd });
+      child.send({ cmd, ...extra });
     });
   const handle = {
-    stats: () => ask('stats'),
-    reset: () => ask('reset'),
-    url: (tenant) => `ws://127.0.0.1:${handle.port}${WS_PATH}?token=${encodeURIComponent(tenant)}`,
+    stats: (p = WS_PATH) => ask('stats', { path: p }),
+    reset: (p = WS_PATH) => ask('reset', { path: p }),
+    sessions: (p) => ask('sessions', { path: p }).then((msg) => msg.sessions),
+    deliver: (p, sessionId, data) => ask('deliver', { path: p, sessionId, data }),
+    url: (tenant, p = WS_PATH) => `ws://127.0.0.1:${handle.port}${p}?token=${encodeURIComponent(tenant)}`,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -219,6 +223,7 @@ async function measureSpread({ label, n, lib, topology, url, urlFor, rounds, mes
     topology,
     url: urlFor ? urlFor(i) : url,
     path: WS_PATH,
+    replyPath: REPLY_PATH,
     instanceId: `bench-${i}`,
   }));
   const sockets = [];
@@ -271,6 +276,7 @@ async function measureSpread({ label, n, lib, topology, url, urlFor, rounds, mes
         p99: percentile(sorted, 99),
       });
     }
+    const replies = await measureReplies({ instances, n, tenants, rounds, messages, sockets });
     const pick = (k) => spread(perRound.map((p) => p[k]));
     const result = {
       label,
@@ -284,16 +290,100 @@ async function measureSpread({ label, n, lib, topology, url, urlFor, rounds, mes
       p50: pick('p50'),
       p99: pick('p99'),
       rounds: perRound.map((p) => ({ ...p, p50: round3(p.p50), p99: round3(p.p99) })),
+      replies,
     };
     console.error(
       `  ${label} N=${n}: to receiver ${result.toReceiver.median}, to non-holders ${result.toNonHolders.median}, ` +
-        `own echo ${result.ownEchoes.median}, p50 ${result.p50.median} ms, p99 ${result.p99.median} ms`,
+        `own echo ${result.ownEchoes.median}, p50 ${result.p50.median} ms, p99 ${result.p99.median} ms; ` +
+        `replies: to owner ${replies.toOwner.median}, to others ${replies.toOthers.median}, ` +
+        `p50 ${replies.p50.median} ms`,
     );
     return result;
   } finally {
     for (const ws of sockets) ws.terminate();
     await Promise.all(instances.map((inst) => inst.stop()));
   }
+}
+
+/**
+ * Replies to a session held by another instance: session-scope clients of tenant t<i> on instance
+ * i; instance i + 1 is asked to deliver to that session's id (it holds no session of the tenant),
+ * as a flow does with a message that reached it over a queue. Counts the Redis deliveries to the
+ * owner and to every other instance, and the latency from the request to the client's message.
+ */
+async function measureReplies({ instances, n, tenants, rounds, messages, sockets }) {
+  const owners = [];
+  for (let i = 0; i < n; i++) {
+    const ws = await open(instances[i].url(tenants[i], REPLY_PATH));
+    sockets.push(ws);
+    const sessions = await instances[i].sessions(REPLY_PATH);
+    owners.push({ ws, id: sessions.find((s) => s.tenant === tenants[i]).id });
+  }
+  // the owner may still be subscribing to what routes replies to it
+  for (let i = 0; i < n; i++) {
+    const requester = instances[(i + 1) % n];
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error('no reply reached its owner')), 15000);
+      const tick = setInterval(() => requester.deliver(REPLY_PATH, owners[i].id, 'prime'), 50);
+      const onMessage = () => finish();
+      function finish(err) {
+        clearTimeout(timer);
+        clearInterval(tick);
+        owners[i].ws.off('message', onMessage);
+        if (err) reject(err);
+        else resolve();
+      }
+      owners[i].ws.on('message', onMessage);
+    });
+  }
+  await delay(200);
+  const perRound = [];
+  let seq = 0;
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(instances.map((inst) => inst.reset(REPLY_PATH)));
+    const times = [];
+    for (let m = 0; m < messages; m++) {
+      const i = m % n;
+      const id = `r${++seq}`;
+      const owner = owners[i];
+      const arrived = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          owner.ws.off('message', onMessage);
+          reject(new Error(`reply ${id} not delivered within ${MESSAGE_TIMEOUT_MS} ms`));
+        }, MESSAGE_TIMEOUT_MS);
+        function onMessage(data) {
+          if (data.toString() !== id) return;
+          clearTimeout(timer);
+          owner.ws.off('message', onMessage);
+          resolve();
+        }
+        owner.ws.on('message', onMessage);
+      });
+      const t0 = process.hrtime.bigint();
+      await instances[(i + 1) % n].deliver(REPLY_PATH, owner.id, id);
+      await arrived;
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    await delay(300);
+    const stats = await Promise.all(instances.map((inst) => inst.stats(REPLY_PATH)));
+    let toOwner = 0;
+    let toOthers = 0;
+    stats.forEach((s, k) => {
+      for (const [name, count] of Object.entries(s.byKey)) {
+        if (name.endsWith(owners[k].id)) toOwner += count;
+        else toOthers += count;
+      }
+    });
+    const sorted = times.slice().sort((a, b) => a - b);
+    perRound.push({
+      toOwner: toOwner / messages,
+      toOthers: toOthers / messages,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+    });
+  }
+  const pick = (k) => spread(perRound.map((p) => p[k]));
+  return { toOwner: pick('toOwner'), toOthers: pick('toOthers'), p50: pick('p50'), p99: pick('p99') };
 }
 
 /**
@@ -312,6 +402,7 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
       url: sentinel.url,
       sentinelName: sentinel.name,
       path: WS_PATH,
+      replyPath: REPLY_PATH,
       instanceId: `bench-${i}`,
     }));
     const receiver = await open(instances[0].url('t0'));
@@ -466,6 +557,25 @@ function markdown(result) {
     }
   }
   lines.push('');
+  lines.push(
+    'Replies to a session on another instance: a session-scope client of tenant t<i> on instance i, and ' +
+      'instance i + 1 (which holds no session of t<i>) replies to that session by its id, as a flow does with a ' +
+      "message that reached it over a queue. Deliveries per reply; latency from the reply to the client's message.",
+  );
+  lines.push('');
+  lines.push('| bus | Redis | N | to the owning instance | to the other instances | latency p50 ms | latency p99 ms |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|');
+  for (const bus of result.buses) {
+    const label = bus.commit ? `${bus.name} (${bus.commit.slice(0, 7)})` : bus.name;
+    for (const row of bus.spread) {
+      const redis = row.label === 'single' ? 'single node' : '3-master Cluster';
+      const r = row.replies;
+      lines.push(
+        `| ${label} | ${redis} | ${row.n} | ${cell(r.toOwner)} | ${cell(r.toOthers)} | ${cell(r.p50)} | ${cell(r.p99)} |`,
+      );
+    }
+  }
+  lines.push('');
   for (const bus of result.buses) {
     const label = bus.commit ? `${bus.name} (${bus.commit.slice(0, 7)})` : bus.name;
     if (bus.failover.length === 0) {
@@ -511,17 +621,22 @@ function readmeLines(result) {
       'each tenant held by 2 of them; [docs/benchmarks.md](docs/benchmarks.md#cluster) has every row):',
   );
   lines.push('');
-  lines.push('| Redis | deliveries per tenant message to instances without the tenant | latency p50 / p99 |');
-  lines.push('|---|---:|---:|');
+  lines.push(
+    '| Redis | deliveries per tenant message to instances without the tenant | per reply to instances ' +
+      'other than the owner | latency p50 / p99 |',
+  );
+  lines.push('|---|---:|---:|---:|');
   for (const label of ['single', 'cluster']) {
     const now = row(current, label);
     if (!now) continue;
     const before = baseline && row(baseline, label);
     const redis = label === 'single' ? 'single node' : '3-master Redis Cluster';
-    const deliveries = before
-      ? `${f2(now.toNonHolders.median)} (before: ${f2(before.toNonHolders.median)})`
-      : f2(now.toNonHolders.median);
-    lines.push(`| ${redis} | ${deliveries} | ${now.p50.median.toFixed(2)} / ${now.p99.median.toFixed(2)} ms |`);
+    const was = (x, y) => (before ? `${f2(x)} (before: ${f2(y)})` : f2(x));
+    const deliveries = was(now.toNonHolders.median, before && before.toNonHolders.median);
+    const replies = was(now.replies.toOthers.median, before && before.replies.toOthers.median);
+    lines.push(
+      `| ${redis} | ${deliveries} | ${replies} | ${now.p50.median.toFixed(2)} / ${now.p99.median.toFixed(2)} ms |`,
+    );
   }
   if (current.failover.length) {
     const gaps = current.failover.map((f) => Math.round(f.gapMs));
