@@ -95,18 +95,31 @@ class RedisClusterHandle {
 
   /** The port of the master serving `key`'s hash slot. */
   async masterPortOf(key) {
-    const slot = Number((await this.cli(['CLUSTER', 'KEYSLOT', key])).trim());
-    const nodes = await this.cli(['CLUSTER', 'NODES']);
-    for (const line of nodes.trim().split('\n')) {
+    return (await this.masterPortsOf([key]))[0];
+  }
+
+  /** The ports of the masters serving the hash slots of `keys` (two redis-cli runs in all). */
+  async masterPortsOf(keys) {
+    const port = String(this.nodes[0].port);
+    const slots = (await redisCli(['-p', port], 20000, keys.map((k) => `CLUSTER KEYSLOT "${k}"\n`).join('')))
+      .trim()
+      .split('\n')
+      .map(Number);
+    const ranges = [];
+    for (const line of (await redisCli(['-p', port, 'CLUSTER', 'NODES'])).trim().split('\n')) {
       const fields = line.split(' ');
       if (!fields[2].includes('master')) continue;
-      const port = Number(/:(\d+)@/.exec(fields[1])[1]);
+      const owner = Number(/:(\d+)@/.exec(fields[1])[1]);
       for (const range of fields.slice(8)) {
         const [from, to = from] = range.split('-').map(Number);
-        if (slot >= from && slot <= to) return port;
+        ranges.push({ from, to, owner });
       }
     }
-    throw new Error(`no master for slot ${slot}`);
+    return slots.map((slot) => {
+      const range = ranges.find((r) => slot >= r.from && slot <= r.to);
+      if (!range) throw new Error(`no master for slot ${slot}`);
+      return range.owner;
+    });
   }
 
   async stop() {
@@ -210,10 +223,35 @@ class RedisSentinelHandle {
   }
 
   /**
-   * Kills the current master (SIGKILL, as a crash); the sentinels then promote the replica. The
-   * killed process stays down.
+   * Resolves once every sentinel monitors the master group and knows the replica and (`others`)
+   * the other sentinels, which they learn from each other's hello messages every 2 s: a failover
+   * needs their votes.
+   */
+  async watching({ others = true } = {}) {
+    await until(
+      async () => {
+        for (const sentinel of this.sentinels) {
+          if (!sentinel.running) continue;
+          const out = await redisCli(['-p', String(sentinel.port), 'SENTINEL', 'master', this.name], 2000);
+          const lines = out.trim().split('\n');
+          const field = (key) => lines[lines.indexOf(key) + 1];
+          if (Number(field('num-slaves')) < 1) return `sentinel ${sentinel.port} has not seen the replica`;
+          if (others && Number(field('num-other-sentinels')) < this.sentinels.length - 1)
+            return `sentinel ${sentinel.port} has not seen the others`;
+        }
+        return true;
+      },
+      READY_TIMEOUT_MS,
+      'every sentinel to see the replica and the other sentinels',
+    );
+  }
+
+  /**
+   * Kills the current master (SIGKILL, as a crash) once the sentinels can fail over; they then
+   * promote the replica. The killed process stays down. Resolves with the killed master's port.
    */
   async killMaster() {
+    await this.watching();
     const port = await this.masterPort();
     const victim = [this.master, this.replica].find((s) => s.port === port) ?? this.master;
     this.killedAt = Date.now();
@@ -258,10 +296,12 @@ async function startRedisSentinel({
 } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const master = new RedisServer(await freePort());
+    // Diskless sync waits 5 s by default for more replicas to join: one is all there is.
+    const noSyncDelay = ['--repl-diskless-sync-delay', '0'];
+    const master = new RedisServer(await freePort(), { args: noSyncDelay });
     const replicaPort = await freePort();
     const replica = new RedisServer(replicaPort, {
-      args: ['--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
+      args: [...noSyncDelay, '--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
     });
     const watchers = [];
     for (let i = 0; i < sentinels; i++) {
@@ -292,21 +332,7 @@ async function startRedisSentinel({
         'the replica to sync',
       );
       await startNodes(watchers);
-      await until(
-        async () => {
-          for (const sentinel of watchers) {
-            const out = await redisCli(['-p', String(sentinel.port), 'SENTINEL', 'master', name], 2000);
-            const lines = out.trim().split('\n');
-            const field = (key) => lines[lines.indexOf(key) + 1];
-            if (Number(field('num-slaves')) < 1) return `sentinel ${sentinel.port} has not seen the replica`;
-            if (Number(field('num-other-sentinels')) < sentinels - 1)
-              return `sentinel ${sentinel.port} has not seen the others`;
-          }
-          return true;
-        },
-        READY_TIMEOUT_MS,
-        'every sentinel to see the replica and the other sentinels',
-      );
+      await handle.watching({ others: false });
       return handle;
     } catch (err) {
       lastError = err;

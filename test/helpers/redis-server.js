@@ -35,13 +35,19 @@ function redisCliBinary() {
   return 'redis-cli';
 }
 
-/** Runs redis-cli with `args` (bounded by `ms`); resolves its stdout, rejects with its output on failure. */
-function redisCli(args, ms = 20000) {
+/**
+ * Runs redis-cli with `args` (bounded by `ms`); resolves its stdout, rejects with its output on
+ * failure. `input`: commands for its stdin, one a line (many commands, one process).
+ */
+function redisCli(args, ms = 20000, input = undefined) {
   return new Promise((resolve, reject) => {
-    execFile(redisCliBinary(), args, { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    const child = execFile(redisCliBinary(), args, { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${err.message} ${stdout} ${stderr}`.trim()));
       else resolve(String(stdout));
     });
+    // A redis-cli that exits before reading its input must not turn into an EPIPE thrown elsewhere.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
   });
 }
 

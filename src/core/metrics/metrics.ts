@@ -8,7 +8,7 @@
  * or the client's display URL only: never a token, subject or session id. Tenants appear only for a
  * listener that opts in, and then at most `maxTenants` of them (the rest summed as `other`).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HandshakeError, SessionCloseCode } from '../errors';
 import type { ListenerSession, WebSocketListener } from '../server/listener';
 import type { OutboundConnection } from '../client/outbound-connection';
@@ -18,6 +18,8 @@ export const METRICS_PREFIX = 'websocket_plus_';
 /** Tenants reported per listener when per-tenant gauges are on; the rest are summed as `other`. */
 export const DEFAULT_MAX_TENANTS = 100;
 export const OTHER_TENANTS = 'other';
+/** Publish → receive lag of cluster deliveries, seconds: from a local Redis (sub-ms) to a loaded one far away. */
+export const CLUSTER_LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'closed' | 'waiting';
 const CLIENT_STATES: readonly ClientState[] = ['idle', 'connecting', 'open', 'closed', 'waiting'];
@@ -38,7 +40,14 @@ interface WatchedListener {
   perTenant: boolean;
   maxTenants: number;
   /** Counter values already added from the verifier and the bus (they count from their creation). */
-  seen: { fetches: number; fetchFailures: number; published: number; skipped: number; received: number };
+  seen: {
+    fetches: number;
+    fetchFailures: number;
+    published: number;
+    skipped: number;
+    received: number;
+    unroutable: number;
+  };
   /**
    * Traffic since the last scrape, kept as plain numbers: a prom-client increment costs about 0.1 µs
    * (it hashes the labels every time), too much twice per message. Added to the counters at scrape.
@@ -61,6 +70,17 @@ function clusterStats(listener: WebSocketListener): ClusterBusStats | undefined 
   return cluster?.stats;
 }
 
+/** The bus's `lag` event, when the listener's cluster link is a bus that reports it. */
+interface LagSource {
+  on(event: 'lag', listener: (seconds: number) => void): unknown;
+  off(event: 'lag', listener: (seconds: number) => void): unknown;
+}
+
+function lagSource(listener: WebSocketListener): LagSource | undefined {
+  const cluster = listener.cluster as Partial<LagSource> | undefined;
+  return typeof cluster?.on === 'function' && typeof cluster.off === 'function' ? (cluster as LagSource) : undefined;
+}
+
 export class WebSocketPlusMetrics {
   readonly registry = new Registry();
   private readonly listeners = new Set<WatchedListener>();
@@ -78,6 +98,8 @@ export class WebSocketPlusMetrics {
   private readonly clusterPublished: Counter<'listener'>;
   private readonly clusterReceived: Counter<'listener'>;
   private readonly clusterSkipped: Counter<'listener'>;
+  private readonly clusterUnroutable: Counter<'listener'>;
+  private readonly clusterLag: Histogram<'listener'>;
   private readonly clientReconnects: Counter<'url'>;
   private readonly clientMessagesIn: Counter<'url'>;
 
@@ -198,6 +220,20 @@ export class WebSocketPlusMetrics {
       registers,
       collect: sync,
     });
+    this.clusterUnroutable = new Counter({
+      name: `${METRICS_PREFIX}cluster_unroutable_total`,
+      help: 'Replies for a session that no instance holds (dropped).',
+      labelNames: ['listener'],
+      registers,
+      collect: sync,
+    });
+    this.clusterLag = new Histogram({
+      name: `${METRICS_PREFIX}cluster_lag_seconds`,
+      help: "Time from a delivery's publication on one instance to its receipt on another (publisher's clock).",
+      labelNames: ['listener'],
+      buckets: CLUSTER_LAG_BUCKETS,
+      registers,
+    });
     new Gauge({
       name: `${METRICS_PREFIX}client_connections`,
       help: 'Outbound client connections by state (idle, connecting, open, closed, waiting to reconnect).',
@@ -243,7 +279,7 @@ export class WebSocketPlusMetrics {
       path: listener.path,
       perTenant: options.perTenant === true,
       maxTenants: Math.max(1, Math.floor(options.maxTenants ?? DEFAULT_MAX_TENANTS)),
-      seen: { fetches: 0, fetchFailures: 0, published: 0, skipped: 0, received: 0 },
+      seen: { fetches: 0, fetchFailures: 0, published: 0, skipped: 0, received: 0, unroutable: 0 },
       traffic: { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 },
     };
     const traffic = watched.traffic;
@@ -284,10 +320,15 @@ export class WebSocketPlusMetrics {
     listener.on('enforced', onEnforced);
     listener.on('close', onClose);
     listener.on('refresh', onRefresh);
+    const bus = lagSource(listener);
+    const lag = bus ? this.clusterLag.labels(listenerLabel) : undefined;
+    const onLag = (seconds: number): void => lag?.observe(seconds);
+    bus?.on('lag', onLag);
     this.listeners.add(watched);
     return () => {
       if (!this.listeners.delete(watched)) return;
       this.syncCounters(watched);
+      bus?.off('lag', onLag);
       listener.off('open', onOpen);
       listener.off('refused', onRefused);
       listener.off('message', onMessage);
@@ -368,6 +409,7 @@ export class WebSocketPlusMetrics {
       w.seen.published = addDelta(this.clusterPublished, label, stats.published, w.seen.published);
       w.seen.skipped = addDelta(this.clusterSkipped, label, stats.skipped, w.seen.skipped);
       w.seen.received = addDelta(this.clusterReceived, label, stats.received, w.seen.received);
+      w.seen.unroutable = addDelta(this.clusterUnroutable, label, stats.unroutable ?? 0, w.seen.unroutable);
     }
   }
 }

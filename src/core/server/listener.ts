@@ -304,7 +304,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       return;
     }
     const { token, tenantId } = verified;
-    const id = newSessionId();
+    const cluster = this.options.cluster;
+    // Clustered: the id names this instance, so a reply made on another one is routed straight here.
+    const id = cluster ? cluster.newSessionId() : newSessionId();
     const info: SessionInfo = Object.freeze({
       type: 'websocket',
       id,
@@ -326,6 +328,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     if (this.options.rateLimit && this.options.rateLimit > 0) state.bucket = new TokenBucket(this.options.rateLimit);
     this.states.set(session, state);
     this.registry.add(session);
+    // The first session of its tenant here: the tenant's deliveries from other instances are needed.
+    if (cluster && this.registry.countForTenant(tenantId) === 1) cluster.holdTenant(tenantId);
 
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(session, state, data, isBinary));
     socket.on('ping', (data: Buffer) => this.onPing(session, state, data));
@@ -417,6 +421,8 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     state.timers.length = 0;
     this.registry.remove(session.id);
     this.limiter?.release(session.tenantId);
+    const cluster = this.options.cluster;
+    if (cluster && this.registry.countForTenant(session.tenantId) === 0) cluster.releaseTenant(session.tenantId);
     this.emit('close', session, code, reason);
   }
 
@@ -598,20 +604,26 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return result;
   }
 
-  /** A delivery another instance published (see ClusterReceiver). */
-  receiveFromCluster(kind: ClusterKind, key: string, frame: Buffer, binary: boolean): void {
-    if (this.closing) return;
+  /**
+   * A delivery another instance published (see ClusterReceiver); false for a reply to a session
+   * this instance does not know (any more).
+   */
+  receiveFromCluster(kind: ClusterKind, key: string, frame: Buffer, binary: boolean): boolean {
+    if (this.closing) return true;
     if (kind === 'global') {
       this.sendFrame(this.registry.all(), frame, binary);
     } else if (kind === 'tenant') {
       this.sendFrame(this.registry.forTenant(key), frame, binary);
     } else if (this.scope !== 'global' && this.registry.tenantOf(key) !== undefined) {
-      // A route request for a session this instance owns (live or recently closed).
+      // A reply for a session this instance owns (live or recently closed).
       const found = route(this.registry, this.scope, key);
       this.sendFrame(found.targets, frame, binary);
       if (this.scope === 'tenant' && found.tenantId !== undefined)
         this.options.cluster?.publish('tenant', found.tenantId, frame, binary);
+    } else {
+      return false;
     }
+    return true;
   }
 
   private sendFrame(targets: Iterable<SessionRecord<WebSocket>>, frame: Buffer, binary: boolean): number {

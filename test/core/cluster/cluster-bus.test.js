@@ -7,8 +7,16 @@ const { startRedis } = require('../../helpers/redis-server');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
 const { built } = require('../../helpers/built');
-const { ClusterBus, loadRedisModule, encodeEnvelope, decodeEnvelope, defaultClusterPrefix } =
-  built('core/cluster/cluster-bus');
+const {
+  ClusterBus,
+  loadRedisModule,
+  encodeEnvelope,
+  decodeEnvelope,
+  defaultClusterPrefix,
+  tenantChannel,
+  ownerTagOf,
+  redisUrlProblem,
+} = built('core/cluster/cluster-bus');
 const { createListener } = require('../../helpers/listener');
 const { signHS256 } = require('../../helpers/tokens');
 
@@ -67,12 +75,12 @@ describe('core/cluster-bus (real Redis)', function () {
   }
 
   describe('envelope', function () {
-    it('round-trips kind, key, text/binary flag and the exact bytes', function () {
+    it('round-trips kind, key, publish time, text/binary flag and the exact bytes', function () {
       const frame = Buffer.from([0, 255, 0xc3, 0x28, 10]);
-      const env = decodeEnvelope(encodeEnvelope('inst-1', 'tenant', 'acmé', frame, true));
+      const env = decodeEnvelope(encodeEnvelope('inst-1', 'tenant', 'acmé', frame, true, 1764547200123));
       assert.deepStrictEqual(
         { ...env, frame: Buffer.from(env.frame) },
-        { origin: 'inst-1', kind: 'tenant', key: 'acmé', frame, binary: true },
+        { origin: 'inst-1', kind: 'tenant', key: 'acmé', publishedAt: 1764547200123, frame, binary: true },
       );
       const text = decodeEnvelope(encodeEnvelope('i', 'global', '', Buffer.from('héllo'), false));
       assert.strictEqual(text.binary, false);
@@ -84,6 +92,38 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(decodeEnvelope(Buffer.from([1, 9, 0, 0, 0, 0])), undefined);
       const truncated = encodeEnvelope('inst', 'session', 'abcdef', Buffer.alloc(0), false).subarray(0, 9);
       assert.strictEqual(decodeEnvelope(truncated), undefined);
+      // the previous format (no publish time) is not read as this one
+      const v1 = Buffer.concat([
+        Buffer.from([1, 1, 0, 4]),
+        Buffer.from('inst'),
+        Buffer.from([0, 4]),
+        Buffer.from('acmehello'),
+      ]);
+      assert.strictEqual(decodeEnvelope(v1), undefined);
+    });
+  });
+
+  describe('channel names', function () {
+    it('gives every tenant id a short channel of safe characters, distinct per tenant and prefix', function () {
+      const ids = ['acme', 'ACME', 'a b', '{slot}', 'ünï', 'x'.repeat(5000), ':t:x', '', 'tenant\u0000zero'];
+      const channels = ids.map((id) => tenantChannel('wsplus:/ws/a', id));
+      for (const channel of channels) assert.match(channel, /^wsplus:\/ws\/a:t:[A-Za-z0-9_-]{22}$/);
+      assert.strictEqual(new Set(channels).size, ids.length);
+      assert.notStrictEqual(tenantChannel('wsplus:/ws/a', 'acme'), tenantChannel('wsplus:/ws/b', 'acme'));
+    });
+
+    it('makes session ids that carry the owner tag and stay random UUIDs otherwise', async function () {
+      const bus = new ClusterBus({ url: redis.url, prefix: 'wsplus:/ws/ids' });
+      const ids = Array.from({ length: 200 }, () => bus.newSessionId());
+      for (const id of ids) {
+        assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.strictEqual(ownerTagOf(id), bus.ownerTag);
+      }
+      assert.strictEqual(new Set(ids).size, ids.length);
+      assert.strictEqual(ownerTagOf('not-an-id'), undefined);
+      const other = new ClusterBus({ url: redis.url, prefix: 'wsplus:/ws/ids' });
+      assert.notStrictEqual(other.ownerTag, bus.ownerTag);
+      await Promise.all([bus.close(), other.close()]);
     });
   });
 
@@ -108,6 +148,25 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.throws(() => new ClusterBus({ url: redis.url, prefix: 'has space' }), /clusterPrefix/);
     });
 
+    it('checks the URL forms of each topology without echoing them', function () {
+      const secret = 'hunter2-secret';
+      assert.strictEqual(redisUrlProblem('redis://h:1'), undefined);
+      assert.match(redisUrlProblem('redis://h:1,redis://h:2'), /one URL only/);
+      assert.strictEqual(redisUrlProblem('redis://h:1, rediss://h:2', 'cluster'), undefined);
+      assert.strictEqual(redisUrlProblem(`redis://:${secret}@h:26379,redis://h:26380`, 'sentinel'), undefined);
+      for (const [url, topology] of [
+        [`redis://:${secret}@h:1,,redis://h:2`, 'cluster'],
+        [`redis://:${secret}@h:1,http://:${secret}@h:2`, 'sentinel'],
+        [`redis://:${secret}@h:1/3`, 'cluster'],
+        ['', 'sentinel'],
+      ]) {
+        const problem = redisUrlProblem(url, topology);
+        assert.ok(problem, `${topology} ${url.length}`);
+        assert.ok(!problem.includes(secret));
+      }
+      assert.throws(() => new ClusterBus({ url: 'redis://h:26379', prefix: 'p', topology: 'sentinel' }), /master name/);
+    });
+
     it('derives the default prefix from the listener path', function () {
       assert.strictEqual(defaultClusterPrefix('/ws/a'), 'wsplus:/ws/a');
       assert.notStrictEqual(defaultClusterPrefix('/ws/a'), defaultClusterPrefix('/ws/b'));
@@ -117,25 +176,93 @@ describe('core/cluster-bus (real Redis)', function () {
   describe('delivery between instances', function () {
     it('hands a tenant publication to the other instance, not back to the publisher', async function () {
       const { a, b, ra, rb } = await pair();
+      a.holdTenant('acme');
+      b.holdTenant('acme');
+      await until(async () => (await admin.pubsub('NUMSUB', tenantChannel(a.prefix, 'acme')))[1] === 2, 5000, 'subs');
+      const lags = [];
+      b.on('lag', (s) => lags.push(s));
       assert.strictEqual(a.publish('tenant', 'acme', Buffer.from('hello'), false), true);
       await until(() => rb.got.length === 1, 5000, 'delivery on b');
       assert.deepStrictEqual(rb.got[0], { kind: 'tenant', key: 'acme', frame: Buffer.from('hello'), binary: false });
       await until(() => a.stats.ownEchoes === 1, 5000, 'own echo seen');
       assert.strictEqual(ra.got.length, 0);
       assert.strictEqual(b.stats.received, 1);
+      assert.strictEqual(lags.length, 1);
+      assert.ok(lags[0] >= 0 && lags[0] < 60, `lag ${lags[0]} s`);
+    });
+
+    it('hands a tenant publication only to instances that hold the tenant', async function () {
+      const { a, b, rb } = await pair('wsplus:/ws/held');
+      const rc = recorder();
+      const c = await readyBus(redis.url, 'wsplus:/ws/held', rc);
+      buses.push(c);
+      b.holdTenant('acme');
+      c.holdTenant('globex');
+      await until(async () => (await admin.pubsub('NUMSUB', tenantChannel(a.prefix, 'acme')))[1] === 1, 5000, 'sub');
+      for (let i = 0; i < 5; i++) a.publish('tenant', 'acme', Buffer.from(`m${i}`), false);
+      await until(() => rb.got.length === 5, 5000, 'five on b');
+      c.publish('global', '', Buffer.from('flush'), false);
+      await until(() => rb.got.length === 6, 5000, 'the global after them on b');
+      await until(() => a.stats.received === 1, 5000, 'the global on a');
+      assert.strictEqual(c.stats.received, 0);
+      assert.strictEqual(rc.got.length, 0);
     });
 
     it('keeps binary and text apart, byte for byte', async function () {
-      const { a, rb } = await pair();
+      const { a, b, rb } = await pair();
       const binary = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3]);
+      const sessionId = b.newSessionId();
       a.publish('global', '', binary, true);
       a.publish('global', '', Buffer.from('ünïcødé ✓'), false);
-      a.publish('session', 'session-id-1', Buffer.alloc(0), true);
+      a.publish('session', sessionId, Buffer.alloc(0), true);
       await until(() => rb.got.length === 3, 5000, 'three deliveries');
       assert.deepStrictEqual(rb.got[0], { kind: 'global', key: '', frame: binary, binary: true });
       assert.strictEqual(rb.got[1].binary, false);
       assert.strictEqual(rb.got[1].frame.toString('utf8'), 'ünïcødé ✓');
-      assert.deepStrictEqual(rb.got[2], { kind: 'session', key: 'session-id-1', frame: Buffer.alloc(0), binary: true });
+      assert.deepStrictEqual(rb.got[2], { kind: 'session', key: sessionId, frame: Buffer.alloc(0), binary: true });
+    });
+
+    it("routes a reply to the owner's channel only; an id no instance owns is counted, never sent", async function () {
+      const { a, b, rb } = await pair('wsplus:/ws/owner');
+      const rc = recorder();
+      const c = await readyBus(redis.url, 'wsplus:/ws/owner', rc);
+      buses.push(c);
+      assert.strictEqual(a.publish('session', b.newSessionId(), Buffer.from('to b'), false), true);
+      await until(() => rb.got.length === 1, 5000, 'reply on b');
+      // no owner tag, or a's own tag (a does not know the session): not published at all
+      assert.strictEqual(a.publish('session', 'no-owner-here', Buffer.from('x'), false), false);
+      assert.strictEqual(a.publish('session', a.newSessionId(), Buffer.from('x'), false), false);
+      assert.strictEqual(a.stats.unroutable, 2);
+      // a tag no instance listens on: published, and Redis says nobody took it
+      assert.strictEqual(a.publish('session', 'ffffffff-0000-4000-8000-000000000000', Buffer.from('x'), false), true);
+      await until(() => a.stats.unroutable === 3, 5000, 'unroutable counted');
+      await delay(100);
+      assert.strictEqual(c.stats.received, 0);
+      assert.strictEqual(rc.got.length, 0);
+      assert.strictEqual(rb.got.length, 1);
+    });
+
+    it('keeps a released tenant for the linger, then unsubscribes; flapping sends nothing', async function () {
+      const { a, b, rb } = await pair('wsplus:/ws/linger');
+      const lingering = await readyBus(redis.url, 'wsplus:/ws/linger', recorder(), { tenantLingerMs: 400 });
+      buses.push(lingering);
+      const channel = tenantChannel(a.prefix, 'acme');
+      const subscribers = async () => (await admin.pubsub('NUMSUB', channel))[1];
+      lingering.holdTenant('acme');
+      await until(async () => (await subscribers()) === 1, 5000, 'subscribed');
+      for (let i = 0; i < 20; i++) {
+        lingering.releaseTenant('acme');
+        lingering.holdTenant('acme');
+      }
+      assert.deepStrictEqual([lingering.stats.tenantSubscribes, lingering.stats.tenantUnsubscribes], [1, 0]);
+      lingering.releaseTenant('acme');
+      await delay(150);
+      assert.strictEqual(await subscribers(), 1, 'still subscribed within the linger');
+      await until(async () => (await subscribers()) === 0, 5000, 'unsubscribed after the linger');
+      assert.deepStrictEqual([lingering.stats.tenantSubscribes, lingering.stats.tenantUnsubscribes], [1, 1]);
+      assert.strictEqual(lingering.subscribedTenants, 0);
+      void b;
+      void rb;
     });
 
     it('never crosses between prefixes (two listeners)', async function () {
@@ -151,25 +278,36 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(rc.got.length, 0);
     });
 
-    it('drops publications that are not envelopes', async function () {
+    it('drops publications that are not envelopes, or not for the channel they came on', async function () {
       const { b, rb } = await pair('wsplus:/ws/garbage');
+      b.holdTenant('acme');
+      const acme = tenantChannel(b.prefix, 'acme');
+      await until(async () => (await admin.pubsub('NUMSUB', acme))[1] === 1, 5000, 'subscribed');
       const errors = [];
       b.on('deliveryError', (e) => errors.push(e));
-      await admin.publish('wsplus:/ws/garbage:tenant', 'not an envelope');
+      await admin.publish(acme, 'not an envelope');
       // a valid envelope on the wrong channel is dropped as well
       await admin.publish(
         'wsplus:/ws/garbage:global',
         encodeEnvelope('someone', 'tenant', 'acme', Buffer.from('x'), false),
       );
-      await until(() => b.stats.malformed === 2, 5000, 'malformed counted');
+      // a tenant envelope naming another tenant than its channel's
+      await admin.publish(acme, encodeEnvelope('someone', 'tenant', 'globex', Buffer.from('x'), false));
+      // a reply for a session of another owner on this instance's channel
+      await admin.publish(
+        `wsplus:/ws/garbage:i:${b.ownerTag}`,
+        encodeEnvelope('someone', 'session', 'ffffffff-0000-4000-8000-000000000000', Buffer.from('x'), false),
+      );
+      await until(() => b.stats.malformed === 4, 5000, 'malformed counted');
       assert.strictEqual(rb.got.length, 0);
-      assert.strictEqual(errors.length, 2);
+      assert.strictEqual(errors.length, 4);
     });
   });
 
   describe('Redis outage', function () {
     it('degrades while Redis is down, publishes nothing then, and resumes when it is back', async function () {
       const { a, b, rb } = await pair('wsplus:/ws/outage');
+      b.holdTenant('acme');
       const states = [];
       a.on('state', (s) => states.push(s));
       await redis.stop();
@@ -179,6 +317,7 @@ describe('core/cluster-bus (real Redis)', function () {
       await redis.start();
       await until(() => a.state === 'ready' && b.state === 'ready', 10000, 'ready again');
       assert.deepStrictEqual(states, ['degraded', 'ready']);
+      // the tenant channel was subscribed again on the new connection
       assert.strictEqual(a.publish('tenant', 'acme', Buffer.from('after'), false), true);
       await until(() => rb.got.length >= 1, 5000, 'delivery after recovery');
       await delay(200);
@@ -217,6 +356,7 @@ describe('core/cluster-bus (real Redis)', function () {
         buses.push(bus);
         const rx = recorder();
         bus.attach(rx);
+        bus.holdTenant('acme');
         await until(() => fault.accepted >= 2, 5000, 'both connections accepted');
         assert.notStrictEqual(bus.state, 'ready');
         // From now on new connections reach the real Redis; the silent ones stay silent.
