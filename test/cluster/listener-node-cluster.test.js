@@ -101,7 +101,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
     },
   );
 
-  it('redis-sentinel without a master name is a translated node error naming the field; nothing is served', async function () {
+  it('redis-sentinel without a master name is a translated node error saying so; nothing is served', async function () {
     await load(echoFlow({ cluster: 'redis-sentinel', sentinelName: '' }), {
       l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:1,redis://127.0.0.1:2` },
     });
@@ -112,7 +112,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       .map((a) => String(a[0].msg));
     // the catalogue text, then the detail
     assert.ok(
-      errors.some((m) => /master name/.test(m) && /sentinelName/.test(m)),
+      errors.some((m) => /^Redis Sentinel needs the master name/.test(m) && /master name missing/.test(m)),
       errors.join('\n'),
     );
     assert.ok(!JSON.stringify(helper.log().args).includes(REDIS_PASSWORD));

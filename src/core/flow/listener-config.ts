@@ -9,7 +9,8 @@ import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from '../au
 import type { Server } from 'node:http';
 import { joinNodeRoot, normalisePath, refuseUpgrades } from '../server/upgrade-dispatcher';
 import { normaliseOrigin } from '../auth/origin';
-import { clusterPrefixProblem, redisUrlProblem } from '../cluster/cluster-bus';
+import { clusterPrefixProblem, redisUrlProblem, sentinelNameProblem } from '../cluster/cluster-bus';
+import type { ClusterTopology } from '../cluster/cluster-bus';
 import { parsePeerProps, PeerProps } from './peer-props';
 import { LISTENER_DEFAULTS as D, LISTENER_RUNTIME_DEFAULTS as R } from './defaults';
 
@@ -115,7 +116,6 @@ export const CLUSTER_TOPOLOGIES = Object.freeze({
 } as const);
 
 export type ClusterMode = keyof typeof CLUSTER_TOPOLOGIES;
-export type ClusterTopology = (typeof CLUSTER_TOPOLOGIES)[ClusterMode];
 
 export type ClusterConfig =
   | { mode: 'off' }
@@ -131,18 +131,6 @@ export type ClusterConfig =
       sentinelName: string;
       prefix: string;
     };
-
-const MAX_SENTINEL_NAME_LENGTH = 200;
-
-/** Checks a Sentinel master group name; returns the message of the problem, or undefined. */
-export function sentinelNameProblem(name: string): string | undefined {
-  if (name === '') return 'redis-sentinel needs the master group name (sentinelName)';
-  if (name.length > MAX_SENTINEL_NAME_LENGTH)
-    return `sentinelName longer than ${MAX_SENTINEL_NAME_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
-  if (/[\s\u0000-\u001f\u007f]/.test(name)) return 'sentinelName must not contain spaces or control characters';
-  return undefined;
-}
 
 /** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
 const RESERVED_PATH_FRAGMENT = '/debug/ws';

@@ -337,6 +337,15 @@ describe('core/listener-config', function () {
         assert.strictEqual(refusal(props, { redisUrl: '   ' }).code, 'REDIS_URL_INVALID', cluster);
         assert.strictEqual(refusal(props, { redisUrl: 'http://127.0.0.1:6379' }).code, 'REDIS_URL_INVALID', cluster);
       }
+      // a list is for Redis Cluster and Sentinel; a Redis Cluster has database 0 only
+      assert.strictEqual(
+        refusal({ cluster: 'redis' }, { redisUrl: 'redis://127.0.0.1:6379,redis://127.0.0.1:6380' }).code,
+        'REDIS_URL_INVALID',
+      );
+      assert.strictEqual(
+        refusal({ cluster: 'redis-cluster' }, { redisUrl: 'redis://127.0.0.1:7000/2' }).code,
+        'REDIS_URL_INVALID',
+      );
       // every URL of a list is checked, not just the first
       const second = refusal(
         { cluster: 'redis-cluster' },
