@@ -19,7 +19,7 @@
  * delivered locally only, never replayed).
  *
  * Options: --baseline <git ref>  also measure that commit's bus (compiled into bench/results/tmp/),
- *          --rounds <n> (3), --messages <n> per round (240), --failovers <n> (1), --quick (N = 2, 4).
+ *          --rounds <n> (3), --messages <n> per round (240), --failovers <n> (2), --quick (N = 2, 4).
  * Results: bench/results/cluster-latest.{json,md}; the Markdown table replaces the cluster block of
  * docs/benchmarks.md and the README's cluster benchmark lines (between their bench-cluster markers).
  * Needs `npm run build` first, redis-server and redis-cli on PATH (or REDIS_SERVER / REDIS_CLI).
@@ -420,17 +420,25 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
     const ticker = setInterval(() => sender.send(`f${++sent}`), intervalMs);
     let killedAt;
     let oldPort;
+    // the first delivery after a silence of at least `quiet` ms that began after the kill
+    const quiet = Math.max(100, intervalMs * 10);
+    const resumedAt = () => {
+      for (let i = 1; i < arrivals.length; i++) {
+        if (arrivals[i].at - arrivals[i - 1].at >= quiet && arrivals[i].at > killedAt) return arrivals[i].at;
+      }
+      return undefined;
+    };
     try {
       await delay(killAfterMs);
-      killedAt = performance.now();
       oldPort = await sentinel.killMaster();
-      // until deliveries have flowed again for settleMs after the kill, or maxMs in all
+      // the helper notes when it sent SIGKILL (wall clock): the same moment on this process's clock
+      killedAt = performance.now() - (Date.now() - sentinel.killedAt);
+      // until deliveries have flowed again for settleMs, or maxMs in all
       for (;;) {
-        await delay(100);
-        const last = arrivals[arrivals.length - 1];
-        const resumed = arrivals.find((a) => a.at > killedAt + intervalMs * 5);
+        await delay(50);
+        const resumed = resumedAt();
         const now = performance.now();
-        if (resumed && last && now - resumed.at >= settleMs) break;
+        if (resumed !== undefined && now - resumed >= settleMs) break;
         if (now - started > maxMs) break;
       }
     } finally {
@@ -439,16 +447,14 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
     const sentTotal = sent;
     await delay(500);
     const newPort = await sentinel.masterPort();
+    // the longest silence that spans or follows the kill
     let gap = 0;
-    let gapFrom;
     for (let i = 1; i < arrivals.length; i++) {
-      const d = arrivals[i].at - arrivals[i - 1].at;
-      if (d > gap) {
-        gap = d;
-        gapFrom = arrivals[i - 1].at;
-      }
+      if (arrivals[i].at < killedAt) continue;
+      gap = Math.max(gap, arrivals[i].at - Math.max(arrivals[i - 1].at, 0));
     }
-    const firstAfter = arrivals.find((a) => a.at > killedAt + intervalMs * 5 && a.at > (gapFrom ?? 0));
+    const resumed = resumedAt();
+    const firstAfter = resumed === undefined ? undefined : { at: resumed };
     const result = {
       intervalMs,
       sent: sentTotal,
@@ -457,6 +463,7 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
       gapMs: round3(gap),
       killToFirstDeliveryMs: firstAfter ? round3(firstAfter.at - killedAt) : null,
       masterPortChanged: newPort !== undefined && newPort !== oldPort,
+      resumed: resumed !== undefined,
     };
     console.error(
       `  sentinel failover: gap ${result.gapMs} ms, kill → first delivery ${result.killToFirstDeliveryMs} ms, ` +
@@ -582,6 +589,10 @@ function markdown(result) {
       lines.push(`- Sentinel failover, ${label}: not measured (this bus has no Sentinel support).`);
       continue;
     }
+    if (bus.failover.some((f) => !f.resumed)) {
+      lines.push(`- Sentinel failover, ${label}: deliveries between instances did NOT resume within the run.`);
+      continue;
+    }
     const gaps = bus.failover.map((f) => f.gapMs);
     const kill = bus.failover.map((f) => f.killToFirstDeliveryMs).filter((x) => x !== null);
     const lost = bus.failover.map((f) => f.lost);
@@ -653,7 +664,7 @@ async function main() {
   const started = Date.now();
   const rounds = Number(argValue('--rounds', 3));
   const messages = Number(argValue('--messages', 240));
-  const failovers = Number(argValue('--failovers', 1));
+  const failovers = Number(argValue('--failovers', 2));
   const sizes = process.argv.includes('--quick') ? [2, 4] : [2, 4, 8];
   const baselineRef = argValue('--baseline', undefined);
   const environmentInfo = environment();
@@ -705,4 +716,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { markdown, readmeLines };
+module.exports = { markdown, readmeLines, measureFailover, measureSpread };
