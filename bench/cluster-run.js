@@ -447,6 +447,7 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
     const sentTotal = sent;
     await delay(500);
     const newPort = await sentinel.masterPort();
+    const states = (await Promise.all(instances.map((inst) => inst.stats()))).map((st) => st.state);
     // the longest silence that spans or follows the kill
     let gap = 0;
     for (let i = 1; i < arrivals.length; i++) {
@@ -464,6 +465,7 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
       killToFirstDeliveryMs: firstAfter ? round3(firstAfter.at - killedAt) : null,
       masterPortChanged: newPort !== undefined && newPort !== oldPort,
       resumed: resumed !== undefined,
+      busStatesAtEnd: states,
     };
     console.error(
       `  sentinel failover: gap ${result.gapMs} ms, kill → first delivery ${result.killToFirstDeliveryMs} ms, ` +
@@ -650,11 +652,17 @@ function readmeLines(result) {
     );
   }
   if (current.failover.length) {
-    const gaps = current.failover.map((f) => Math.round(f.gapMs));
+    const resumed = current.failover.filter((f) => f.resumed);
+    const gaps = resumed.map((f) => Math.round(f.gapMs));
+    const stuck = current.failover.length - resumed.length;
     lines.push('');
     lines.push(
-      `Sentinel failover (master killed mid-run): deliveries between instances stopped for ${gaps.join(', ')} ms ` +
-        'and then resumed through the new master.',
+      `Sentinel failover (master killed mid-run, \`down-after-milliseconds\` 1000): deliveries between instances ` +
+        (gaps.length ? `stopped for ${gaps.join(', ')} ms and then resumed through the new master` : 'never resumed') +
+        (stuck && gaps.length
+          ? `; in ${stuck} of ${current.failover.length} runs they did not resume within the run`
+          : '') +
+        '.',
     );
   }
   return lines.join('\n');
