@@ -39,8 +39,11 @@ async function startListener(server, path, scope) {
     instanceId: options.instanceId,
   });
   // Connection problems are expected during the failover run: counted, not printed one by one.
-  const counts = { connectionErrors: 0, byKey: new Map(), statsBase: { ...bus.stats } };
-  bus.on('connectionError', () => counts.connectionErrors++);
+  const counts = { connectionErrors: 0, lastErrors: [], byKey: new Map(), statsBase: { ...bus.stats } };
+  bus.on('connectionError', (err) => {
+    counts.connectionErrors++;
+    counts.lastErrors = [...counts.lastErrors.slice(-4), err.message];
+  });
   const listener = new WebSocketListener({
     server,
     path,
@@ -85,7 +88,22 @@ async function main() {
       for (const [k, v] of Object.entries(l.bus.stats))
         if (typeof v === 'number') stats[k] = v - (l.counts.statsBase[k] ?? 0);
       const byKey = Object.fromEntries(l.counts.byKey);
-      process.send({ reply: 'stats', stats, byKey, connectionErrors: l.counts.connectionErrors, state: l.bus.state });
+      // the connections' own states, for a run that ends degraded (fields of the bus, read as they are)
+      const status = (c) => (c ? c.status : undefined);
+      const connections = {
+        publisher: status(l.bus.publisher),
+        subscriber: status(l.bus.subscriber),
+        subscribed: l.bus.subscribed,
+      };
+      process.send({
+        reply: 'stats',
+        stats,
+        byKey,
+        connectionErrors: l.counts.connectionErrors,
+        lastErrors: l.counts.lastErrors,
+        state: l.bus.state,
+        connections,
+      });
     } else if (msg.cmd === 'reset') {
       l.counts.statsBase = { ...l.bus.stats };
       l.counts.byKey = new Map();

@@ -447,7 +447,8 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
     const sentTotal = sent;
     await delay(500);
     const newPort = await sentinel.masterPort();
-    const states = (await Promise.all(instances.map((inst) => inst.stats()))).map((st) => st.state);
+    const ends = await Promise.all(instances.map((inst) => inst.stats()));
+    const states = ends.map((st) => st.state);
     // the longest silence that spans or follows the kill
     let gap = 0;
     for (let i = 1; i < arrivals.length; i++) {
@@ -466,6 +467,9 @@ async function measureFailover({ lib, intervalMs = 10, killAfterMs = 1000, settl
       masterPortChanged: newPort !== undefined && newPort !== oldPort,
       resumed: resumed !== undefined,
       busStatesAtEnd: states,
+      ...(resumed === undefined
+        ? { busesAtEnd: ends.map(({ state, connections, lastErrors }) => ({ state, connections, lastErrors })) }
+        : {}),
     };
     console.error(
       `  sentinel failover: gap ${result.gapMs} ms, kill → first delivery ${result.killToFirstDeliveryMs} ms, ` +

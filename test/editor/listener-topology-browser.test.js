@@ -1,4 +1,5 @@
 'use strict';
+/* global window, RED, $ -- page.evaluate() callbacks run inside the Node-RED editor page */
 // The listener dialog's Cluster topology in a real editor: headless Chromium (playwright-core)
 // against a real Node-RED 4 with this package linked in. A flow saved with cluster "redis" (before
 // the topologies existed) opens unchanged; switching the topology shows the Sentinel master name
