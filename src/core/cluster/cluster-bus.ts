@@ -83,7 +83,7 @@ export interface ClusterBusOptions {
    * single: one redis:// or rediss:// URL (password, db as ioredis reads them). cluster:
    * comma-separated seed node URLs (user, password and TLS from the first; database 0 only).
    * sentinel: comma-separated sentinel URLs; user, password, db and TLS of the first are the
-   * master group's (the data nodes').
+   * master group's (the data nodes'). In a list, a comma in a password is written %2C.
    */
   url: string;
   /** sentinel: the master group name the sentinels monitor (required there). */
@@ -181,8 +181,13 @@ function parseRedisUrl(url: string): URL | string {
  */
 export function redisUrlProblem(url: string | undefined, topology: ClusterTopology = 'single'): string | undefined {
   if (!url || !url.trim()) return 'Redis URL missing';
+  if (topology === 'single') {
+    // One URL, read as before (a comma may be part of its password).
+    const one = parseRedisUrl(url);
+    return typeof one === 'string' ? one : undefined;
+  }
+  // A list: a comma in a password must be written %2C.
   const parts = url.split(',').map((part) => part.trim());
-  if (topology === 'single' && parts.length > 1) return 'Redis URL: one URL only (a list is for cluster or sentinel)';
   const parsed: URL[] = [];
   for (const part of parts) {
     if (!part) return 'Redis URL list has an empty entry';
@@ -376,6 +381,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   private settled = false;
   private currentState: ClusterState = 'connecting';
   private closePromise: Promise<void> | undefined;
+  /** Clients that ended without close(), waiting to connect again. */
+  private readonly revivals = new Map<RedisClient, NodeJS.Timeout>();
 
   constructor(private readonly options: ClusterBusOptions) {
     super();
@@ -573,8 +580,10 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
         sentinelPassword: this.options.sentinelPassword,
         sentinelRetryStrategy: (times: number) => Math.min(100 * times, maxDelay),
         sentinelCommandTimeout: options.commandTimeout,
-        // A master that is demoted without dying is noticed through the sentinels' +switch-master.
-        failoverDetector: true,
+        // A master demoted without dying answers writes with READONLY: ask the sentinels again.
+        // (ioredis's failoverDetector is not used: a +switch-master that arrives while a client is
+        // connecting ends that client for good.)
+        reconnectOnError: (err: Error) => /^READONLY/.test(err.message),
         ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
       } as RedisOptions);
     } else {
@@ -619,6 +628,17 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
       if (this.currentState !== 'closed') this.emit('connectionError', err);
     });
     for (const event of ['ready', 'close', 'end', 'reconnecting'] as const) client.on(event, () => this.updateState());
+    client.on('end', () => {
+      // The retry strategies never give up, but ioredis ends a client whose connector failed while
+      // connecting (e.g. the sentinels' answer cut short): connect it again, after the back-off.
+      if (this.closePromise || this.revivals.has(client)) return;
+      const timer = setTimeout(() => {
+        this.revivals.delete(client);
+        if (!this.closePromise && client.status === 'end') client.connect().catch(() => undefined);
+      }, this.options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS);
+      timer.unref();
+      this.revivals.set(client, timer);
+    });
   }
 
   private updateState(): void {
@@ -789,6 +809,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   close(): Promise<void> {
     if (!this.closePromise) {
       for (const entry of this.tenants.values()) if (entry.linger) clearTimeout(entry.linger);
+      for (const timer of this.revivals.values()) clearTimeout(timer);
+      this.revivals.clear();
       const clients = new Set([this.publisher, this.subscriber]);
       this.closePromise = Promise.all([...clients].map((client) => closeClient(client))).then(() => undefined);
       this.subscribed = false;

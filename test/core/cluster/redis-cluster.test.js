@@ -105,4 +105,21 @@ describe('core/cluster on a real Redis Cluster (3 masters, sharded pub/sub)', fu
     const answer = await c.control.count({ tenantId: 'acme' });
     assert.deepStrictEqual([answer.result.total, answer.partial], [2, false]);
   });
+
+  it("delivers again after the shard serving a tenant's channel restarts (subscribed again)", async function () {
+    const { aAcme, bAcme } = clients;
+    const port = await cluster.masterPortOf(tenantChannel(PREFIX, 'acme'));
+    await cluster.nodes.find((n) => n.port === port).restart();
+    const seen = bAcme.ws.messages.length;
+    let n = 0;
+    await waitFor(
+      () => {
+        a.listener.deliver(aAcme.session.id, `after restart ${n++}`);
+        return bAcme.ws.messages.length > seen;
+      },
+      20000,
+      'a delivery through the restarted shard',
+    );
+    assert.match(bAcme.ws.messages.at(-1), /^after restart \d+$/);
+  });
 });

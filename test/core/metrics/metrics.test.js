@@ -249,7 +249,7 @@ describe('core/metrics', function () {
     assert.strictEqual((await scrape(metrics)).value('websocket_plus_jwks_fetches_total', L), 2);
   });
 
-  it('counts cluster publications, receipts and skipped publications through a real redis-server', async function () {
+  it('counts cluster publications, receipts, lag, unroutable and skipped publications through a real redis-server', async function () {
     const redis = await startRedis();
     cleanups.push(() => redis.close());
     const metrics = new WebSocketPlusMetrics();
@@ -275,6 +275,8 @@ describe('core/metrics', function () {
     const here = await open(one.rec, 't', 'here');
     const there = await open(two.rec, 't', 'there');
     const sessionHere = [...one.rec.listener.registry.forTenant('t')][0];
+    // Instance two receives the tenant's messages once Redis confirmed its subscription.
+    await waitFor(() => two.bus.isSubscribed('t'), 5000, 'tenant subscribed on two');
     one.rec.listener.deliver(sessionHere.id, 'to the tenant');
     await waitForMessages(there, 1, 5000);
     await waitForMessages(here, 1, 5000);
@@ -285,6 +287,16 @@ describe('core/metrics', function () {
     assert.strictEqual(m.value('websocket_plus_cluster_skipped_total', L), 0);
     // Both instances sent one frame to their own session.
     assert.strictEqual(m.value('websocket_plus_messages_sent_total', L), 2);
+    // The one delivery received has its lag recorded; nothing was unroutable.
+    assert.strictEqual(m.families.find((f) => f.name === 'websocket_plus_cluster_lag_seconds').type, 'HISTOGRAM');
+    // (the parser drops a histogram's labels: read the count's line itself)
+    assert.match(m.text, /^websocket_plus_cluster_lag_seconds_count\{listener="\/ws\/cl"\} 1$/m);
+    assert.strictEqual(m.value('websocket_plus_cluster_unroutable_total', L), 0);
+    // A reply for a session whose owner tag no instance has: published, then counted.
+    one.rec.listener.deliver('ffffffff-0000-4000-8000-000000000000', 'nobody');
+    await waitFor(() => one.bus.stats.unroutable === 1, 5000, 'unroutable counted');
+    m = await scrape(metrics);
+    assert.strictEqual(m.value('websocket_plus_cluster_unroutable_total', L), 1);
 
     await redis.stop();
     await waitFor(() => one.bus.state === 'degraded', 10000, 'bus degraded');
@@ -292,7 +304,8 @@ describe('core/metrics', function () {
     await waitForMessages(here, 2, 5000);
     m = await scrape(metrics);
     assert.strictEqual(m.value('websocket_plus_cluster_skipped_total', L), 1);
-    assert.strictEqual(m.value('websocket_plus_cluster_published_total', L), 1);
+    // the tenant delivery and the unroutable reply; nothing while Redis was down
+    assert.strictEqual(m.value('websocket_plus_cluster_published_total', L), 2);
   });
 
   it("reports an outbound client's state and its reconnects", async function () {
