@@ -19,7 +19,8 @@
  * delivered locally only, never replayed).
  *
  * Options: --baseline <git ref>  also measure that commit's bus (compiled into bench/results/tmp/),
- *          --rounds <n> (3), --messages <n> per round (240), --failovers <n> (2), --quick (N = 2, 4).
+ *          --rounds <n> (3), --messages <n> per round (240), --failovers <n> (2), --quick (N = 2, 4),
+ *          --no-docs (results files only), --report-only (the docs again from the results file).
  * Results: bench/results/cluster-latest.{json,md}; the Markdown table replaces the cluster block of
  * docs/benchmarks.md and the README's cluster benchmark lines (between their bench-cluster markers).
  * Needs `npm run build` first, redis-server and redis-cli on PATH (or REDIS_SERVER / REDIS_CLI).
@@ -554,6 +555,13 @@ function markdown(result) {
       'held by those two instances, and N − 2 instances hold none of its sessions. Deliveries are what Redis hands ' +
       'each instance per tenant message, counted inside the instances.',
   );
+  if (result.buses.some((bus) => bus.spread.some((row) => row.label === 'cluster' && !row.topology))) {
+    lines.push('');
+    lines.push(
+      'A bus without Redis Cluster support ran on the 3-master Cluster with each instance connected to one node ' +
+        '(round robin) and classic `PUBLISH`/`SUBSCRIBE`, which Redis Cluster copies to every node.',
+    );
+  }
   lines.push('');
   lines.push(
     '| bus | Redis | N | to the receiving instance | to the N − 2 instances without the tenant | back to the sender (own echo) | all Redis deliveries | latency p50 ms | latency p99 ms |',
@@ -672,7 +680,18 @@ function readmeLines(result) {
   return lines.join('\n');
 }
 
+/** --report-only: the Markdown of bench/results/cluster-latest.json again, into the docs (no measuring). */
+function reportOnly() {
+  const result = JSON.parse(fs.readFileSync(path.join(RESULTS, 'cluster-latest.json'), 'utf8'));
+  const md = markdown(result);
+  fs.writeFileSync(path.join(RESULTS, 'cluster-latest.md'), `${md}\n`);
+  replaceBlock(path.join(ROOT, 'docs', 'benchmarks.md'), 'bench-cluster', md);
+  replaceBlock(path.join(ROOT, 'README.md'), 'bench-cluster', readmeLines(result));
+  console.log(md);
+}
+
 async function main() {
+  if (process.argv.includes('--report-only')) return reportOnly();
   const started = Date.now();
   const rounds = Number(argValue('--rounds', 3));
   const messages = Number(argValue('--messages', 240));
