@@ -10,6 +10,18 @@ const path = require('path');
 
 const READY_TIMEOUT_MS = 10000;
 
+/**
+ * Servers still running and directories still there when this process exits without stopping them
+ * (a failed hook, an interrupted run): killed and removed then, so no redis-server outlives its test.
+ */
+const live = new Set();
+process.once('exit', () => {
+  for (const server of live) {
+    if (server.proc) server.proc.kill('SIGKILL');
+    fs.rmSync(server.dir, { recursive: true, force: true });
+  }
+});
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -83,6 +95,7 @@ class RedisServer {
     this.output = '';
     this.options = options;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-redis-'));
+    live.add(this);
   }
 
   get url() {
@@ -172,6 +185,7 @@ class RedisServer {
   async close() {
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
   }
 }
 

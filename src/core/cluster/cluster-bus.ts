@@ -73,6 +73,12 @@ export interface ClusterLink {
   holdTenant(tenantId: string): void;
   /** The listener's last session of `tenantId` closed. */
   releaseTenant(tenantId: string): void;
+  /**
+   * A handshake of `tenantId` is under way: subscribes the tenant's channel if needed (kept for the
+   * linger if no session follows). Resolves once Redis confirmed it, at once when it already has or
+   * when Redis is unavailable; never rejects.
+   */
+  prepareTenant?(tenantId: string): Promise<void> | undefined;
   close(): Promise<void>;
 }
 
@@ -373,6 +379,8 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
   private readonly dropped = new Set<string>();
   /** Channels Redis confirmed on the current connection(s). */
   private readonly confirmed = new Set<string>();
+  /** Subscriptions sent one by one and not answered yet (what a handshake may wait for). */
+  private readonly confirming = new Map<string, Promise<void>>();
   private publisher: RedisClient | undefined;
   private subscriber: RedisClient | undefined;
   private receiver: ClusterReceiver | undefined;
@@ -529,7 +537,7 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     const subscriber = this.subscriber;
     if (!subscriber || subscriber.status !== 'ready' || this.closePromise) return;
     if (role.kind === 'tenant') this.stats.tenantSubscribes++;
-    this.subscribe(subscriber, [channel]).then(
+    const confirming = this.subscribe(subscriber, [channel]).then(
       () => {
         if (this.roles.has(channel) && subscriber.status === 'ready') this.confirmed.add(channel);
       },
@@ -539,6 +547,10 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
         if (/timed out/i.test(err.message) && subscriber.status === 'ready') subscriber.disconnect(true);
       },
     );
+    this.confirming.set(channel, confirming);
+    void confirming.finally(() => {
+      if (this.confirming.get(channel) === confirming) this.confirming.delete(channel);
+    });
   }
 
   private connectionOptions(role: string): RedisOptions {
@@ -670,6 +682,19 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> implements Cluste
     const channel = tenantChannel(this.prefix, tenantId);
     this.tenants.set(tenantId, { channel });
     this.want(channel, { kind: 'tenant', tenantId });
+  }
+
+  prepareTenant(tenantId: string): Promise<void> | undefined {
+    if (this.closePromise || !this.wantsTenants()) return undefined;
+    let entry = this.tenants.get(tenantId);
+    if (!entry) {
+      // Subscribed as if its last session had just closed: the session, when it comes, holds it;
+      // a handshake that fails leaves it to the linger.
+      this.holdTenant(tenantId);
+      this.releaseTenant(tenantId);
+      entry = this.tenants.get(tenantId);
+    }
+    return entry ? this.confirming.get(entry.channel) : undefined;
   }
 
   releaseTenant(tenantId: string): void {

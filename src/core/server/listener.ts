@@ -270,6 +270,10 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       socket.once('close', releaseSlot);
       slotGuards.set(req, () => socket.removeListener('close', releaseSlot));
     }
+    // Clustered, a tenant new to this instance: its channel is subscribed before the client is
+    // accepted, so the session receives every tenant delivery published once it is open.
+    const subscribing = this.options.cluster?.prepareTenant?.(tenantId);
+    if (subscribing) await this.withDeadline(subscribing, until);
     return { token, tenantId };
   }
 

@@ -3,7 +3,7 @@
 const assert = require('assert');
 const http = require('http');
 const Redis = require('ioredis');
-const { startRedis } = require('../../helpers/redis-server');
+const { startRedis, freePort } = require('../../helpers/redis-server');
 const { startFaultServer } = require('../../helpers/fault-server');
 const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../../helpers/ws-client');
 const { built } = require('../../helpers/built');
@@ -18,6 +18,7 @@ const {
   redisUrlProblem,
 } = built('core/cluster/cluster-bus');
 const { createListener } = require('../../helpers/listener');
+const { trackTimers } = require('../../helpers/timers');
 const { signHS256 } = require('../../helpers/tokens');
 
 const SECRET = 'cluster-bus-test-secret-0123456789abcdef';
@@ -166,6 +167,26 @@ describe('core/cluster-bus (real Redis)', function () {
         assert.ok(!problem.includes(secret));
       }
       assert.throws(() => new ClusterBus({ url: 'redis://h:26379', prefix: 'p', topology: 'sentinel' }), /master name/);
+    });
+
+    it('never puts the password into its connection errors, in any topology', async function () {
+      const secret = 'pw-never-shown-0123';
+      // A port nothing listens on: every attempt fails and is reported.
+      const one = `redis://user:${secret}@127.0.0.1:${await freePort()}`;
+      for (const [topology, url, extra] of [
+        ['single', one, {}],
+        ['cluster', `${one},${one}`, {}],
+        ['sentinel', `${one},${one}`, { sentinelName: 'mymaster', sentinelPassword: secret }],
+      ]) {
+        const bus = new ClusterBus({ url, topology, prefix: 'wsplus:/ws/secret', maxReconnectDelayMs: 100, ...extra });
+        buses.push(bus);
+        const errors = [];
+        bus.on('connectionError', (e) => errors.push(`${e.message} ${e.stack}`));
+        bus.attach(recorder());
+        await until(() => errors.length >= 2, 5000, `${topology} connection errors`);
+        await bus.close();
+        assert.ok(!errors.join('\n').includes(secret), `${topology}: ${errors[0]}`);
+      }
     });
 
     it('derives the default prefix from the listener path', function () {
@@ -465,6 +486,24 @@ describe('core/cluster-bus (real Redis)', function () {
       assert.strictEqual(bus.state, 'closed');
       await until(async () => (await mine()).length === 0, 5000, 'connections gone');
       assert.strictEqual(bus.publish('global', '', Buffer.from('x'), false), false);
+    });
+
+    it('leaves no timer behind with tenants still lingering', async function () {
+      await Promise.resolve();
+      const timers = trackTimers({ stacks: true });
+      try {
+        const bus = await readyBus(redis.url, 'wsplus:/ws/close-linger', recorder(), { tenantLingerMs: 60000 });
+        for (const tenant of ['acme', 'globex', 'initech']) {
+          bus.holdTenant(tenant);
+          bus.releaseTenant(tenant);
+        }
+        assert.strictEqual(bus.subscribedTenants, 3);
+        await bus.close();
+        await delay(50);
+        assert.strictEqual(await timers.settled(), 0, timers.where().join('\n'));
+      } finally {
+        timers.stop();
+      }
     });
 
     it('closes promptly while Redis is down and never reconnects afterwards', async function () {

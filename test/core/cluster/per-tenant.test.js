@@ -6,12 +6,13 @@
 const assert = require('assert');
 const Redis = require('ioredis');
 const { startRedis } = require('../../helpers/redis-server');
-const { waitForMessages, delay } = require('../../helpers/ws-client');
+const { connect, waitForMessages, closeAll, delay } = require('../../helpers/ws-client');
+const { signHS256 } = require('../../helpers/tokens');
 const { waitFor } = require('../../helpers/wait');
 const { built } = require('../../helpers/built');
 const { tenantChannel } = built('core/cluster/cluster-bus');
 const { WebSocketPlusMetrics } = built('core/metrics/metrics');
-const { instanceGroup } = require('./instances');
+const { instanceGroup, SECRET } = require('./instances');
 const {
   tenantMessagesOnlyWhereHeld,
   repliesReachTheirOwner,
@@ -30,6 +31,7 @@ describe('core/cluster per-tenant delivery (real Redis, three instances)', funct
   let b;
   let c;
   let clients;
+  const sockets = [];
 
   before(async function () {
     redis = await startRedis();
@@ -41,6 +43,7 @@ describe('core/cluster per-tenant delivery (real Redis, three instances)', funct
     c = await group.start('C');
   });
   after(async function () {
+    closeAll(sockets);
     if (group) await group.stopAll();
     admin?.disconnect();
     if (redis) await redis.close();
@@ -88,6 +91,25 @@ describe('core/cluster per-tenant delivery (real Redis, three instances)', funct
     const text = await metrics.metrics();
     unwatch();
     assert.match(text, /websocket_plus_cluster_unroutable_total\{listener="\/ws\/group"\} 2/);
+  });
+
+  it('accepts the first client of a tenant on an instance once the tenant is subscribed there', async function () {
+    const aFresh = await group.client(a, 'fresh');
+    assert.strictEqual(b.bus.isSubscribed('fresh'), false);
+    for (let i = 0; i < 3; i++) {
+      const token = await signHS256(SECRET, { tenant_id: 'fresh', sub: `fresh-user-${i}` });
+      const { ws } = await connect(b.rec.url(`token=${token}`));
+      sockets.push(ws);
+      // At the client's open: Redis has confirmed the instance's subscription, so a delivery made
+      // now on another instance reaches it.
+      assert.strictEqual(b.bus.isSubscribed('fresh'), true);
+      a.listener.deliver(aFresh.session.id, `at open ${i}`);
+      assert.deepStrictEqual(await waitForMessages(ws, 1, 5000), [`at open ${i}`]);
+      ws.close();
+      await waitFor(() => b.listener.registry.countForTenant('fresh') === 0, 3000, 'closed');
+    }
+    // One subscription for all three (the linger kept it between them).
+    assert.strictEqual(await subscribers('fresh'), 2);
   });
 
   it('keeps the subscription of a flapping tenant, then drops it after the linger', async function () {
