@@ -71,6 +71,8 @@ export const ConfigProblem = {
   CUSTOM_VERIFIER_MISSING: 'custom verifier missing in settings',
   TENANT_MISSING: 'static tenant ID missing',
   OPTION_INVALID: 'option invalid',
+  REDIS_URL_INVALID: 'Redis URL invalid',
+  SENTINEL_NAME_INVALID: 'Sentinel master name invalid',
   URL_INVALID: 'URL must be ws:// or wss://',
   SERVER_MISSING: 'no HTTP server',
   TOKEN_MISSING: 'token missing',

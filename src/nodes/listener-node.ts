@@ -62,10 +62,12 @@ export function registerListener(RED: NodeAPI): void {
       const listenerPath = listenerRequestPath(config.path, RED.settings);
       // Every handshake answer (401/503) must reach the client before Node-RED cuts the upgrade.
       const timing = handshakeTiming(RED.settings.inboundWebSocketTimeout);
-      if (config.cluster.mode === 'redis') {
+      if (config.cluster.mode !== 'off') {
         // ioredis is loaded here, only for listeners that use the cluster.
         cluster = new ClusterBus({
+          topology: config.cluster.topology,
           url: config.cluster.redisUrl,
+          sentinelName: config.cluster.sentinelName || undefined,
           prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath),
         });
         if (config.maxConnectionsPerTenant > 0)
@@ -148,7 +150,9 @@ export function registerListener(RED: NodeAPI): void {
       );
     }
     if (listener && cluster) {
-      const secrets = urlSecrets(config?.cluster.mode === 'redis' ? config.cluster.redisUrl : undefined);
+      // Every URL of a seed or sentinel list may carry its own password.
+      const redisUrl = config?.cluster.mode !== 'off' ? config?.cluster.redisUrl : undefined;
+      const secrets = [redisUrl, ...(redisUrl ?? '').split(',').flatMap((url) => urlSecrets(url.trim()))];
       cluster.on('state', (state) => {
         if (state === 'closed') return;
         if (state === 'degraded') node.warn(text(RED, 'websocket-plus.errors.cluster-unavailable'));

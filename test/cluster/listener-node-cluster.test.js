@@ -101,6 +101,52 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
     },
   );
 
+  it('redis-sentinel without a master name is a translated node error saying so; nothing is served', async function () {
+    await load(echoFlow({ cluster: 'redis-sentinel', sentinelName: '' }), {
+      l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:1,redis://127.0.0.1:2` },
+    });
+    assert.strictEqual(helper.getNode('l1').listener, undefined);
+    const errors = helper
+      .log()
+      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
+      .map((a) => String(a[0].msg));
+    // the catalogue text, then the detail
+    assert.ok(
+      errors.some((m) => /^Redis Sentinel needs the master name/.test(m) && /master name missing/.test(m)),
+      errors.join('\n'),
+    );
+    assert.ok(!JSON.stringify(helper.log().args).includes(REDIS_PASSWORD));
+  });
+
+  for (const [cluster, props] of [
+    ['redis-cluster', {}],
+    ['redis-sentinel', { sentinelName: 'wsplus-master' }],
+  ]) {
+    it(`${cluster}: unreachable nodes give "cluster degraded", local delivery works, no password is logged`, async function () {
+      const [a, b] = [await freePort(), await freePort()];
+      await load(echoFlow({ cluster, ...props }), {
+        l1: {
+          secret: SECRET,
+          redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:${a},redis://:${REDIS_PASSWORD}x@127.0.0.1:${b}`,
+        },
+      });
+      const l1 = helper.getNode('l1');
+      assert.ok(l1.listener, 'the listener serves without Redis');
+      const degraded = await waitForStatus(helper.getNode('out1'), (s) => s.fill === 'yellow');
+      assert.match(degraded.text, /degraded/);
+      const { ws } = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`));
+      sockets.push(ws);
+      ws.send('still here');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+      await new Promise((r) => setTimeout(r, 700));
+      const logged = JSON.stringify(helper.log().args);
+      assert.ok(!logged.includes(REDIS_PASSWORD), 'no Redis password reaches the log');
+      const started = Date.now();
+      await helper.unload();
+      assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
+    });
+  }
+
   it('does not load ioredis unless a listener uses the cluster', function () {
     const lib = path.join(__dirname, '..', '..', 'nodes');
     const script =

@@ -170,6 +170,7 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         'publicKey',
         'tenantClaim',
         'tenantId',
+        'sentinelName',
         'sessionTimeout',
         'rateLimit',
         'maxConnections',
@@ -265,7 +266,12 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.deepStrictEqual(options(l, 'node-config-input-tenantFrom'), ['claim', 'static']);
       assert.deepStrictEqual(options(l, 'node-config-input-scope'), ['session', 'tenant', 'global']);
       assert.deepStrictEqual(options(l, 'node-config-input-onExpiry'), ['disconnect', 'allow']);
-      assert.deepStrictEqual(options(l, 'node-config-input-cluster'), ['off', 'redis']);
+      assert.deepStrictEqual(options(l, 'node-config-input-cluster'), [
+        'off',
+        'redis',
+        'redis-cluster',
+        'redis-sentinel',
+      ]);
       assert.deepStrictEqual(options(l, 'node-config-input-wholemsg'), ['false', 'true']);
       assert.deepStrictEqual(options(tpl['websocket-plus-client'], 'node-config-input-authMode'), ['jwt', 'none']);
       for (const t of ['websocket-plus in', 'websocket-plus out', 'websocket-plus control'])
@@ -286,6 +292,8 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         'wsp-row-tenantClaim',
         'wsp-row-tenantId',
         'wsp-row-redisUrl',
+        'wsp-row-redisUrlTip',
+        'wsp-row-sentinelName',
         'wsp-row-clusterPrefix',
       ]) {
         assert.ok(l.includes(marker), `listener template lacks ${marker}`);
@@ -568,6 +576,144 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
         html,
         /if \(asText\(field\.val\(\)\) === ""\) \{ field\.val\("\*"\); \}/,
         'the dialog shows "*" for a node without the property',
+      );
+    });
+  });
+
+  describe('cluster topology (Redis single node, Redis Cluster, Redis Sentinel)', function () {
+    const body = () => H.templates(html).find((t) => t.name === 'websocket-plus-listener').body;
+
+    it('stores the Sentinel master name as a flow property, right after Cluster; the URL stays a credential', function () {
+      const d = byType['websocket-plus-listener'].defaults;
+      const keys = Object.keys(d);
+      assert.strictEqual(keys[keys.indexOf('cluster') + 1], 'sentinelName');
+      assert.strictEqual(d.sentinelName.value, '');
+      assert.strictEqual(d.cluster.value, 'off');
+      assert.ok(!('sentinelName' in byType['websocket-plus-listener'].credentials));
+      assert.ok(!('redisUrl' in d));
+      // the rows in the dialog: Cluster, Redis URL, the URL tips, the master name, the prefix
+      const b = body();
+      const at = (marker) => {
+        const i = b.indexOf(marker);
+        assert.ok(i !== -1, marker);
+        return i;
+      };
+      const order = [
+        'id="node-config-input-cluster"',
+        'id="node-config-input-redisUrl"',
+        'id="wsp-tip-redisUrl-single"',
+        'id="wsp-tip-redisUrl-cluster"',
+        'id="wsp-tip-redisUrl-sentinel"',
+        'id="node-config-input-sentinelName"',
+        'id="node-config-input-clusterPrefix"',
+      ].map(at);
+      assert.deepStrictEqual(
+        order,
+        order.slice().sort((a, b) => a - b),
+      );
+      assert.match(b, /<input type="text" id="node-config-input-sentinelName"/);
+    });
+
+    it('shows the URL rows for every Redis topology, the master name for Sentinel only, one URL tip each', function () {
+      assert.match(html, /var redis = cluster !== "off";/);
+      assert.match(
+        html,
+        /\$\("\.wsp-row-redisUrl, \.wsp-row-redisUrlTip, \.wsp-row-clusterPrefix, \.wsp-row-clusterTip"\)\.toggle\(redis\);/,
+      );
+      assert.match(html, /\$\("\.wsp-row-sentinelName"\)\.toggle\(cluster === "redis-sentinel"\);/);
+      assert.match(html, /\$\("#wsp-tip-redisUrl-single"\)\.toggle\(cluster === "redis"\);/);
+      assert.match(html, /\$\("#wsp-tip-redisUrl-cluster"\)\.toggle\(cluster === "redis-cluster"\);/);
+      assert.match(html, /\$\("#wsp-tip-redisUrl-sentinel"\)\.toggle\(cluster === "redis-sentinel"\);/);
+      // the master name is checked again when the topology changes
+      assert.match(html, /#node-config-input-sentinelName"\)\.trigger\("change"\)/);
+    });
+
+    it('has the labels, placeholders, tips and errors of the topologies in every language', function () {
+      const keys = [
+        'cluster.redis',
+        'cluster.redis-cluster',
+        'cluster.redis-sentinel',
+        'label.sentinelName',
+        'placeholder.redisUrl',
+        'placeholder.redisClusterUrl',
+        'placeholder.redisSentinelUrl',
+        'placeholder.sentinelName',
+        'tip.redisUrl',
+        'tip.redisClusterUrl',
+        'tip.redisSentinelUrl',
+        'errors.redis-url-invalid',
+        'errors.sentinel-name-invalid',
+      ];
+      for (const lang of H.LANGUAGES) {
+        for (const key of keys) {
+          const v = H.lookup(catalogues[lang], `websocket-plus.${key}`);
+          assert.ok(typeof v === 'string' && v.trim() !== '', `${lang}: ${key}`);
+        }
+        // the list forms are shown as lists
+        assert.ok(H.lookup(catalogues[lang], 'websocket-plus.placeholder.redisClusterUrl').includes(','), lang);
+        assert.ok(H.lookup(catalogues[lang], 'websocket-plus.placeholder.redisSentinelUrl').includes(','), lang);
+        for (const k of ['redisUrl', 'redisClusterUrl', 'redisSentinelUrl'])
+          assert.match(H.lookup(catalogues[lang], `websocket-plus.tip.${k}`), /rediss?:\/\//, `${lang}: tip.${k}`);
+      }
+      // the script picks one placeholder per topology, each a literal key
+      const { keys: scriptKeys } = H.scriptKeys(html);
+      for (const k of ['placeholder.redisUrl', 'placeholder.redisClusterUrl', 'placeholder.redisSentinelUrl'])
+        assert.ok(scriptKeys.includes(`websocket-plus.${k}`), k);
+    });
+
+    it('the master name validator accepts and refuses exactly what the runtime does', function () {
+      const shared = H.scriptBlocks(html).find(
+        (b) => b.attrs.type === 'text/javascript' && b.body.includes('function validateSentinelName'),
+      ).body;
+      const fn = (name) => {
+        const m = new RegExp(`\\n    function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
+        assert.ok(m, `function ${name} not found`);
+        return m[0];
+      };
+      const make = new Function(
+        '$',
+        'i18n',
+        `${fn('asText')}${fn('current')}${fn('validateSentinelName')}; return validateSentinelName;`,
+      );
+      const validate = make(
+        () => ({ length: 0 }),
+        (key) => key,
+      );
+      const { parseListenerConfig } = loadBuilt('core/flow/listener-config');
+      const runtimeAccepts = (sentinelName) => {
+        try {
+          parseListenerConfig(
+            { path: '/x', authMode: 'none', cluster: 'redis-sentinel', sentinelName },
+            { redisUrl: 'redis://127.0.0.1:26379' },
+          );
+          return true;
+        } catch (err) {
+          assert.strictEqual(err.code, 'SENTINEL_NAME_INVALID');
+          return false;
+        }
+      };
+      const cases = [
+        'mymaster',
+        ' mymaster ',
+        '',
+        '  ',
+        'my master',
+        'a\tb',
+        'a\u0000b',
+        'x'.repeat(200),
+        'x'.repeat(201),
+      ];
+      cases.push('wsplus-master', 'm.1_2:3', 'マスター');
+      for (const v of cases) {
+        const editor = validate.call({ cluster: 'redis-sentinel' }, v);
+        assert.strictEqual(editor === true, runtimeAccepts(v), `${JSON.stringify(v)}: editor says ${editor}`);
+        if (editor !== true) assert.strictEqual(editor, 'websocket-plus.errors.sentinel-name-invalid');
+        for (const cluster of ['off', 'redis', 'redis-cluster', undefined])
+          assert.strictEqual(validate.call({ cluster }, v), true, `${cluster}: the name is not used`);
+      }
+      assert.strictEqual(
+        validate.call({ cluster: 'redis-sentinel' }, undefined),
+        'websocket-plus.errors.sentinel-name-invalid',
       );
     });
   });

@@ -39,7 +39,10 @@ export const LISTENER_DEFAULTS = Object.freeze({
   heartbeat: '30',
   /** Seconds. */
   clockTolerance: '5',
+  /** Scale-out: "off", or through Redis: "redis" (one node), "redis-cluster" or "redis-sentinel". */
   cluster: 'off',
+  /** Redis Sentinel's master group name ("redis-sentinel" only; not a secret). */
+  sentinelName: '',
   clusterPrefix: '',
   /** Also report open connections per tenant in the metrics (the 100 largest; the rest as "other"). */
   metricsPerTenant: false,

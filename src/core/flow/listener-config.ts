@@ -9,7 +9,8 @@ import type { AuthMode, CustomVerifyFunction, TokenVerifierOptions } from '../au
 import type { Server } from 'node:http';
 import { joinNodeRoot, normalisePath, refuseUpgrades } from '../server/upgrade-dispatcher';
 import { normaliseOrigin } from '../auth/origin';
-import { clusterPrefixProblem, redisUrlProblem } from '../cluster/cluster-bus';
+import { clusterPrefixProblem, redisUrlProblem, sentinelNameProblem } from '../cluster/cluster-bus';
+import type { ClusterTopology } from '../cluster/cluster-bus';
 import { parsePeerProps, PeerProps } from './peer-props';
 import { LISTENER_DEFAULTS as D, LISTENER_RUNTIME_DEFAULTS as R } from './defaults';
 
@@ -37,6 +38,7 @@ export interface ListenerProperties {
   heartbeat?: unknown;
   clockTolerance?: unknown;
   cluster?: unknown;
+  sentinelName?: unknown;
   clusterPrefix?: unknown;
   metricsPerTenant?: unknown;
 }
@@ -81,7 +83,10 @@ export interface ListenerConfig {
   origins: string[];
   /** Ping interval in ms; a client that misses a pong is terminated. 0 = off. Default is 30000. */
   heartbeatMs: number;
-  /** Scale-out through Redis; "off" unless the listener asks for it. Default is off. */
+  /**
+   * Scale-out through Redis (one node, Redis Cluster or Sentinel); "off" unless the listener asks for
+   * it. Default is off.
+   */
   cluster: ClusterConfig;
   /** Per-tenant connection gauges in the metrics. Default is false. */
   metricsPerTenant: boolean;
@@ -103,7 +108,29 @@ export type ListenerTuning = Pick<
   | 'heartbeatMs'
 >;
 
-export type ClusterConfig = { mode: 'off' } | { mode: 'redis'; redisUrl: string; prefix: string };
+/** The listener's `cluster` values that use Redis, and the Redis topology each one connects to. */
+export const CLUSTER_TOPOLOGIES = Object.freeze({
+  redis: 'single',
+  'redis-cluster': 'cluster',
+  'redis-sentinel': 'sentinel',
+} as const);
+
+export type ClusterMode = keyof typeof CLUSTER_TOPOLOGIES;
+
+export type ClusterConfig =
+  | { mode: 'off' }
+  | {
+      mode: ClusterMode;
+      topology: ClusterTopology;
+      /**
+       * The credential as written: one URL (single), or comma-separated seed node URLs (cluster)
+       * or sentinel URLs (sentinel). May hold passwords.
+       */
+      redisUrl: string;
+      /** Sentinel's master group name; "" for the other topologies. */
+      sentinelName: string;
+      prefix: string;
+    };
 
 /** Refused anywhere in a listener path (the specification reserves it for Node-RED's debug socket). */
 const RESERVED_PATH_FRAGMENT = '/debug/ws';
@@ -221,7 +248,10 @@ export interface ListenerSecrets {
   secret?: string;
   /** settings.js `websocketPlusListener.verifyToken` for custom mode. */
   verifyToken?: CustomVerifyFunction;
-  /** Credential `redisUrl` (redis:// or rediss://, may hold a password). */
+  /**
+   * Credential `redisUrl`: one redis:// or rediss:// URL, or for Redis Cluster and Sentinel a
+   * comma-separated list; may hold passwords.
+   */
   redisUrl?: string;
 }
 
@@ -308,16 +338,26 @@ export function parseListenerConfig(props: ListenerProperties, secrets: Listener
   };
 }
 
-/** `prefix` "" means: derive it from the listener's full path (defaultClusterPrefix). */
+/**
+ * `prefix` "" means: derive it from the listener's full path (defaultClusterPrefix). Problems name
+ * the field and what is wrong with it, never the URL (it may hold a password).
+ */
 function parseCluster(props: ListenerProperties, secrets: ListenerSecrets): ClusterConfig {
-  const mode = oneOf(props.cluster, ['off', 'redis'] as const, D.cluster, 'cluster');
+  const modes = ['off', ...(Object.keys(CLUSTER_TOPOLOGIES) as ClusterMode[])] as const;
+  const mode = oneOf<'off' | ClusterMode>(props.cluster, modes, D.cluster as 'off', 'cluster');
   if (mode === 'off') return { mode };
+  const topology = CLUSTER_TOPOLOGIES[mode];
   const redisUrl = text(secrets.redisUrl);
-  // The URL may hold a password: the error names the problem, never the value.
-  const urlProblem = redisUrlProblem(redisUrl);
-  if (urlProblem) throw new ConfigError('OPTION_INVALID', urlProblem);
+  const urlProblem = redisUrlProblem(redisUrl, topology);
+  if (urlProblem) throw new ConfigError('REDIS_URL_INVALID', urlProblem);
+  // Only Sentinel reads the name: a value left over from switching topologies is not an error.
+  const sentinelName = topology === 'sentinel' ? text(props.sentinelName) : '';
+  if (topology === 'sentinel') {
+    const nameProblem = sentinelNameProblem(sentinelName);
+    if (nameProblem) throw new ConfigError('SENTINEL_NAME_INVALID', nameProblem);
+  }
   const prefix = text(props.clusterPrefix);
   const prefixProblem = clusterPrefixProblem(prefix);
   if (prefixProblem) throw new ConfigError('OPTION_INVALID', prefixProblem);
-  return { mode, redisUrl, prefix };
+  return { mode, topology, redisUrl, sentinelName, prefix };
 }

@@ -271,4 +271,113 @@ describe('core/listener-config', function () {
     assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: true }, {}).metricsPerTenant, true);
     assert.strictEqual(parseListenerConfig({ ...base, metricsPerTenant: 'true' }, {}).metricsPerTenant, true);
   });
+
+  describe('cluster topology', function () {
+    const PASSWORD = 'redis-Pw-9kq2';
+    const refusal = (props, secrets) => {
+      try {
+        parseListenerConfig({ ...base, ...props }, secrets);
+      } catch (err) {
+        return err;
+      }
+      assert.fail('not refused');
+    };
+
+    it('off by default; "redis" is a single node, as in flows saved before the topologies existed', function () {
+      assert.deepStrictEqual(parseListenerConfig({ ...base }, {}).cluster, { mode: 'off' });
+      const url = `redis://:${PASSWORD}@127.0.0.1:6379/2`;
+      // a flow of an older version: no sentinelName property at all
+      assert.deepStrictEqual(parseListenerConfig({ ...base, cluster: 'redis' }, { redisUrl: ` ${url} ` }).cluster, {
+        mode: 'redis',
+        topology: 'single',
+        redisUrl: url,
+        sentinelName: '',
+        prefix: '',
+      });
+    });
+
+    it('"redis-cluster" takes comma-separated seed node URLs', function () {
+      const url = `redis://:${PASSWORD}@127.0.0.1:7000,redis://127.0.0.1:7001, rediss://127.0.0.1:7002`;
+      const config = parseListenerConfig({ ...base, cluster: 'redis-cluster', clusterPrefix: 'p' }, { redisUrl: url });
+      assert.deepStrictEqual(config.cluster, {
+        mode: 'redis-cluster',
+        topology: 'cluster',
+        redisUrl: url,
+        sentinelName: '',
+        prefix: 'p',
+      });
+    });
+
+    it('"redis-sentinel" takes sentinel URLs and the master name; the name is read for Sentinel only', function () {
+      const url = 'redis://127.0.0.1:26379,redis://127.0.0.1:26380';
+      const config = parseListenerConfig(
+        { ...base, cluster: 'redis-sentinel', sentinelName: ' mymaster ' },
+        { redisUrl: url },
+      );
+      assert.deepStrictEqual(config.cluster, {
+        mode: 'redis-sentinel',
+        topology: 'sentinel',
+        redisUrl: url,
+        sentinelName: 'mymaster',
+        prefix: '',
+      });
+      // a name left over from an earlier choice is not an error, and not used
+      const single = parseListenerConfig(
+        { ...base, cluster: 'redis', sentinelName: 'left over' },
+        { redisUrl: 'redis://127.0.0.1:6379' },
+      );
+      assert.strictEqual(single.cluster.sentinelName, '');
+    });
+
+    it('refuses an unknown topology, a missing or malformed URL list and a missing master name', function () {
+      assert.strictEqual(refusal({ cluster: 'redis-shards' }, {}).code, 'OPTION_INVALID');
+      for (const cluster of ['redis', 'redis-cluster', 'redis-sentinel']) {
+        const props = { cluster, sentinelName: 'mymaster' };
+        assert.strictEqual(refusal(props, {}).code, 'REDIS_URL_INVALID', cluster);
+        assert.strictEqual(refusal(props, { redisUrl: '   ' }).code, 'REDIS_URL_INVALID', cluster);
+        assert.strictEqual(refusal(props, { redisUrl: 'http://127.0.0.1:6379' }).code, 'REDIS_URL_INVALID', cluster);
+      }
+      // a list is for Redis Cluster and Sentinel; a Redis Cluster has database 0 only
+      assert.strictEqual(
+        refusal({ cluster: 'redis' }, { redisUrl: 'redis://127.0.0.1:6379,redis://127.0.0.1:6380' }).code,
+        'REDIS_URL_INVALID',
+      );
+      assert.strictEqual(
+        refusal({ cluster: 'redis-cluster' }, { redisUrl: 'redis://127.0.0.1:7000/2' }).code,
+        'REDIS_URL_INVALID',
+      );
+      // every URL of a list is checked, not just the first
+      const second = refusal(
+        { cluster: 'redis-cluster' },
+        { redisUrl: `redis://127.0.0.1:7000,http://user:${PASSWORD}@127.0.0.1:7001` },
+      );
+      assert.strictEqual(second.code, 'REDIS_URL_INVALID');
+      for (const sentinelName of [undefined, '', '  ', 'my master', 'tab\tname', 'x'.repeat(201)]) {
+        const err = refusal({ cluster: 'redis-sentinel', sentinelName }, { redisUrl: 'redis://127.0.0.1:26379' });
+        assert.strictEqual(err.code, 'SENTINEL_NAME_INVALID', JSON.stringify(sentinelName));
+      }
+      assert.strictEqual(
+        parseListenerConfig(
+          { ...base, cluster: 'redis-sentinel', sentinelName: 'x'.repeat(200) },
+          { redisUrl: 'redis://127.0.0.1:26379' },
+        ).cluster.sentinelName.length,
+        200,
+      );
+    });
+
+    it('never puts a URL or its password in the error', function () {
+      const urls = [
+        `http://user:${PASSWORD}@127.0.0.1:6379`,
+        `redis://:${PASSWORD}@127.0.0.1:7000,ftp://:${PASSWORD}@127.0.0.1:7001`,
+        `not a url ${PASSWORD}`,
+      ];
+      for (const cluster of ['redis', 'redis-cluster', 'redis-sentinel']) {
+        for (const redisUrl of urls) {
+          const err = refusal({ cluster, sentinelName: 'm' }, { redisUrl });
+          assert.ok(!err.message.includes(PASSWORD), `${cluster}: ${err.message}`);
+          assert.ok(!err.message.includes('127.0.0.1'), `${cluster}: ${err.message}`);
+        }
+      }
+    });
+  });
 });
