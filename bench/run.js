@@ -366,13 +366,12 @@ async function startServer(c, rep, ctx) {
   // otherwise the semi-spaces grow with the allocation rate and that growth lands in the RSS
   // figure of whichever contender had not yet grown them.
   const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
+  let profileWindows = '';
   if ((process.env.BENCH_PROFILE || '').split(',').includes(c.id)) {
     fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
-    execArgv.push(
-      '--cpu-prof',
-      `--cpu-prof-dir=${path.join(TMP, 'prof')}`,
-      `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`,
-    );
+    const name = `${c.id}-r${rep}-${Date.now()}`;
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(TMP, 'prof')}`, `--cpu-prof-name=${name}.cpuprofile`);
+    profileWindows = path.join(TMP, 'prof', `${name}.windows.jsonl`);
   }
   let child;
   let userDir;
@@ -383,6 +382,7 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: c.auth,
         BENCH_HS_SECRET: ctx.keys.hsSecret,
         BENCH_WS_MODULE: c.wsModule || process.env.BENCH_WS_MODULE || '',
@@ -395,9 +395,10 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: 'hs256',
         BENCH_HS_SECRET: ctx.keys.hsSecret,
-        BENCH_NODES_DIR: ctx.pkgDir,
+        BENCH_NODES_DIR: c.pkgDir || ctx.pkgDir,
         BENCH_LISTENER_OPTIONS: process.env.BENCH_LISTENER_OPTIONS || '{}',
       },
     });
@@ -412,9 +413,10 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_USERDIR: userDir,
         BENCH_NODE_RED: NODE_RED,
-        BENCH_NODES_DIR: c.plus ? ctx.pkgDir : '',
+        BENCH_NODES_DIR: c.plus ? c.pkgDir || ctx.pkgDir : '',
         BENCH_REQUIRE_TYPES: [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => n.type))].join(','),
       },
     });
@@ -466,15 +468,15 @@ function machineCpu() {
 
 /** One measurement window: server CPU time around `fn`. Pooled runs that saw a server ping
  *  (the plus listener's 30 s heartbeat) are measured again, up to twice. */
-async function measured(server, fn, { retryOnPing = true } = {}) {
+async function measured(server, fn, { retryOnPing = true, name } = {}) {
   let result;
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const m0 = await server.child.call('mark', { gcFirst: true });
+    const m0 = await server.child.call('mark', { gcFirst: true, window: name && { name, phase: 'start' } });
     const l0 = await server.loadgen.call('mark', {});
     const c0 = machineCpu();
     const r = await fn();
     const c1 = machineCpu();
-    const m1 = await server.child.call('mark', {});
+    const m1 = await server.child.call('mark', { window: name && { name, phase: 'end' } });
     const l1 = await server.loadgen.call('mark', {});
     result = { ...r, cpuUs: m1.cpuUs - m0.cpuUs, loadgenCpuUs: l1.cpuUs - l0.cpuUs, attempts: attempt };
     if (c0 && c1 && c1.total > c0.total) {
@@ -608,13 +610,16 @@ async function runContender(c, rep, ctx) {
           window: COUNTS.broadcastWindow,
           size: COUNTS.messageBytes,
         });
-        const r = await measured(server, () =>
-          lg.call('fanoutRun', {
-            pool: 'idle',
-            count: COUNTS.broadcasts,
-            window: COUNTS.broadcastWindow,
-            size: COUNTS.messageBytes,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('fanoutRun', {
+              pool: 'idle',
+              count: COUNTS.broadcasts,
+              window: COUNTS.broadcastWindow,
+              size: COUNTS.messageBytes,
+            }),
+          { name: 'broadcast' },
         );
         if (r.timedOut) warn(`broadcast timed out: ${r.complete}/${r.sent} complete`);
         fig.broadcast = {
@@ -638,7 +643,7 @@ async function runContender(c, rep, ctx) {
       const r = await measured(
         server,
         () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
-        { retryOnPing: false },
+        { retryOnPing: false, name: 'handshake' },
       );
       handshakesOk += r.ok;
       if (r.failed) warn(`handshakes: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
@@ -670,13 +675,16 @@ async function runContender(c, rep, ctx) {
           size: COUNTS.messageBytes,
           total: COUNTS.warmupMessages,
         });
-        const r = await measured(server, () =>
-          lg.call('echoRun', {
-            pool: 'echo',
-            inflight: COUNTS.echoInFlight,
-            size: COUNTS.messageBytes,
-            total: COUNTS.echoMessages,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('echoRun', {
+              pool: 'echo',
+              inflight: COUNTS.echoInFlight,
+              size: COUNTS.messageBytes,
+              total: COUNTS.echoMessages,
+            }),
+          { name: 'echo' },
         );
         if (r.timedOut) warn(`echo timed out: ${r.messages}/${COUNTS.echoMessages}`);
         fig.echo = {
@@ -754,14 +762,17 @@ async function runContender(c, rep, ctx) {
       };
       const measure = async () => {
         await lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: 50, window: 4, size: COUNTS.messageBytes });
-        const r = await measured(server, () =>
-          lg.call('fanoutRun', {
-            pool: 'tenant',
-            tenant: 't0',
-            count: COUNTS.tenantBroadcasts,
-            window: 4,
-            size: COUNTS.messageBytes,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('fanoutRun', {
+              pool: 'tenant',
+              tenant: 't0',
+              count: COUNTS.tenantBroadcasts,
+              window: 4,
+              size: COUNTS.messageBytes,
+            }),
+          { name: 'tenant' },
         );
         if (r.timedOut) warn(`tenant fan-out timed out: ${r.complete}/${r.sent}`);
         if (r.leaks) warn(`tenant fan-out: ${r.leaks} messages reached other tenants`);
@@ -937,9 +948,17 @@ async function main() {
   }
   ctx.pkgDir = snap.pkgDir;
   contenders = contenders.filter((c) => !c.id.startsWith('raw-ws7') || WS7);
+  // BENCH_AB_DIR: a second prepared package; every websocket-plus contender runs twice per round,
+  // as <id> (this build or BENCH_PKG_DIR) and <id>-b (that package), so A and B are paired by round.
+  if (process.env.BENCH_AB_DIR) {
+    const bDir = path.resolve(process.env.BENCH_AB_DIR);
+    contenders = contenders.flatMap((c) =>
+      c.plus ? [c, { ...c, id: `${c.id}-b`, label: `${c.label} [B]`, pkgDir: bDir }] : [c],
+    );
+  }
   if (process.env.BENCH_ONLY) {
     const only = new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim()));
-    contenders = contenders.filter((c) => only.has(c.id));
+    contenders = contenders.filter((c) => only.has(c.id) || only.has(c.id.replace(/-b$/, '')));
   }
   if (process.env.BENCH_FIGURES) {
     const figures = new Set(process.env.BENCH_FIGURES.split(',').map((s) => s.trim()));
@@ -1021,6 +1040,7 @@ async function main() {
     'BENCH_ONLY',
     'BENCH_FIGURES',
     'BENCH_PKG_DIR',
+    'BENCH_AB_DIR',
     'BENCH_PLUS_PROPS',
     'BENCH_LISTENER_OPTIONS',
     'BENCH_WS_MODULE',
@@ -1035,12 +1055,40 @@ async function main() {
     fs.writeFileSync(path.join(TMP, 'partial.md'), md);
   }
   console.log(`\n${md}`);
+  if (process.env.BENCH_AB_DIR) console.log(abSummary(result));
   if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
   log(
     `done in ${result.durationS} s` +
       (partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'),
   );
   if (failures.length) process.exitCode = 1;
+}
+
+/** BENCH_AB_DIR: B ÷ A per round for every figure both measured; median (min–max) and the rounds. */
+function abSummary(result) {
+  const lines = ['A/B (B ÷ A, paired by round): median (min–max) [per round]'];
+  const f = (x) => x.toFixed(3);
+  for (const { id } of result.contenders) {
+    if (!id.endsWith('-b')) continue;
+    const a = result.runs[id.slice(0, -2)];
+    const b = result.runs[id];
+    if (!a) continue;
+    for (const [m, pick] of Object.entries(stats.METRICS)) {
+      const r = [];
+      for (let i = 0; i < Math.min(a.length, b.length); i++) {
+        const x = pick(a[i]);
+        const y = pick(b[i]);
+        if (typeof x === 'number' && typeof y === 'number' && x > 0) r.push(y / x);
+      }
+      if (r.length === 0 || ['hsRate', 'echoRate', 'bcastRate'].includes(m) || m.startsWith('jwks') || m.startsWith('storm'))
+        continue;
+      const s = [...r].sort((p, q) => p - q);
+      const mid = Math.floor(s.length / 2);
+      const med = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+      lines.push(`${id.slice(0, -2).padEnd(12)} ${m.padEnd(12)} ${f(med)} (${f(s[0])}–${f(s[s.length - 1])}) [${r.map(f).join(', ')}]`);
+    }
+  }
+  return lines.join('\n');
 }
 
 function summaryLine(fig) {
