@@ -453,6 +453,20 @@ async function waitListening(lg, server, p, kind) {
   );
 }
 
+/** The growth between two memory marks per connection, in KB, split by kind. */
+function perConnection(a, b, n) {
+  const kb = (x) => (Number.isFinite(x) ? +(x / 1024 / n).toFixed(3) : undefined);
+  const d = (k) => b[k] - a[k];
+  return {
+    rss: kb(d('rss')),
+    heapUsed: kb(d('heapUsed')),
+    heapCommitted: kb(d('heapTotal')),
+    external: kb(d('external')),
+    arrayBuffers: kb(d('arrayBuffers')),
+    outsideV8: kb(d('rss') - d('heapTotal') - d('external')),
+  };
+}
+
 /** Machine-wide busy and total CPU time (all CPUs) from /proc/stat, in µs. */
 function machineCpu() {
   try {
@@ -600,6 +614,10 @@ async function runContender(c, rep, ctx) {
           firstBatchRssPerConnKB: (m1.rss - m0.rss) / 1024 / pool.opened,
           firstBatchHeapPerConnKB: (heap(m1) - heap(m0)) / 1024 / pool.opened,
           rssMB: [m0.rss, m1.rss, m2.rss].map((x) => +(x / 1048576).toFixed(1)),
+          // Where the RSS growth of the second batch sits, per connection (KB): the V8 heap in use
+          // and committed (used + free space in the heap's pages), V8's external memory (Buffers,
+          // ArrayBuffers) and the rest of RSS (malloc: sockets, libuv, OpenSSL; freed-but-kept pages).
+          breakdownKB: perConnection(m1, m2, second.opened),
         };
         await lg.call('closePool', { name: 'idle2' });
       }
@@ -990,6 +1008,15 @@ async function main() {
   );
   for (const n of ctx.notes) log(`note: ${n}`);
 
+  if (Number(process.env.BENCH_INTERLEAVE) > 0) {
+    try {
+      await interleaved(contenders, ctx, Number(process.env.BENCH_INTERLEAVE));
+    } finally {
+      ctx.jwks.server.close();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+    return;
+  }
   const runs = Object.fromEntries(contenders.map((c) => [c.id, []]));
   const failures = [];
   try {
@@ -1062,6 +1089,101 @@ async function main() {
       (partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'),
   );
   if (failures.length) process.exitCode = 1;
+}
+
+/**
+ * BENCH_INTERLEAVE=<n> (experiments, e.g. with BENCH_AB_DIR): every contender's server runs at the
+ * same time (each with its own load generator), and the echo (and broadcast) windows go round the
+ * contenders n times, one short window each. A ratio is taken between windows seconds apart, so
+ * the slow stretches of a shared machine hit both sides of most pairs; it prints the per-pass
+ * ratios to the first contender and between each <id>-b and <id>, median (min–max).
+ */
+async function interleaved(contenders, ctx, passes) {
+  const figures = new Set((process.env.BENCH_FIGURES || 'echo').split(','));
+  const servers = [];
+  try {
+    for (const c of contenders) {
+      const lg = await ctx.startLoadgen(`${c.id}-interleaved`);
+      ctx.loadgen = lg;
+      const server = await startServer(c, 1, ctx);
+      servers.push({ c, lg, server });
+      await waitListening(lg, server, '/echo', c.token);
+      if (figures.has('echo')) {
+        await lg.call('openPool', { name: 'echo', url: server.url('/echo'), count: COUNTS.echoConnections, kind: c.token });
+        await lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: 20000 });
+      }
+      if (figures.has('broadcast')) {
+        await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: COUNTS.broadcastClients, kind: c.token });
+        await lg.call('fanoutRun', { pool: 'idle', count: 5, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes });
+      }
+      log(`interleaved: ${c.id} ready`);
+    }
+    const per = Object.fromEntries(contenders.map((c) => [c.id, { echo: [], broadcast: [] }]));
+    for (let i = 0; i < passes; i++) {
+      // Every other pass in reverse order, so no contender always follows the same one.
+      for (const { c, lg, server } of i % 2 ? [...servers].reverse() : servers) {
+        if (figures.has('echo')) {
+          const r = await measured(server, () =>
+            lg.call('echoRun', {
+              pool: 'echo',
+              inflight: COUNTS.echoInFlight,
+              size: COUNTS.messageBytes,
+              total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
+            }),
+            { name: 'echo' },
+          );
+          per[c.id].echo.push(r.cpuUs / r.messages);
+        }
+        if (figures.has('broadcast')) {
+          const r = await measured(server, () =>
+            lg.call('fanoutRun', { pool: 'idle', count: 10, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes }),
+            { name: 'broadcast' },
+          );
+          per[c.id].broadcast.push(r.cpuUs / r.deliveries);
+        }
+      }
+      log(
+        `pass ${i + 1}/${passes}: ` +
+          contenders
+            .map((c) => `${c.id} ${['echo', 'broadcast'].filter((f) => figures.has(f)).map((f) => per[c.id][f][i].toFixed(2)).join('/')}`)
+            .join(' | '),
+      );
+    }
+    // Other work on the machine only ever adds CPU time to a window: besides the median, the 10th and
+    // 25th percentiles (the windows least disturbed) are shown.
+    const pct = (v, p) => v[Math.floor(p * (v.length - 1))];
+    const q = (r) => {
+      const v = [...r].sort((a, b) => a - b);
+      const m = Math.floor(v.length / 2);
+      const med = v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+      return (
+        `${med.toFixed(3)} (${v[0].toFixed(3)}–${v[v.length - 1].toFixed(3)}, n=${v.length}; ` +
+        `p10 ${pct(v, 0.1).toFixed(3)}, p25 ${pct(v, 0.25).toFixed(3)})`
+      );
+    };
+    const ratio = (x, y) => x.map((v, i) => v / y[i]);
+    const ref = contenders[0].id;
+    for (const f of ['echo', 'broadcast']) {
+      if (!figures.has(f)) continue;
+      for (const c of contenders) log(`${f} ${c.id}: ${q(per[c.id][f])} µs; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`);
+      for (const c of contenders)
+        if (c.id.endsWith('-b') && per[c.id.slice(0, -2)])
+          log(`${f} A/B ${c.id} ÷ ${c.id.slice(0, -2)}: ${q(ratio(per[c.id][f], per[c.id.slice(0, -2)][f]))}`);
+      const low = (id, p) => pct([...per[id][f]].sort((a, b) => a - b), p);
+      for (const c of contenders)
+        log(
+          `${f} ${c.id} ÷ ${ref} of the least disturbed windows: p10 ${(low(c.id, 0.1) / low(ref, 0.1)).toFixed(3)}, ` +
+            `p25 ${(low(c.id, 0.25) / low(ref, 0.25)).toFixed(3)}`,
+        );
+    }
+    fs.mkdirSync(TMP, { recursive: true });
+    fs.writeFileSync(path.join(TMP, 'interleaved.json'), JSON.stringify(per, null, 2) + '\n');
+  } finally {
+    for (const { lg, server } of servers) {
+      await server.stop().catch(() => undefined);
+      await lg.stop().catch(() => undefined);
+    }
+  }
 }
 
 /** BENCH_AB_DIR: B ÷ A per round for every figure both measured; median (min–max) and the rounds. */

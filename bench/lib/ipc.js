@@ -152,6 +152,7 @@ function markHandlers() {
         const mem = process.memoryUsage();
         result.rss = mem.rss;
         result.heapUsed = mem.heapUsed;
+        result.heapTotal = mem.heapTotal;
         result.external = mem.external;
         result.arrayBuffers = mem.arrayBuffers;
         result.spaces = Object.fromEntries(

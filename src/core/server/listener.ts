@@ -106,7 +106,8 @@ export function deliveryProblem(result: DeliveryResult): 'no-session' | 'session
 
 export interface ListenerEvents {
   open: [session: ListenerSession];
-  message: [session: ListenerSession, data: Buffer | string, isBinary: boolean];
+  /** `bytes`: the frame's payload length (a text frame's UTF-8 bytes, before it became a string). */
+  message: [session: ListenerSession, data: Buffer | string, isBinary: boolean, bytes: number];
   close: [session: ListenerSession, code: number, reason: string];
   refused: [error: HandshakeError];
   /** A session closed by the listener itself (expiry, timeout, limits). */
@@ -118,6 +119,9 @@ export interface ListenerEvents {
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** ws's send options, one object per kind rather than one per delivery (ws copies them). */
+const BINARY = Object.freeze({ binary: true });
+const TEXT = Object.freeze({ binary: false });
 /**
  * Below Node-RED's default `inboundWebSocketTimeout` (5 s), after which it destroys an upgrade that
  * nothing answered: the 503 must reach the client first (see handshakeTiming in listener-config).
@@ -136,10 +140,22 @@ interface VerifiedRequest extends IncomingMessage {
   [VERIFIED]?: { token: VerifiedToken; tenantId: string };
 }
 
+/** Messages and payload bytes since the listener was made (the metrics read them at scrape time). */
+export interface ListenerTraffic {
+  /** Messages from clients handed to the flow (what 'message' is emitted for) and their payload bytes. */
+  messagesIn: number;
+  bytesIn: number;
+  /** Frames written to sessions, one per recipient (what 'sent' reports), and their payload bytes. */
+  messagesOut: number;
+  bytesOut: number;
+}
+
 export class WebSocketListener extends EventEmitter<ListenerEvents> implements ClusterReceiver {
   readonly path: string;
   readonly scope: RoutingScope;
   readonly registry = new SessionRegistry<WebSocket>();
+  /** Counted here rather than by a listener of 'message' and 'sent': no extra event per message. */
+  readonly traffic: ListenerTraffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
   private readonly wss: WebSocketServer;
   private readonly states = new WeakMap<ListenerSession, SessionState>();
   private readonly limiter: TenantConnectionLimiter | undefined;
@@ -365,8 +381,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
         return;
       }
     }
+    const traffic = this.traffic;
+    traffic.messagesIn++;
+    traffic.bytesIn += data.length;
     try {
-      this.emit('message', session, isBinary ? data : data.toString(), isBinary);
+      this.emit('message', session, isBinary ? data : data.toString(), isBinary, data.length);
     } catch {
       // Whatever a listener of ours throws (a flow that cannot copy or handle the message) must not
       // escape into ws's event and take the process down: this session goes, the others stay.
@@ -583,7 +602,11 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   deliver(sessionId: unknown, data: Buffer | string): DeliveryResult {
     const found = route(this.registry, this.scope, sessionId);
     const binary = typeof data !== 'string';
+    // Strings are encoded once, not once per recipient (and ws's own path for a Buffer is cheaper).
     const frame = binary ? data : Buffer.from(data);
+    if (found.target) {
+      return { delivered: this.sendFrameTo(found.target, frame, binary), miss: found.miss, tenantId: found.tenantId };
+    }
     const delivered = this.sendFrame(found.targets, frame, binary);
     const result: DeliveryResult = { delivered, miss: found.miss, tenantId: found.tenantId };
     const cluster = this.options.cluster;
@@ -614,8 +637,24 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     }
   }
 
+  /** sendFrame for a single recipient (session scope): no iterator, one check, one send. */
+  private sendFrameTo(target: SessionRecord<WebSocket>, frame: Buffer, binary: boolean): number {
+    const socket = target.connection;
+    if (socket.readyState !== WebSocket.OPEN) return 0;
+    if (this.overBuffered(socket)) {
+      this.closeSession(target as ListenerSession, 'SLOW_CONSUMER');
+      return 0;
+    }
+    socket.send(frame, binary ? BINARY : TEXT);
+    const traffic = this.traffic;
+    traffic.messagesOut++;
+    traffic.bytesOut += frame.length;
+    this.emit('sent', 1, frame.length);
+    return 1;
+  }
+
   private sendFrame(targets: Iterable<SessionRecord<WebSocket>>, frame: Buffer, binary: boolean): number {
-    const options = { binary };
+    const options = binary ? BINARY : TEXT;
     let delivered = 0;
     for (const target of targets) {
       const socket = target.connection;
@@ -627,7 +666,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       socket.send(frame, options);
       delivered++;
     }
-    if (delivered > 0) this.emit('sent', delivered, frame.length);
+    if (delivered > 0) {
+      const traffic = this.traffic;
+      traffic.messagesOut += delivered;
+      traffic.bytesOut += delivered * frame.length;
+      this.emit('sent', delivered, frame.length);
+    }
     return delivered;
   }
 
