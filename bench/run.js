@@ -1120,8 +1120,10 @@ async function interleaved(contenders, ctx, passes) {
     }
     const per = Object.fromEntries(contenders.map((c) => [c.id, { echo: [], broadcast: [] }]));
     for (let i = 0; i < passes; i++) {
-      // Every other pass in reverse order, so no contender always follows the same one.
-      for (const { c, lg, server } of i % 2 ? [...servers].reverse() : servers) {
+      // Each pass starts one contender further (a rotation): every contender follows every other
+      // equally often and none runs twice in a row (a reversed order would give the ends a warm CPU).
+      const order = servers.map((_, k) => servers[(k + i) % servers.length]);
+      for (const { c, lg, server } of order) {
         if (figures.has('echo')) {
           const r = await measured(server, () =>
             lg.call('echoRun', {
