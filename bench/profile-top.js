@@ -105,12 +105,14 @@ function windowFilter(file, profile) {
   for (const m of marks) {
     if (!names.has(m.name)) continue;
     if (m.phase === 'start') open = m.t;
-    else if (open !== undefined) ranges.push([open, m.t]), (open = undefined);
+    else if (open !== undefined) (ranges.push([open, m.t]), (open = undefined));
   }
   if (ranges.length === 0) throw new Error(`no window named ${process.env.WINDOW} in ${wfile}`);
   if (ranges[0][0] < profile.startTime || ranges[ranges.length - 1][1] > profile.endTime)
     console.log('note: some windows lie outside the profile (different clocks?)');
-  console.log(`windows ${process.env.WINDOW}: ${ranges.length}, ${ranges.map(([a, b]) => ((b - a) / 1000).toFixed(0)).join(' + ')} ms`);
+  console.log(
+    `windows ${process.env.WINDOW}: ${ranges.length}, ${ranges.map(([a, b]) => ((b - a) / 1000).toFixed(0)).join(' + ')} ms`,
+  );
   return (t) => ranges.some(([a, b]) => t >= a && t <= b);
 }
 
@@ -156,12 +158,16 @@ function printLayers(byId, parent, dt) {
   console.log(`\nlayers (innermost package frame; of ${(all / 1000).toFixed(0)} ms busy)`);
   [...layers.entries()]
     .sort((a, b) => b[1] - a[1])
-    .forEach(([k, us]) => console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`));
+    .forEach(([k, us]) =>
+      console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`),
+    );
   console.log('\nby owning function (incl. the node/native calls it makes)');
   [...byFn.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, Number(process.env.LAYERS) > 1 ? Number(process.env.LAYERS) : 25)
-    .forEach(([k, us]) => console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`));
+    .forEach(([k, us]) =>
+      console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((us / all) * 100).toFixed(1).padStart(5)}%  ${k}`),
+    );
 }
 
 main();

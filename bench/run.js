@@ -1109,36 +1109,75 @@ async function interleaved(contenders, ctx, passes) {
       servers.push({ c, lg, server });
       await waitListening(lg, server, '/echo', c.token);
       if (figures.has('echo')) {
-        await lg.call('openPool', { name: 'echo', url: server.url('/echo'), count: COUNTS.echoConnections, kind: c.token });
-        await lg.call('echoRun', { pool: 'echo', inflight: COUNTS.echoInFlight, size: COUNTS.messageBytes, total: 20000 });
+        await lg.call('openPool', {
+          name: 'echo',
+          url: server.url('/echo'),
+          count: COUNTS.echoConnections,
+          kind: c.token,
+        });
+        await lg.call('echoRun', {
+          pool: 'echo',
+          inflight: COUNTS.echoInFlight,
+          size: COUNTS.messageBytes,
+          total: 20000,
+        });
       }
       if (figures.has('broadcast')) {
-        await lg.call('openPool', { name: 'idle', url: server.url('/bcast'), count: COUNTS.broadcastClients, kind: c.token });
-        await lg.call('fanoutRun', { pool: 'idle', count: 5, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes });
+        await lg.call('openPool', {
+          name: 'idle',
+          url: server.url('/bcast'),
+          count: COUNTS.broadcastClients,
+          kind: c.token,
+        });
+        await lg.call('fanoutRun', {
+          pool: 'idle',
+          count: 5,
+          window: COUNTS.broadcastWindow,
+          size: COUNTS.messageBytes,
+        });
       }
       log(`interleaved: ${c.id} ready`);
     }
-    const per = Object.fromEntries(contenders.map((c) => [c.id, { echo: [], broadcast: [] }]));
+    const per = Object.fromEntries(contenders.map((c) => [c.id, { echo: [], broadcast: [], handshake: [] }]));
     for (let i = 0; i < passes; i++) {
       // Each pass starts one contender further (a rotation): every contender follows every other
       // equally often and none runs twice in a row (a reversed order would give the ends a warm CPU).
       const order = servers.map((_, k) => servers[(k + i) % servers.length]);
       for (const { c, lg, server } of order) {
         if (figures.has('echo')) {
-          const r = await measured(server, () =>
-            lg.call('echoRun', {
-              pool: 'echo',
-              inflight: COUNTS.echoInFlight,
-              size: COUNTS.messageBytes,
-              total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
-            }),
+          const r = await measured(
+            server,
+            () =>
+              lg.call('echoRun', {
+                pool: 'echo',
+                inflight: COUNTS.echoInFlight,
+                size: COUNTS.messageBytes,
+                total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
+              }),
             { name: 'echo' },
           );
           per[c.id].echo.push(r.cpuUs / r.messages);
         }
+        if (figures.has('handshake')) {
+          await lg.call('sign', { kind: c.token, count: Number(process.env.BENCH_INTERLEAVE_HANDSHAKES) || 500 });
+          const r = await measured(
+            server,
+            () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
+            { retryOnPing: false, name: 'handshake' },
+          );
+          if (r.failed) throw new Error(`${c.id}: ${r.failed} handshakes failed ${JSON.stringify(r.reasons)}`);
+          per[c.id].handshake.push(r.cpuUs / r.ok);
+        }
         if (figures.has('broadcast')) {
-          const r = await measured(server, () =>
-            lg.call('fanoutRun', { pool: 'idle', count: 10, window: COUNTS.broadcastWindow, size: COUNTS.messageBytes }),
+          const r = await measured(
+            server,
+            () =>
+              lg.call('fanoutRun', {
+                pool: 'idle',
+                count: 10,
+                window: COUNTS.broadcastWindow,
+                size: COUNTS.messageBytes,
+              }),
             { name: 'broadcast' },
           );
           per[c.id].broadcast.push(r.cpuUs / r.deliveries);
@@ -1147,7 +1186,13 @@ async function interleaved(contenders, ctx, passes) {
       log(
         `pass ${i + 1}/${passes}: ` +
           contenders
-            .map((c) => `${c.id} ${['echo', 'broadcast'].filter((f) => figures.has(f)).map((f) => per[c.id][f][i].toFixed(2)).join('/')}`)
+            .map(
+              (c) =>
+                `${c.id} ${['echo', 'broadcast', 'handshake']
+                  .filter((f) => figures.has(f))
+                  .map((f) => per[c.id][f][i].toFixed(2))
+                  .join('/')}`,
+            )
             .join(' | '),
       );
     }
@@ -1165,13 +1210,18 @@ async function interleaved(contenders, ctx, passes) {
     };
     const ratio = (x, y) => x.map((v, i) => v / y[i]);
     const ref = contenders[0].id;
-    for (const f of ['echo', 'broadcast']) {
+    for (const f of ['echo', 'broadcast', 'handshake']) {
       if (!figures.has(f)) continue;
-      for (const c of contenders) log(`${f} ${c.id}: ${q(per[c.id][f])} µs; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`);
+      for (const c of contenders)
+        log(`${f} ${c.id}: ${q(per[c.id][f])} µs; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`);
       for (const c of contenders)
         if (c.id.endsWith('-b') && per[c.id.slice(0, -2)])
           log(`${f} A/B ${c.id} ÷ ${c.id.slice(0, -2)}: ${q(ratio(per[c.id][f], per[c.id.slice(0, -2)][f]))}`);
-      const low = (id, p) => pct([...per[id][f]].sort((a, b) => a - b), p);
+      const low = (id, p) =>
+        pct(
+          [...per[id][f]].sort((a, b) => a - b),
+          p,
+        );
       for (const c of contenders)
         log(
           `${f} ${c.id} ÷ ${ref} of the least disturbed windows: p10 ${(low(c.id, 0.1) / low(ref, 0.1)).toFixed(3)}, ` +
@@ -1204,12 +1254,19 @@ function abSummary(result) {
         const y = pick(b[i]);
         if (typeof x === 'number' && typeof y === 'number' && x > 0) r.push(y / x);
       }
-      if (r.length === 0 || ['hsRate', 'echoRate', 'bcastRate'].includes(m) || m.startsWith('jwks') || m.startsWith('storm'))
+      if (
+        r.length === 0 ||
+        ['hsRate', 'echoRate', 'bcastRate'].includes(m) ||
+        m.startsWith('jwks') ||
+        m.startsWith('storm')
+      )
         continue;
       const s = [...r].sort((p, q) => p - q);
       const mid = Math.floor(s.length / 2);
       const med = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-      lines.push(`${id.slice(0, -2).padEnd(12)} ${m.padEnd(12)} ${f(med)} (${f(s[0])}–${f(s[s.length - 1])}) [${r.map(f).join(', ')}]`);
+      lines.push(
+        `${id.slice(0, -2).padEnd(12)} ${m.padEnd(12)} ${f(med)} (${f(s[0])}–${f(s[s.length - 1])}) [${r.map(f).join(', ')}]`,
+      );
     }
   }
   return lines.join('\n');

@@ -47,7 +47,14 @@ describe('nodes/endpoint: what the inputs receive', function () {
     assert.notStrictEqual(got[0]._msgid, got[1]._msgid);
     assert.notStrictEqual(got[0]._session, got[1]._session);
     assert.deepStrictEqual(got[0]._session, got[1]._session);
-    assert.deepStrictEqual(Object.keys(got[0]._session), ['type', 'id', 'tenantId', 'subject', 'authStatus', 'routingScope']);
+    assert.deepStrictEqual(Object.keys(got[0]._session), [
+      'type',
+      'id',
+      'tenantId',
+      'subject',
+      'authStatus',
+      'routingScope',
+    ]);
   });
 
   it('several inputs: each gets its own copy of one message (one _msgid); events only where asked', async function () {

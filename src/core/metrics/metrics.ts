@@ -281,7 +281,7 @@ export class WebSocketPlusMetrics {
       this.syncCounters(watched);
       listener.off('open', onOpen);
       listener.off('refused', onRefused);
-          listener.off('enforced', onEnforced);
+      listener.off('enforced', onEnforced);
       listener.off('close', onClose);
       listener.off('refresh', onRefresh);
     };

@@ -368,7 +368,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     this.scheduleExpiry(session, state, token.expiresAt);
     const timeout = this.options.sessionTimeoutMs ?? 0;
     if (timeout > 0) {
-      (state.timers ??= []).push(setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')));
+      (state.timers ??= []).push(
+        setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')),
+      );
     }
     this.emit('open', session);
   }

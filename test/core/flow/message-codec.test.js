@@ -1,7 +1,8 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const { frameToMessage, messageToFrame, nestsDeeperThan, sessionRef, MAX_MESSAGE_DEPTH } = built('core/flow/message-codec');
+const { frameToMessage, messageToFrame, nestsDeeperThan, sessionRef, MAX_MESSAGE_DEPTH } =
+  built('core/flow/message-codec');
 
 describe('core/message-codec', function () {
   it('payload mode keeps text as string and binary as Buffer', function () {
