@@ -198,11 +198,12 @@ function explainMisses(r) {
     out.push(
       "Echo and broadcast: the CPU per frame is mostly ws's send path (one writev system call per frame). " +
         `websocket-plus depends on ws ${ws8}, while Node-RED core uses the ws ${r.ws7} it bundles; ` +
-        `in this run raw ws ${ws8} spends ${fmt(med('raw', 'echoCpu') / med('raw-ws7', 'echoCpu'), 2)} × (echo) ` +
-        `and ${fmt(med('raw', 'bcastCpu') / med('raw-ws7', 'bcastCpu'), 2)} × (broadcast) the server CPU of raw ws ` +
-        `${r.ws7}. ` +
+        `in this run raw ws ${ws8} spends ${fmt(1 / ratio('raw-ws7', 'echoCpu', 'raw'), 2)} × (echo) ` +
+        `and ${fmt(1 / ratio('raw-ws7', 'bcastCpu', 'raw'), 2)} × (broadcast) the server CPU of raw ws ` +
+        `${r.ws7} (paired by round). ` +
         `websocket-plus HS256 spends ${fmt(ratio('plus-hs256', 'echoCpu', 'raw'), 2)} × (echo) ` +
-        `and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}.`,
+        `and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}. ` +
+        'bench/README.md ("Where the time goes per message") splits the samples of both by layer.',
     );
   }
   if (missed('echo p99')) {

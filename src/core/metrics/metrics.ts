@@ -5,9 +5,9 @@
  * Listeners, outbound connections and their cluster buses are watched through what they already
  * offer: their events ('open', 'close', 'refused', 'enforced', 'refresh'; a client's 'message') and
  * the counters kept by the listener (traffic), the token verifier and the cluster bus, read at
- * scrape time. Labels are the listener path
- * or the client's display URL only: never a token, subject or session id. Tenants appear only for a
- * listener that opts in, and then at most `maxTenants` of them (the rest summed as `other`).
+ * scrape time. Labels are the listener path or the client's display URL only: never a token,
+ * subject or session id. Tenants appear only for a listener that opts in, and then at most
+ * `maxTenants` of them (the rest summed as `other`).
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { HandshakeError, SessionCloseCode } from '../errors';
