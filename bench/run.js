@@ -366,13 +366,12 @@ async function startServer(c, rep, ctx) {
   // otherwise the semi-spaces grow with the allocation rate and that growth lands in the RSS
   // figure of whichever contender had not yet grown them.
   const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
+  let profileWindows = '';
   if ((process.env.BENCH_PROFILE || '').split(',').includes(c.id)) {
     fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
-    execArgv.push(
-      '--cpu-prof',
-      `--cpu-prof-dir=${path.join(TMP, 'prof')}`,
-      `--cpu-prof-name=${c.id}-r${rep}-${Date.now()}.cpuprofile`,
-    );
+    const name = `${c.id}-r${rep}-${Date.now()}`;
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(TMP, 'prof')}`, `--cpu-prof-name=${name}.cpuprofile`);
+    profileWindows = path.join(TMP, 'prof', `${name}.windows.jsonl`);
   }
   let child;
   let userDir;
@@ -383,6 +382,7 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: c.auth,
         BENCH_HS_SECRET: ctx.keys.hsSecret,
         BENCH_WS_MODULE: c.wsModule || process.env.BENCH_WS_MODULE || '',
@@ -395,9 +395,10 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: 'hs256',
         BENCH_HS_SECRET: ctx.keys.hsSecret,
-        BENCH_NODES_DIR: ctx.pkgDir,
+        BENCH_NODES_DIR: c.pkgDir || ctx.pkgDir,
         BENCH_LISTENER_OPTIONS: process.env.BENCH_LISTENER_OPTIONS || '{}',
       },
     });
@@ -412,9 +413,10 @@ async function startServer(c, rep, ctx) {
       logFile,
       cpu: PIN ? 1 : undefined,
       env: {
+        BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_USERDIR: userDir,
         BENCH_NODE_RED: NODE_RED,
-        BENCH_NODES_DIR: c.plus ? ctx.pkgDir : '',
+        BENCH_NODES_DIR: c.plus ? c.pkgDir || ctx.pkgDir : '',
         BENCH_REQUIRE_TYPES: [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => n.type))].join(','),
       },
     });
@@ -451,6 +453,20 @@ async function waitListening(lg, server, p, kind) {
   );
 }
 
+/** The growth between two memory marks per connection, in KB, split by kind. */
+function perConnection(a, b, n) {
+  const kb = (x) => (Number.isFinite(x) ? +(x / 1024 / n).toFixed(3) : undefined);
+  const d = (k) => b[k] - a[k];
+  return {
+    rss: kb(d('rss')),
+    heapUsed: kb(d('heapUsed')),
+    heapCommitted: kb(d('heapTotal')),
+    external: kb(d('external')),
+    arrayBuffers: kb(d('arrayBuffers')),
+    outsideV8: kb(d('rss') - d('heapTotal') - d('external')),
+  };
+}
+
 /** Machine-wide busy and total CPU time (all CPUs) from /proc/stat, in µs. */
 function machineCpu() {
   try {
@@ -466,15 +482,15 @@ function machineCpu() {
 
 /** One measurement window: server CPU time around `fn`. Pooled runs that saw a server ping
  *  (the plus listener's 30 s heartbeat) are measured again, up to twice. */
-async function measured(server, fn, { retryOnPing = true } = {}) {
+async function measured(server, fn, { retryOnPing = true, name } = {}) {
   let result;
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const m0 = await server.child.call('mark', { gcFirst: true });
+    const m0 = await server.child.call('mark', { gcFirst: true, window: name && { name, phase: 'start' } });
     const l0 = await server.loadgen.call('mark', {});
     const c0 = machineCpu();
     const r = await fn();
     const c1 = machineCpu();
-    const m1 = await server.child.call('mark', {});
+    const m1 = await server.child.call('mark', { window: name && { name, phase: 'end' } });
     const l1 = await server.loadgen.call('mark', {});
     result = { ...r, cpuUs: m1.cpuUs - m0.cpuUs, loadgenCpuUs: l1.cpuUs - l0.cpuUs, attempts: attempt };
     if (c0 && c1 && c1.total > c0.total) {
@@ -598,6 +614,10 @@ async function runContender(c, rep, ctx) {
           firstBatchRssPerConnKB: (m1.rss - m0.rss) / 1024 / pool.opened,
           firstBatchHeapPerConnKB: (heap(m1) - heap(m0)) / 1024 / pool.opened,
           rssMB: [m0.rss, m1.rss, m2.rss].map((x) => +(x / 1048576).toFixed(1)),
+          // Where the RSS growth of the second batch sits, per connection (KB): the V8 heap in use
+          // and committed (used + free space in the heap's pages), V8's external memory (Buffers,
+          // ArrayBuffers) and the rest of RSS (malloc: sockets, libuv, OpenSSL; freed-but-kept pages).
+          breakdownKB: perConnection(m1, m2, second.opened),
         };
         await lg.call('closePool', { name: 'idle2' });
       }
@@ -608,13 +628,16 @@ async function runContender(c, rep, ctx) {
           window: COUNTS.broadcastWindow,
           size: COUNTS.messageBytes,
         });
-        const r = await measured(server, () =>
-          lg.call('fanoutRun', {
-            pool: 'idle',
-            count: COUNTS.broadcasts,
-            window: COUNTS.broadcastWindow,
-            size: COUNTS.messageBytes,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('fanoutRun', {
+              pool: 'idle',
+              count: COUNTS.broadcasts,
+              window: COUNTS.broadcastWindow,
+              size: COUNTS.messageBytes,
+            }),
+          { name: 'broadcast' },
         );
         if (r.timedOut) warn(`broadcast timed out: ${r.complete}/${r.sent} complete`);
         fig.broadcast = {
@@ -638,7 +661,7 @@ async function runContender(c, rep, ctx) {
       const r = await measured(
         server,
         () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
-        { retryOnPing: false },
+        { retryOnPing: false, name: 'handshake' },
       );
       handshakesOk += r.ok;
       if (r.failed) warn(`handshakes: ${r.failed} failed ${JSON.stringify(r.reasons)}`);
@@ -670,13 +693,16 @@ async function runContender(c, rep, ctx) {
           size: COUNTS.messageBytes,
           total: COUNTS.warmupMessages,
         });
-        const r = await measured(server, () =>
-          lg.call('echoRun', {
-            pool: 'echo',
-            inflight: COUNTS.echoInFlight,
-            size: COUNTS.messageBytes,
-            total: COUNTS.echoMessages,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('echoRun', {
+              pool: 'echo',
+              inflight: COUNTS.echoInFlight,
+              size: COUNTS.messageBytes,
+              total: COUNTS.echoMessages,
+            }),
+          { name: 'echo' },
         );
         if (r.timedOut) warn(`echo timed out: ${r.messages}/${COUNTS.echoMessages}`);
         fig.echo = {
@@ -754,14 +780,17 @@ async function runContender(c, rep, ctx) {
       };
       const measure = async () => {
         await lg.call('fanoutRun', { pool: 'tenant', tenant: 't0', count: 50, window: 4, size: COUNTS.messageBytes });
-        const r = await measured(server, () =>
-          lg.call('fanoutRun', {
-            pool: 'tenant',
-            tenant: 't0',
-            count: COUNTS.tenantBroadcasts,
-            window: 4,
-            size: COUNTS.messageBytes,
-          }),
+        const r = await measured(
+          server,
+          () =>
+            lg.call('fanoutRun', {
+              pool: 'tenant',
+              tenant: 't0',
+              count: COUNTS.tenantBroadcasts,
+              window: 4,
+              size: COUNTS.messageBytes,
+            }),
+          { name: 'tenant' },
         );
         if (r.timedOut) warn(`tenant fan-out timed out: ${r.complete}/${r.sent}`);
         if (r.leaks) warn(`tenant fan-out: ${r.leaks} messages reached other tenants`);
@@ -937,9 +966,17 @@ async function main() {
   }
   ctx.pkgDir = snap.pkgDir;
   contenders = contenders.filter((c) => !c.id.startsWith('raw-ws7') || WS7);
+  // BENCH_AB_DIR: a second prepared package; every websocket-plus contender runs twice per round,
+  // as <id> (this build or BENCH_PKG_DIR) and <id>-b (that package), so A and B are paired by round.
+  if (process.env.BENCH_AB_DIR) {
+    const bDir = path.resolve(process.env.BENCH_AB_DIR);
+    contenders = contenders.flatMap((c) =>
+      c.plus ? [c, { ...c, id: `${c.id}-b`, label: `${c.label} [B]`, pkgDir: bDir }] : [c],
+    );
+  }
   if (process.env.BENCH_ONLY) {
     const only = new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim()));
-    contenders = contenders.filter((c) => only.has(c.id));
+    contenders = contenders.filter((c) => only.has(c.id) || only.has(c.id.replace(/-b$/, '')));
   }
   if (process.env.BENCH_FIGURES) {
     const figures = new Set(process.env.BENCH_FIGURES.split(',').map((s) => s.trim()));
@@ -971,6 +1008,15 @@ async function main() {
   );
   for (const n of ctx.notes) log(`note: ${n}`);
 
+  if (Number(process.env.BENCH_INTERLEAVE) > 0) {
+    try {
+      await interleaved(contenders, ctx, Number(process.env.BENCH_INTERLEAVE));
+    } finally {
+      ctx.jwks.server.close();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+    return;
+  }
   const runs = Object.fromEntries(contenders.map((c) => [c.id, []]));
   const failures = [];
   try {
@@ -1021,6 +1067,7 @@ async function main() {
     'BENCH_ONLY',
     'BENCH_FIGURES',
     'BENCH_PKG_DIR',
+    'BENCH_AB_DIR',
     'BENCH_PLUS_PROPS',
     'BENCH_LISTENER_OPTIONS',
     'BENCH_WS_MODULE',
@@ -1035,12 +1082,194 @@ async function main() {
     fs.writeFileSync(path.join(TMP, 'partial.md'), md);
   }
   console.log(`\n${md}`);
+  if (process.env.BENCH_AB_DIR) console.log(abSummary(result));
   if (!partial && !process.env.BENCH_NO_README) require('./update-readme').update();
   log(
     `done in ${result.durationS} s` +
       (partial ? ' (partial run: results in bench/results/tmp/partial.*)' : ': bench/results/latest.json, latest.md'),
   );
   if (failures.length) process.exitCode = 1;
+}
+
+/**
+ * BENCH_INTERLEAVE=<n> (experiments, e.g. with BENCH_AB_DIR): every contender's server runs at the
+ * same time (each with its own load generator), and the echo (and broadcast) windows go round the
+ * contenders n times, one short window each. A ratio is taken between windows seconds apart, so
+ * the slow stretches of a shared machine hit both sides of most pairs; it prints the per-pass
+ * ratios to the first contender and between each <id>-b and <id>, median (min–max).
+ */
+async function interleaved(contenders, ctx, passes) {
+  const figures = new Set((process.env.BENCH_FIGURES || 'echo').split(','));
+  const servers = [];
+  try {
+    for (const c of contenders) {
+      const lg = await ctx.startLoadgen(`${c.id}-interleaved`);
+      ctx.loadgen = lg;
+      const server = await startServer(c, 1, ctx);
+      servers.push({ c, lg, server });
+      await waitListening(lg, server, '/echo', c.token);
+      if (figures.has('echo')) {
+        await lg.call('openPool', {
+          name: 'echo',
+          url: server.url('/echo'),
+          count: COUNTS.echoConnections,
+          kind: c.token,
+        });
+        await lg.call('echoRun', {
+          pool: 'echo',
+          inflight: COUNTS.echoInFlight,
+          size: COUNTS.messageBytes,
+          total: 20000,
+        });
+      }
+      if (figures.has('broadcast')) {
+        await lg.call('openPool', {
+          name: 'idle',
+          url: server.url('/bcast'),
+          count: COUNTS.broadcastClients,
+          kind: c.token,
+        });
+        await lg.call('fanoutRun', {
+          pool: 'idle',
+          count: 5,
+          window: COUNTS.broadcastWindow,
+          size: COUNTS.messageBytes,
+        });
+      }
+      log(`interleaved: ${c.id} ready`);
+    }
+    const per = Object.fromEntries(contenders.map((c) => [c.id, { echo: [], broadcast: [], handshake: [] }]));
+    for (let i = 0; i < passes; i++) {
+      // Each pass starts one contender further (a rotation): every contender follows every other
+      // equally often and none runs twice in a row (a reversed order would give the ends a warm CPU).
+      const order = servers.map((_, k) => servers[(k + i) % servers.length]);
+      for (const { c, lg, server } of order) {
+        if (figures.has('echo')) {
+          const r = await measured(
+            server,
+            () =>
+              lg.call('echoRun', {
+                pool: 'echo',
+                inflight: COUNTS.echoInFlight,
+                size: COUNTS.messageBytes,
+                total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
+              }),
+            { name: 'echo' },
+          );
+          per[c.id].echo.push(r.cpuUs / r.messages);
+        }
+        if (figures.has('handshake')) {
+          await lg.call('sign', { kind: c.token, count: Number(process.env.BENCH_INTERLEAVE_HANDSHAKES) || 500 });
+          const r = await measured(
+            server,
+            () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
+            { retryOnPing: false, name: 'handshake' },
+          );
+          if (r.failed) throw new Error(`${c.id}: ${r.failed} handshakes failed ${JSON.stringify(r.reasons)}`);
+          per[c.id].handshake.push(r.cpuUs / r.ok);
+        }
+        if (figures.has('broadcast')) {
+          const r = await measured(
+            server,
+            () =>
+              lg.call('fanoutRun', {
+                pool: 'idle',
+                count: 10,
+                window: COUNTS.broadcastWindow,
+                size: COUNTS.messageBytes,
+              }),
+            { name: 'broadcast' },
+          );
+          per[c.id].broadcast.push(r.cpuUs / r.deliveries);
+        }
+      }
+      log(
+        `pass ${i + 1}/${passes}: ` +
+          contenders
+            .map(
+              (c) =>
+                `${c.id} ${['echo', 'broadcast', 'handshake']
+                  .filter((f) => figures.has(f))
+                  .map((f) => per[c.id][f][i].toFixed(2))
+                  .join('/')}`,
+            )
+            .join(' | '),
+      );
+    }
+    // Other work on the machine only ever adds CPU time to a window: besides the median, the 10th and
+    // 25th percentiles (the windows least disturbed) are shown.
+    const pct = (v, p) => v[Math.floor(p * (v.length - 1))];
+    const q = (r) => {
+      const v = [...r].sort((a, b) => a - b);
+      const m = Math.floor(v.length / 2);
+      const med = v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+      return (
+        `${med.toFixed(3)} (${v[0].toFixed(3)}–${v[v.length - 1].toFixed(3)}, n=${v.length}; ` +
+        `p10 ${pct(v, 0.1).toFixed(3)}, p25 ${pct(v, 0.25).toFixed(3)})`
+      );
+    };
+    const ratio = (x, y) => x.map((v, i) => v / y[i]);
+    const ref = contenders[0].id;
+    for (const f of ['echo', 'broadcast', 'handshake']) {
+      if (!figures.has(f)) continue;
+      for (const c of contenders)
+        log(`${f} ${c.id}: ${q(per[c.id][f])} µs; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`);
+      for (const c of contenders)
+        if (c.id.endsWith('-b') && per[c.id.slice(0, -2)])
+          log(`${f} A/B ${c.id} ÷ ${c.id.slice(0, -2)}: ${q(ratio(per[c.id][f], per[c.id.slice(0, -2)][f]))}`);
+      const low = (id, p) =>
+        pct(
+          [...per[id][f]].sort((a, b) => a - b),
+          p,
+        );
+      for (const c of contenders)
+        log(
+          `${f} ${c.id} ÷ ${ref} of the least disturbed windows: p10 ${(low(c.id, 0.1) / low(ref, 0.1)).toFixed(3)}, ` +
+            `p25 ${(low(c.id, 0.25) / low(ref, 0.25)).toFixed(3)}`,
+        );
+    }
+    fs.mkdirSync(TMP, { recursive: true });
+    fs.writeFileSync(path.join(TMP, 'interleaved.json'), JSON.stringify(per, null, 2) + '\n');
+  } finally {
+    for (const { lg, server } of servers) {
+      await server.stop().catch(() => undefined);
+      await lg.stop().catch(() => undefined);
+    }
+  }
+}
+
+/** BENCH_AB_DIR: B ÷ A per round for every figure both measured; median (min–max) and the rounds. */
+function abSummary(result) {
+  const lines = ['A/B (B ÷ A, paired by round): median (min–max) [per round]'];
+  const f = (x) => x.toFixed(3);
+  for (const { id } of result.contenders) {
+    if (!id.endsWith('-b')) continue;
+    const a = result.runs[id.slice(0, -2)];
+    const b = result.runs[id];
+    if (!a) continue;
+    for (const [m, pick] of Object.entries(stats.METRICS)) {
+      const r = [];
+      for (let i = 0; i < Math.min(a.length, b.length); i++) {
+        const x = pick(a[i]);
+        const y = pick(b[i]);
+        if (typeof x === 'number' && typeof y === 'number' && x > 0) r.push(y / x);
+      }
+      if (
+        r.length === 0 ||
+        ['hsRate', 'echoRate', 'bcastRate'].includes(m) ||
+        m.startsWith('jwks') ||
+        m.startsWith('storm')
+      )
+        continue;
+      const s = [...r].sort((p, q) => p - q);
+      const mid = Math.floor(s.length / 2);
+      const med = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+      lines.push(
+        `${id.slice(0, -2).padEnd(12)} ${m.padEnd(12)} ${f(med)} (${f(s[0])}–${f(s[s.length - 1])}) [${r.map(f).join(', ')}]`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 function summaryLine(fig) {

@@ -137,15 +137,22 @@ function markHandlers() {
       global.gc();
       return { file: require('v8').writeHeapSnapshot(file) };
     },
-    mark({ gcFirst = false, memory = false } = {}) {
+    mark({ gcFirst = false, memory = false, window } = {}) {
       if (gcFirst) global.gc();
       const cpu = process.cpuUsage();
+      // Profiled servers: the measurement windows on the profile's clock (monotonic µs), so
+      // profile-top.js can count only the samples taken inside them (WINDOW=<name>).
+      if (window && process.env.BENCH_PROFILE_WINDOWS) {
+        const t = Number(process.hrtime.bigint() / 1000n);
+        require('fs').appendFileSync(process.env.BENCH_PROFILE_WINDOWS, `${JSON.stringify({ ...window, t })}\n`);
+      }
       const result = { cpuUs: cpu.user + cpu.system, user: cpu.user, system: cpu.system, at: Date.now() };
       if (memory) {
         global.gc();
         const mem = process.memoryUsage();
         result.rss = mem.rss;
         result.heapUsed = mem.heapUsed;
+        result.heapTotal = mem.heapTotal;
         result.external = mem.external;
         result.arrayBuffers = mem.arrayBuffers;
         result.spaces = Object.fromEntries(

@@ -12,7 +12,7 @@ import {
   refuseWhileMisconfigured,
 } from '../core/flow/listener-config';
 import { deliveryProblem, WebSocketListener, ListenerSession } from '../core/server/listener';
-import { frameToMessage, messageToFrame } from '../core/flow/message-codec';
+import { frameToMessage, messageToFrame, sessionRef } from '../core/flow/message-codec';
 import { filterPeerProps } from '../core/flow/peer-props';
 import {
   createTokenVerifier,
@@ -133,7 +133,7 @@ export function registerListener(RED: NodeAPI): void {
           return;
         }
         const msg = filterPeerProps(parsed, peerProps) as NodeMessage;
-        msg._session = { ...session.info };
+        msg._session = sessionRef(session.info);
         attached.emit(msg);
       });
       listener.on('open', (session: ListenerSession) => {

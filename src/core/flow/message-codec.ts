@@ -3,6 +3,8 @@
  * their crash on `null`: any JSON value that is not an object becomes the payload.
  */
 
+import type { SessionInfo } from '../server/listener';
+
 export type OutgoingFrame = Buffer | string;
 
 /** Properties a peer may never set on a message: routing and Node-RED's own bookkeeping. */
@@ -75,4 +77,19 @@ export function messageToFrame(msg: Record<string, unknown>, wholeMessage: boole
   }
   if (!Object.prototype.hasOwnProperty.call(msg, 'payload')) return undefined;
   return payloadToFrame(msg.payload);
+}
+
+/**
+ * A message's own copy of a session's info (`msg._session`): the flow may change it, the record may
+ * not change. Built field by field: spreading the frozen record costs several times as much.
+ */
+export function sessionRef(info: Readonly<SessionInfo>): SessionInfo {
+  return {
+    type: info.type,
+    id: info.id,
+    tenantId: info.tenantId,
+    subject: info.subject,
+    authStatus: info.authStatus,
+    routingScope: info.routingScope,
+  };
 }

@@ -73,7 +73,8 @@ interface SessionState {
   /** A heartbeat ping is out: its pong is ours and costs the peer nothing. */
   awaitingPong: boolean;
   bucket?: TokenBucket;
-  timers: LongTimeout[];
+  /** Made for the first timer of the session (most have none). */
+  timers?: LongTimeout[];
   /** When the session is due to close at its token's exp (key in the listener's expiry schedule). */
   expiresAt?: number;
   /** When the "expiring" notice is due (key in the listener's warning schedule). */
@@ -118,6 +119,9 @@ export interface ListenerEvents {
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** ws's send options, one object per kind rather than one per delivery (ws copies them). */
+const BINARY = Object.freeze({ binary: true });
+const TEXT = Object.freeze({ binary: false });
 /**
  * Below Node-RED's default `inboundWebSocketTimeout` (5 s), after which it destroys an upgrade that
  * nothing answered: the 503 must reach the client first (see handshakeTiming in listener-config).
@@ -130,16 +134,34 @@ const WS_LIMIT_ERRORS: Record<string, SessionCloseCode> = {
   WS_ERR_TOO_MANY_BUFFERED_PARTS: 'TOO_MANY_FRAGMENTS',
 };
 
+/** A session's socket carries its listener, session and state for the shared event handlers. */
+const LINK = Symbol('websocket-plus.session');
+type LinkedSocket = WebSocket & {
+  [LINK]: { listener: WebSocketListener; session: ListenerSession; state: SessionState };
+};
+
 /** Key under which a verified handshake travels from verifyClient to the connection callback. */
 const VERIFIED = Symbol('websocket-plus.verified');
 interface VerifiedRequest extends IncomingMessage {
   [VERIFIED]?: { token: VerifiedToken; tenantId: string };
 }
 
+/** Messages and payload bytes since the listener was made (the metrics read them at scrape time). */
+export interface ListenerTraffic {
+  /** Messages from clients handed to the flow (what 'message' is emitted for) and their payload bytes. */
+  messagesIn: number;
+  bytesIn: number;
+  /** Frames written to sessions, one per recipient (what 'sent' reports), and their payload bytes. */
+  messagesOut: number;
+  bytesOut: number;
+}
+
 export class WebSocketListener extends EventEmitter<ListenerEvents> implements ClusterReceiver {
   readonly path: string;
   readonly scope: RoutingScope;
   readonly registry = new SessionRegistry<WebSocket>();
+  /** Counted here rather than by a listener of 'message' and 'sent': no extra event per message. */
+  readonly traffic: ListenerTraffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
   private readonly wss: WebSocketServer;
   private readonly states = new WeakMap<ListenerSession, SessionState>();
   private readonly limiter: TenantConnectionLimiter | undefined;
@@ -328,23 +350,22 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       info,
       openedAt: Date.now(),
     };
-    const state: SessionState = { alive: true, closing: false, awaitingPong: false, timers: [] };
+    const state: SessionState = { alive: true, closing: false, awaitingPong: false };
     if (this.options.rateLimit && this.options.rateLimit > 0) state.bucket = new TokenBucket(this.options.rateLimit);
     this.states.set(session, state);
     this.registry.add(session);
     // The first session of its tenant here: the tenant's deliveries from other instances are needed.
     if (cluster && this.registry.countForTenant(tenantId) === 1) cluster.holdTenant(tenantId);
 
-    socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(session, state, data, isBinary));
-    socket.on('ping', (data: Buffer) => this.onPing(session, state, data));
-    socket.on('pong', () => this.onPong(session, state));
-    socket.on('error', (err: Error & { code?: string }) => {
-      // ws closes the socket after an error; for its limits (size, fragments) it sends the close code itself.
-      const limit = err.code === undefined ? undefined : WS_LIMIT_ERRORS[err.code];
-      if (limit) this.emit('enforced', session, limit);
-    });
+    // The handlers are shared by all sessions and find theirs through the socket: five closures
+    // (and their context) per connection cost about 350 bytes of heap.
+    (socket as LinkedSocket)[LINK] = { listener: this, session, state };
+    socket.on('message', WebSocketListener.onSocketMessage);
+    socket.on('ping', WebSocketListener.onSocketPing);
+    socket.on('pong', WebSocketListener.onSocketPong);
+    socket.on('error', WebSocketListener.onSocketError);
     // 'close' is emitted once by ws; a plain listener avoids a once-wrapper per session.
-    socket.on('close', (code: number, reason: Buffer) => this.onClose(session, state, code, reason.toString()));
+    socket.on('close', WebSocketListener.onSocketClose);
 
     if (this.closing) {
       this.closeSession(session, 'LISTENER_CLOSED');
@@ -354,9 +375,38 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     this.scheduleExpiry(session, state, token.expiresAt);
     const timeout = this.options.sessionTimeoutMs ?? 0;
     if (timeout > 0) {
-      state.timers.push(setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')));
+      (state.timers ??= []).push(
+        setTimeoutAt(Date.now() + timeout, () => this.closeSession(session, 'SESSION_TIMEOUT')),
+      );
     }
     this.emit('open', session);
+  }
+
+  private static onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+    const link = (this as LinkedSocket)[LINK];
+    link.listener.onMessage(link.session, link.state, data, isBinary);
+  }
+
+  private static onSocketPing(this: WebSocket, data: Buffer): void {
+    const link = (this as LinkedSocket)[LINK];
+    link.listener.onPing(link.session, link.state, data);
+  }
+
+  private static onSocketPong(this: WebSocket): void {
+    const link = (this as LinkedSocket)[LINK];
+    link.listener.onPong(link.session, link.state);
+  }
+
+  private static onSocketError(this: WebSocket, err: Error & { code?: string }): void {
+    // ws closes the socket after an error; for its limits (size, fragments) it sends the close code itself.
+    const limit = err.code === undefined ? undefined : WS_LIMIT_ERRORS[err.code];
+    const link = (this as LinkedSocket)[LINK];
+    if (limit) link.listener.emit('enforced', link.session, limit);
+  }
+
+  private static onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+    const link = (this as LinkedSocket)[LINK];
+    link.listener.onClose(link.session, link.state, code, reason.toString());
   }
 
   private onMessage(session: ListenerSession, state: SessionState, data: Buffer, isBinary: boolean): void {
@@ -373,6 +423,9 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
         return;
       }
     }
+    const traffic = this.traffic;
+    traffic.messagesIn++;
+    traffic.bytesIn += data.length;
     try {
       this.emit('message', session, isBinary ? data : data.toString(), isBinary);
     } catch {
@@ -417,12 +470,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
 
   private onClose(session: ListenerSession, state: SessionState, code: number, reason: string): void {
     state.closing = true;
-    for (const timer of state.timers) timer.cancel();
+    if (state.timers) for (const timer of state.timers) timer.cancel();
     if (state.expiresAt !== undefined) this.expiries.remove(session, state.expiresAt);
     if (state.warnAt !== undefined) this.warnings.remove(session, state.warnAt);
     state.cancelRefresh?.();
     state.req = undefined;
-    state.timers.length = 0;
+    state.timers = undefined;
     this.registry.remove(session.id);
     this.limiter?.release(session.tenantId);
     const cluster = this.options.cluster;
@@ -593,7 +646,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
   deliver(sessionId: unknown, data: Buffer | string): DeliveryResult {
     const found = route(this.registry, this.scope, sessionId);
     const binary = typeof data !== 'string';
+    // Strings are encoded once, not once per recipient (handing ws the string for a single recipient
+    // measured no cheaper).
     const frame = binary ? data : Buffer.from(data);
+    if (found.target) {
+      return { delivered: this.sendFrameTo(found.target, frame, binary), miss: found.miss, tenantId: found.tenantId };
+    }
     const delivered = this.sendFrame(found.targets, frame, binary);
     const result: DeliveryResult = { delivered, miss: found.miss, tenantId: found.tenantId };
     const cluster = this.options.cluster;
@@ -630,8 +688,24 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
     return true;
   }
 
+  /** sendFrame for a single recipient (session scope): no iterator, one check, one send. */
+  private sendFrameTo(target: SessionRecord<WebSocket>, frame: Buffer, binary: boolean): number {
+    const socket = target.connection;
+    if (socket.readyState !== WebSocket.OPEN) return 0;
+    if (this.overBuffered(socket)) {
+      this.closeSession(target as ListenerSession, 'SLOW_CONSUMER');
+      return 0;
+    }
+    socket.send(frame, binary ? BINARY : TEXT);
+    const traffic = this.traffic;
+    traffic.messagesOut++;
+    traffic.bytesOut += frame.length;
+    this.emit('sent', 1, frame.length);
+    return 1;
+  }
+
   private sendFrame(targets: Iterable<SessionRecord<WebSocket>>, frame: Buffer, binary: boolean): number {
-    const options = { binary };
+    const options = binary ? BINARY : TEXT;
     let delivered = 0;
     for (const target of targets) {
       const socket = target.connection;
@@ -643,7 +717,12 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
       socket.send(frame, options);
       delivered++;
     }
-    if (delivered > 0) this.emit('sent', delivered, frame.length);
+    if (delivered > 0) {
+      const traffic = this.traffic;
+      traffic.messagesOut += delivered;
+      traffic.bytesOut += delivered * frame.length;
+      this.emit('sent', delivered, frame.length);
+    }
     return delivered;
   }
 

@@ -98,6 +98,8 @@ export type RouteMiss = 'no-session' | 'unknown-session' | 'session-closed';
 
 export interface Route<Connection> {
   targets: Iterable<SessionRecord<Connection>>;
+  /** The one recipient of a session-scope route (then `targets` holds just it). */
+  target?: SessionRecord<Connection>;
   /** The tenant the targets belong to (tenant and session scope). */
   tenantId?: string;
   miss?: RouteMiss;
@@ -116,7 +118,7 @@ export function route<Connection>(
   if (typeof sessionId !== 'string' || sessionId === '') return { targets: EMPTY, miss: 'no-session' };
   if (scope === 'session') {
     const session = registry.get(sessionId);
-    if (session) return { targets: [session], tenantId: session.tenantId };
+    if (session) return { targets: [session], target: session, tenantId: session.tenantId };
     const closedTenant = registry.tenantOf(sessionId);
     return closedTenant === undefined
       ? { targets: EMPTY, miss: 'unknown-session' }

@@ -1,7 +1,8 @@
 'use strict';
 const assert = require('assert');
 const { built } = require('../../helpers/built');
-const { frameToMessage, messageToFrame, nestsDeeperThan, MAX_MESSAGE_DEPTH } = built('core/flow/message-codec');
+const { frameToMessage, messageToFrame, nestsDeeperThan, sessionRef, MAX_MESSAGE_DEPTH } =
+  built('core/flow/message-codec');
 
 describe('core/message-codec', function () {
   it('payload mode keeps text as string and binary as Buffer', function () {
@@ -71,5 +72,23 @@ describe('core/message-codec', function () {
     assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 4), false);
     assert.strictEqual(nestsDeeperThan({ a: [{ b: [] }] }, 3), true);
     assert.strictEqual(nestsDeeperThan('[[[', 1), false);
+  });
+
+  it("sessionRef: a message's own copy of the session info, every field, free to change", function () {
+    const info = Object.freeze({
+      type: 'websocket',
+      id: 'a1b2',
+      tenantId: 't1',
+      subject: 'user-1',
+      authStatus: 'verified',
+      routingScope: 'session',
+    });
+    const ref = sessionRef(info);
+    assert.deepStrictEqual(ref, { ...info });
+    assert.notStrictEqual(ref, info);
+    assert.ok(!Object.isFrozen(ref));
+    ref.tenantId = 'changed by the flow';
+    assert.strictEqual(info.tenantId, 't1');
+    assert.deepStrictEqual(Object.keys(sessionRef(info)), Object.keys(info), 'same properties, same order');
   });
 });

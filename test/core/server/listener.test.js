@@ -127,6 +127,51 @@ describe('core/listener', function () {
     },
   );
 
+  it('counts its own traffic: messages and UTF-8 bytes in, one frame and its bytes per recipient out', async function () {
+    const listener = makeListener(server, '/traffic', { scope: 'global' });
+    listener.start();
+    const received = [];
+    listener.on('message', (session, data) => received.push(data));
+    const a = (await connect(`${base}/traffic?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+    const b = (await connect(`${base}/traffic?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+    sockets.push(a, b);
+    assert.deepStrictEqual(listener.traffic, { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 });
+    a.send('h\u00e9llo'); // 6 bytes of UTF-8, 5 characters
+    b.send(Buffer.from([1, 2, 3]));
+    const deadline = Date.now() + 5000;
+    while (received.length < 2 && Date.now() < deadline) await delay(10);
+    assert.strictEqual(received.length, 2);
+    assert.strictEqual(listener.traffic.messagesIn, 2);
+    assert.strictEqual(listener.traffic.bytesIn, 9);
+    assert.strictEqual(listener.deliver(undefined, '\u00e9\u00e9').delivered, 2); // 4 bytes to each
+    await waitForMessages(a, 1);
+    await waitForMessages(b, 1);
+    assert.strictEqual(listener.traffic.messagesOut, 2);
+    assert.strictEqual(listener.traffic.bytesOut, 8);
+    await listener.close();
+  });
+
+  it('every session shares the same socket event handlers (no closures per connection)', async function () {
+    const listener = makeListener(server, '/shared');
+    listener.start();
+    const a = (await connect(`${base}/shared?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+    const b = (await connect(`${base}/shared?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+    sockets.push(a, b);
+    const [first, second] = [...listener.registry.all()].map((s) => s.connection);
+    assert.ok(first && second && first !== second);
+    for (const event of ['message', 'ping', 'pong', 'error', 'close']) {
+      assert.strictEqual(first.listenerCount(event), 1, event);
+      assert.strictEqual(first.listeners(event)[0], second.listeners(event)[0], `${event}: one handler for both`);
+    }
+    // The shared handlers still reach each session's own state: an echo per session.
+    listener.on('message', (session, data) => listener.deliver(session.id, `${session.tenantId}:${data}`));
+    a.send('x');
+    b.send('y');
+    assert.deepStrictEqual(await waitForMessages(a, 1), ['a:x']);
+    assert.deepStrictEqual(await waitForMessages(b, 1), ['b:y']);
+    await listener.close();
+  });
+
   it('deliveryProblem: what the flow is told when a delivery reached nobody', function () {
     assert.strictEqual(deliveryProblem({ delivered: 1 }), undefined);
     assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'no-session' }), 'no-session');
