@@ -26,52 +26,12 @@ const ROOT = path.resolve(__dirname, '..');
 const { startRedis } = require(path.join(ROOT, 'test', 'helpers', 'redis-server'));
 const { spawnInstance } = require(path.join(ROOT, 'test', 'helpers', 'nr-instance'));
 const { signHS256 } = require(path.join(ROOT, 'test', 'helpers', 'tokens'));
+const { controlFlow, LISTENER_ID, WS_PATH } = require(path.join(ROOT, 'test', 'helpers', 'control-flow'));
 
 const SECRET = 'control-latency-bench-secret-0123456789ab';
-const WS_PATH = '/ws/app';
 
-function flow() {
-  return [
-    { id: 'tab', type: 'tab', label: 'control bench' },
-    {
-      id: 'lis',
-      type: 'websocket-plus-listener',
-      path: WS_PATH,
-      wholemsg: 'false',
-      authMode: 'hs256',
-      tenantFrom: 'claim',
-      tenantClaim: 'tenant_id',
-      tenantId: '',
-      scope: 'tenant',
-      onExpiry: 'disconnect',
-      cluster: 'redis',
-      clusterPrefix: '',
-      heartbeat: '0',
-    },
-    { id: 'in', type: 'websocket-plus in', z: 'tab', server: 'lis', client: '', wires: [[]] },
-    { id: 'http', type: 'http in', z: 'tab', url: '/control', method: 'post', upload: false, wires: [['req']] },
-    {
-      id: 'req',
-      type: 'function',
-      z: 'tab',
-      func:
-        "for (const k of ['action', 'tenantId', 'subject', 'sessionId', 'code', 'reason']) {\n" +
-        '  if (msg.payload[k] !== undefined) msg[k] = msg.payload[k];\n}\nreturn msg;',
-      outputs: 1,
-      wires: [['ctl']],
-    },
-    { id: 'ctl', type: 'websocket-plus control', z: 'tab', server: 'lis', client: '', wires: [['res']] },
-    {
-      id: 'res',
-      type: 'function',
-      z: 'tab',
-      func: 'msg.payload = { result: msg.payload, partial: msg.partial };\nreturn msg;',
-      outputs: 1,
-      wires: [['reply']],
-    },
-    { id: 'reply', type: 'http response', z: 'tab', statusCode: '', headers: {} },
-  ];
-}
+// No heartbeat: a ping in a window would add a round trip to a sample.
+const flow = () => controlFlow({ heartbeat: '0' });
 
 function open(url) {
   return new Promise((resolve, reject) => {
@@ -125,7 +85,7 @@ async function run(options = {}) {
   const instances = [];
   const sockets = [];
   try {
-    const credentials = { lis: { secret: SECRET, redisUrl: redis.url } };
+    const credentials = { [LISTENER_ID]: { secret: SECRET, redisUrl: redis.url } };
     instances.push(
       ...(await Promise.all([
         spawnInstance({ flows: flow(), credentials, env: { NR_LOG_LEVEL: 'info' } }),

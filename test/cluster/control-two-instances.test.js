@@ -7,55 +7,12 @@ const { startRedis } = require('../helpers/redis-server');
 const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
 const { connect, waitForClose, waitForMessages, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256, now } = require('../helpers/tokens');
+const { controlFlow, LISTENER_ID } = require('../helpers/control-flow');
 
 const SECRET = 'control-two-instances-secret-0123456789abc';
 
-function flow() {
-  return [
-    { id: 'tab1', type: 'tab', label: 'control' },
-    {
-      id: 'lc',
-      type: 'websocket-plus-listener',
-      path: '/ws/app',
-      wholemsg: 'false',
-      authMode: 'hs256',
-      tenantFrom: 'claim',
-      tenantClaim: 'tenant_id',
-      tenantId: '',
-      scope: 'tenant',
-      sessionTimeout: '',
-      onExpiry: 'disconnect',
-      refresh: 'message',
-      refreshWindow: '0',
-      rateLimit: '',
-      maxConnections: '',
-      cluster: 'redis',
-      clusterPrefix: '',
-    },
-    { id: 'in', type: 'websocket-plus in', z: 'tab1', server: 'lc', client: '', wires: [[]] },
-    { id: 'http', type: 'http in', z: 'tab1', url: '/control', method: 'post', upload: false, wires: [['req']] },
-    {
-      id: 'req',
-      type: 'function',
-      z: 'tab1',
-      func:
-        "for (const k of ['action', 'tenantId', 'subject', 'sessionId', 'code', 'reason', 'all']) {\n" +
-        '  if (msg.payload[k] !== undefined) msg[k] = msg.payload[k];\n}\nreturn msg;',
-      outputs: 1,
-      wires: [['ctl']],
-    },
-    { id: 'ctl', type: 'websocket-plus control', z: 'tab1', server: 'lc', client: '', wires: [['res']] },
-    {
-      id: 'res',
-      type: 'function',
-      z: 'tab1',
-      func: 'msg.payload = { result: msg.payload, partial: msg.partial };\nreturn msg;',
-      outputs: 1,
-      wires: [['reply']],
-    },
-    { id: 'reply', type: 'http response', z: 'tab1', statusCode: '', headers: {} },
-  ];
-}
+// Refresh on, with no `expiring` notice, so a test can refresh a session and list it elsewhere.
+const flow = () => controlFlow({ refresh: 'message', refreshWindow: '0' });
 
 describe('cluster: ws.control+ on two Node-RED instances through Redis', function () {
   this.timeout(60000);
@@ -67,7 +24,7 @@ describe('cluster: ws.control+ on two Node-RED instances through Redis', functio
   before(async function () {
     redis = await startRedis();
     const env = { NR_LOG_LEVEL: 'info' };
-    const credentials = { lc: { secret: SECRET, redisUrl: redis.url } };
+    const credentials = { [LISTENER_ID]: { secret: SECRET, redisUrl: redis.url } };
     [one, two] = await Promise.all([
       spawnInstance({ flows: flow(), credentials, env }),
       spawnInstance({ flows: flow(), credentials, env }),
