@@ -55,6 +55,8 @@ export function registerListener(RED: NodeAPI): void {
         secret: node.credentials?.secret,
         verifyToken: settings.verifyToken,
         redisUrl: node.credentials?.redisUrl,
+        sentinelUsername: node.credentials?.sentinelUsername,
+        sentinelPassword: node.credentials?.sentinelPassword,
       });
       if (hasShortSecret(config.verifier))
         node.warn(text(RED, 'websocket-plus.warnings.short-secret', { bytes: MIN_HS256_SECRET_BYTES }));
@@ -68,6 +70,8 @@ export function registerListener(RED: NodeAPI): void {
           topology: config.cluster.topology,
           url: config.cluster.redisUrl,
           sentinelName: config.cluster.sentinelName || undefined,
+          sentinelUsername: config.cluster.sentinelUsername || undefined,
+          sentinelPassword: config.cluster.sentinelPassword || undefined,
           prefix: config.cluster.prefix || defaultClusterPrefix(listenerPath),
         });
         if (config.maxConnectionsPerTenant > 0)
@@ -150,9 +154,14 @@ export function registerListener(RED: NodeAPI): void {
       );
     }
     if (listener && cluster) {
-      // Every URL of a seed or sentinel list may carry its own password.
-      const redisUrl = config?.cluster.mode !== 'off' ? config?.cluster.redisUrl : undefined;
-      const secrets = [redisUrl, ...(redisUrl ?? '').split(',').flatMap((url) => urlSecrets(url.trim()))];
+      // Every URL of a seed or sentinel list may carry its own password; the sentinels may have theirs.
+      const clusterConfig = config?.cluster.mode !== 'off' ? config?.cluster : undefined;
+      const redisUrl = clusterConfig?.redisUrl;
+      const secrets = [
+        redisUrl,
+        ...(redisUrl ?? '').split(',').flatMap((url) => urlSecrets(url.trim())),
+        clusterConfig?.sentinelPassword,
+      ];
       cluster.on('state', (state) => {
         if (state === 'closed') return;
         if (state === 'degraded') node.warn(text(RED, 'websocket-plus.errors.cluster-unavailable'));
@@ -190,6 +199,12 @@ export function registerListener(RED: NodeAPI): void {
   }
 
   RED.nodes.registerType('websocket-plus-listener', WebSocketPlusListenerNode, {
-    credentials: { secret: { type: 'password' }, redisUrl: { type: 'password' } },
+    credentials: {
+      secret: { type: 'password' },
+      redisUrl: { type: 'password' },
+      // Like core's MQTT broker: the user is a text credential, the password a password one.
+      sentinelUsername: { type: 'text' },
+      sentinelPassword: { type: 'password' },
+    },
   });
 }

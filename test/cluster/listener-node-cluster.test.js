@@ -8,6 +8,7 @@ const { execFileSync } = require('child_process');
 const { helper, load, wsUrl, listenerNode } = require('../helpers/red');
 const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
 const { freePort } = require('../helpers/redis-server');
+const { startRedisSentinel } = require('../helpers/redis-cluster');
 const { signHS256 } = require('../helpers/tokens');
 const { builtPath } = require('../helpers/built');
 
@@ -146,6 +147,79 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
     });
   }
+
+  it('redis-sentinel: a Sentinel username without the Sentinel password is a node error naming neither', async function () {
+    await load(echoFlow({ cluster: 'redis-sentinel', sentinelName: 'wsplus-master' }), {
+      l1: { secret: SECRET, redisUrl: 'redis://127.0.0.1:1', sentinelUsername: 'watcher-Uq4' },
+    });
+    assert.strictEqual(helper.getNode('l1').listener, undefined);
+    const errors = helper
+      .log()
+      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
+      .map((a) => String(a[0].msg));
+    assert.ok(
+      errors.some((m) => /Sentinel username given without the Sentinel password/.test(m)),
+      errors.join('\n'),
+    );
+    assert.ok(!JSON.stringify(helper.log().args).includes('watcher-Uq4'));
+  });
+
+  describe('Sentinels with a password of their own (credential sentinelPassword)', function () {
+    const SENTINEL_PASSWORD = 'sentinel-own-Pw-Jx72';
+    const MASTER_PASSWORD = 'master-group-Pw-Lm05';
+    const WRONG_PASSWORD = 'not-the-sentinel-Pw-Rb13';
+    let sentinel;
+
+    before(async function () {
+      this.timeout(60000);
+      sentinel = await startRedisSentinel({ sentinelPassword: SENTINEL_PASSWORD, masterPassword: MASTER_PASSWORD });
+    });
+    after(async function () {
+      if (sentinel) await sentinel.stop();
+    });
+
+    /** The listener's log lines (every level) as text. */
+    const logged = () => JSON.stringify(helper.log().args);
+
+    it('connects through the sentinels with their password, delivers, and logs no password', async function () {
+      await load(echoFlow({ cluster: 'redis-sentinel', sentinelName: sentinel.name }), {
+        l1: { secret: SECRET, redisUrl: sentinel.url, sentinelPassword: SENTINEL_PASSWORD },
+      });
+      const ready = () =>
+        helper
+          .log()
+          .args.some(
+            (a) => a[0].id === 'l1' && a[0].level === helper.log().INFO && /cluster connected/.test(String(a[0].msg)),
+          );
+      const deadline = Date.now() + 15000;
+      while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(ready(), `no "cluster connected": ${logged()}`);
+      const { ws } = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`));
+      sockets.push(ws);
+      ws.send('through sentinel');
+      assert.deepStrictEqual(await waitForMessages(ws, 1), ['through sentinel']);
+      for (const secret of [SENTINEL_PASSWORD, MASTER_PASSWORD]) assert.ok(!logged().includes(secret));
+    });
+
+    it('a wrong sentinel password: status "cluster degraded", the refusal logged, no password in any line', async function () {
+      await load(echoFlow({ cluster: 'redis-sentinel', sentinelName: sentinel.name }), {
+        l1: { secret: SECRET, redisUrl: sentinel.url, sentinelPassword: WRONG_PASSWORD },
+      });
+      const degraded = await waitForStatus(helper.getNode('out1'), (s) => s.fill === 'yellow');
+      assert.match(degraded.text, /degraded/);
+      // The sentinels' answer to the password they were given, not a connection error.
+      const deadline = Date.now() + 10000;
+      while (!/WRONGPASS/.test(logged()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(logged(), /cluster: All sentinels are unreachable[^"]*WRONGPASS/);
+      for (const secret of [WRONG_PASSWORD, SENTINEL_PASSWORD, MASTER_PASSWORD]) {
+        assert.ok(!logged().includes(secret), 'a password reached the log');
+        assert.ok(!JSON.stringify(degraded).includes(secret));
+      }
+      const started = Date.now();
+      await helper.unload();
+      assert.ok(Date.now() - started < 5000, 'close does not hang while the sentinels refuse');
+    });
+  });
 
   it('does not load ioredis unless a listener uses the cluster', function () {
     const lib = path.join(__dirname, '..', '..', 'nodes');

@@ -150,12 +150,15 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.deepStrictEqual(byType['websocket-plus-listener'].credentials, {
         secret: { type: 'password', hasValidate: false, hasLabel: false },
         redisUrl: { type: 'password', hasValidate: false, hasLabel: false },
+        // a user name, a text credential as core's MQTT broker user
+        sentinelUsername: { type: 'text', hasValidate: false, hasLabel: false },
+        sentinelPassword: { type: 'password', hasValidate: false, hasLabel: false },
       });
       assert.deepStrictEqual(byType['websocket-plus-client'].credentials, {
         token: { type: 'password', hasValidate: false, hasLabel: false },
       });
       for (const t of H.TYPES) {
-        for (const secretName of ['secret', 'token', 'redisUrl']) {
+        for (const secretName of ['secret', 'token', 'redisUrl', 'sentinelUsername', 'sentinelPassword']) {
           assert.ok(!(secretName in byType[t].defaults), `${t}: ${secretName} must not be a flow property`);
         }
       }
@@ -626,6 +629,55 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
       assert.match(html, /\$\("#wsp-tip-redisUrl-sentinel"\)\.toggle\(cluster === "redis-sentinel"\);/);
       // the master name is checked again when the topology changes
       assert.match(html, /#node-config-input-sentinelName"\)\.trigger\("change"\)/);
+    });
+
+    it("asks for the Sentinels' own user and password, as credentials, right after the master name, for Sentinel only", function () {
+      const reg = byType['websocket-plus-listener'];
+      assert.strictEqual(reg.credentials.sentinelUsername.type, 'text');
+      assert.strictEqual(reg.credentials.sentinelPassword.type, 'password');
+      assert.ok(!('sentinelUsername' in reg.defaults) && !('sentinelPassword' in reg.defaults));
+      const b = body();
+      const order = [
+        'id="node-config-input-sentinelName"',
+        'id="node-config-input-sentinelUsername"',
+        'id="node-config-input-sentinelPassword"',
+        'data-i18n="[html]websocket-plus.tip.sentinelAuth"',
+        'id="node-config-input-clusterPrefix"',
+      ].map((marker) => {
+        const i = b.indexOf(marker);
+        assert.ok(i !== -1, marker);
+        return i;
+      });
+      assert.deepStrictEqual(
+        order,
+        order.slice().sort((x, y) => x - y),
+      );
+      assert.match(
+        b,
+        /<div class="form-row wsp-row-sentinelUsername">\s*<label[^>]*>[\s\S]*?<input type="text" id="node-config-input-sentinelUsername"/,
+      );
+      assert.match(
+        b,
+        /<div class="form-row wsp-row-sentinelPassword">\s*<label[^>]*>[\s\S]*?<input type="password" id="node-config-input-sentinelPassword"/,
+      );
+      assert.match(b, /<div class="form-tips wsp-row-sentinelAuthTip">/);
+      // shown for Sentinel only, hidden for the other topologies and for "off"
+      assert.match(
+        html,
+        /\$\("\.wsp-row-sentinelUsername, \.wsp-row-sentinelPassword, \.wsp-row-sentinelAuthTip"\)\.toggle\(cluster === "redis-sentinel"\);/,
+      );
+      for (const lang of H.LANGUAGES) {
+        for (const key of [
+          'label.sentinelUsername',
+          'label.sentinelPassword',
+          'placeholder.sentinelUsername',
+          'tip.sentinelAuth',
+        ]) {
+          const v = H.lookup(catalogues[lang], `websocket-plus.${key}`);
+          assert.ok(typeof v === 'string' && v.trim() !== '', `${lang}: ${key}`);
+        }
+        assert.match(H.lookup(catalogues[lang], 'websocket-plus.tip.sentinelAuth'), /requirepass/, lang);
+      }
     });
 
     it('has the labels, placeholders, tips and errors of the topologies in every language', function () {

@@ -3,7 +3,8 @@
 // - startRedisCluster({ masters }): `redis-server --cluster-enabled yes` processes joined with
 //   `redis-cli --cluster create`, ready once every node reports `cluster_state:ok`;
 // - startRedisSentinel(): a master, a replica and sentinels with short failover timings, and
-//   killMaster() to make them promote the replica.
+//   killMaster() to make them promote the replica; optionally with passwords on the sentinels and
+//   on the master group (requirepass, masterauth, sentinel auth-pass).
 // Every wait is bounded; stop() ends every process and removes the temporary directories.
 const net = require('net');
 const { RedisServer, freePort, redisCli } = require('./redis-server');
@@ -187,17 +188,38 @@ async function startRedisCluster({ masters = 3 } = {}) {
   throw lastError;
 }
 
+/** redis-cli arguments that authenticate with `password` (none without one). */
+function authArgs(password) {
+  return password ? ['-a', password, '--no-auth-warning'] : [];
+}
+
 class RedisSentinelHandle {
-  constructor(name, master, replica, sentinels) {
+  constructor(name, master, replica, sentinels, { sentinelPassword, masterPassword } = {}) {
     this.name = name;
     this.master = master;
     this.replica = replica;
     this.sentinels = sentinels;
+    this.sentinelPassword = sentinelPassword;
+    this.masterPassword = masterPassword;
   }
 
-  /** The sentinel URLs, comma-separated (the listener's sentinel URL form). */
+  /** redis-cli against a sentinel (with the sentinels' password, if any). */
+  sentinelCli(port, args, ms = 2000) {
+    return redisCli([...authArgs(this.sentinelPassword), '-p', String(port), ...args], ms);
+  }
+
+  /** redis-cli against the master or the replica (with the master group's password, if any). */
+  dataCli(port, args, ms = 2000) {
+    return redisCli([...authArgs(this.masterPassword), '-p', String(port), ...args], ms);
+  }
+
+  /**
+   * The sentinel URLs, comma-separated (the listener's sentinel URL form); the first carries the
+   * master group's password, if any.
+   */
   get url() {
-    return this.sentinels.map((s) => s.url).join(',');
+    const auth = this.masterPassword ? `:${encodeURIComponent(this.masterPassword)}@` : '';
+    return this.sentinels.map((s, i) => (i === 0 ? s.url.replace('//', `//${auth}`) : s.url)).join(',');
   }
 
   get sentinelAddresses() {
@@ -209,10 +231,7 @@ class RedisSentinelHandle {
     for (const sentinel of this.sentinels) {
       if (!sentinel.running) continue;
       try {
-        const out = await redisCli(
-          ['-p', String(sentinel.port), 'SENTINEL', 'get-master-addr-by-name', this.name],
-          2000,
-        );
+        const out = await this.sentinelCli(sentinel.port, ['SENTINEL', 'get-master-addr-by-name', this.name]);
         const port = Number(out.trim().split('\n')[1]);
         if (port > 0) return port;
       } catch {
@@ -232,7 +251,7 @@ class RedisSentinelHandle {
       async () => {
         for (const sentinel of this.sentinels) {
           if (!sentinel.running) continue;
-          const out = await redisCli(['-p', String(sentinel.port), 'SENTINEL', 'master', this.name], 2000);
+          const out = await this.sentinelCli(sentinel.port, ['SENTINEL', 'master', this.name]);
           const lines = out.trim().split('\n');
           const field = (key) => lines[lines.indexOf(key) + 1];
           if (Number(field('num-slaves')) < 1) return `sentinel ${sentinel.port} has not seen the replica`;
@@ -266,7 +285,7 @@ class RedisSentinelHandle {
       async () => {
         port = await this.masterPort();
         if (port === undefined || port === oldPort) return `master still ${port}`;
-        const role = await redisCli(['-p', String(port), 'ROLE'], 2000);
+        const role = await this.dataCli(port, ['ROLE']);
         return role.startsWith('master') ? true : `new master ${port} not yet promoted`;
       },
       ms,
@@ -286,6 +305,9 @@ class RedisSentinelHandle {
  * `name`. The master is reported down after `downAfterMs` without an answer; with the defaults a
  * killed master is replaced within a few seconds. Resolves once the replica is in sync and every
  * sentinel knows the replica and the other sentinels.
+ * `sentinelPassword`: the sentinels require it (requirepass) and use it among themselves.
+ * `masterPassword`: master and replica require it (requirepass), the replica and a demoted master
+ * sync with it (masterauth), and the sentinels monitor with it (sentinel auth-pass).
  */
 async function startRedisSentinel({
   name = 'wsplus-master',
@@ -293,15 +315,18 @@ async function startRedisSentinel({
   quorum = 2,
   downAfterMs = 1000,
   failoverTimeoutMs = 3000,
+  sentinelPassword,
+  masterPassword,
 } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     // Diskless sync waits 5 s by default for more replicas to join: one is all there is.
-    const noSyncDelay = ['--repl-diskless-sync-delay', '0'];
-    const master = new RedisServer(await freePort(), { args: noSyncDelay });
+    const dataArgs = ['--repl-diskless-sync-delay', '0'];
+    if (masterPassword) dataArgs.push('--requirepass', masterPassword, '--masterauth', masterPassword);
+    const master = new RedisServer(await freePort(), { args: dataArgs });
     const replicaPort = await freePort();
     const replica = new RedisServer(replicaPort, {
-      args: [...noSyncDelay, '--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
+      args: [...dataArgs, '--replicaof', '127.0.0.1', String(master.port), '--replica-announce-ip', '127.0.0.1'],
     });
     const watchers = [];
     for (let i = 0; i < sentinels; i++) {
@@ -315,17 +340,21 @@ async function startRedisSentinel({
             `sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
             `sentinel parallel-syncs ${name} 1`,
             'sentinel announce-ip 127.0.0.1',
+            ...(masterPassword ? [`sentinel auth-pass ${name} ${masterPassword}`] : []),
+            ...(sentinelPassword
+              ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`]
+              : []),
             '',
           ].join('\n'),
         }),
       );
     }
-    const handle = new RedisSentinelHandle(name, master, replica, watchers);
+    const handle = new RedisSentinelHandle(name, master, replica, watchers, { sentinelPassword, masterPassword });
     try {
       await startNodes([master, replica]);
       await until(
         async () => {
-          const info = await redisCli(['-p', String(replica.port), 'INFO', 'replication'], 2000);
+          const info = await handle.dataCli(replica.port, ['INFO', 'replication']);
           return infoField(info, 'master_link_status') === 'up' || 'replica not in sync';
         },
         READY_TIMEOUT_MS,

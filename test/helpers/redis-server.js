@@ -63,7 +63,7 @@ function redisCli(args, ms = 20000, input = undefined) {
   });
 }
 
-/** Sends PING over a raw socket; resolves true on +PONG. */
+/** Sends PING over a raw socket; resolves true on +PONG, or on NOAUTH from a server that requires a password. */
 function ping(port, ms = 500) {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -77,7 +77,7 @@ function ping(port, ms = 500) {
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (d) => {
       buf += d;
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'));
     });
     socket.on('error', () => done(false));
   });

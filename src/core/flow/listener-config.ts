@@ -129,6 +129,9 @@ export type ClusterConfig =
       redisUrl: string;
       /** Sentinel's master group name; "" for the other topologies. */
       sentinelName: string;
+      /** Credentials of the sentinels themselves (Sentinel only; "" when they need none). */
+      sentinelUsername: string;
+      sentinelPassword: string;
       prefix: string;
     };
 
@@ -253,6 +256,12 @@ export interface ListenerSecrets {
    * comma-separated list; may hold passwords.
    */
   redisUrl?: string;
+  /**
+   * Credentials `sentinelUsername` / `sentinelPassword`: what the sentinels themselves require
+   * (Sentinel `requirepass`, an ACL user); the URLs' own user and password are the master group's.
+   */
+  sentinelUsername?: string;
+  sentinelPassword?: string;
 }
 
 export function parseListenerConfig(props: ListenerProperties, secrets: ListenerSecrets): ListenerConfig {
@@ -351,13 +360,20 @@ function parseCluster(props: ListenerProperties, secrets: ListenerSecrets): Clus
   const urlProblem = redisUrlProblem(redisUrl, topology);
   if (urlProblem) throw new ConfigError('REDIS_URL_INVALID', urlProblem);
   // Only Sentinel reads the name: a value left over from switching topologies is not an error.
-  const sentinelName = topology === 'sentinel' ? text(props.sentinelName) : '';
-  if (topology === 'sentinel') {
+  const sentinel = topology === 'sentinel';
+  const sentinelName = sentinel ? text(props.sentinelName) : '';
+  // Kept as written: a password may begin or end with a space.
+  const sentinelUsername = sentinel ? String(secrets.sentinelUsername ?? '') : '';
+  const sentinelPassword = sentinel ? String(secrets.sentinelPassword ?? '') : '';
+  if (sentinel) {
     const nameProblem = sentinelNameProblem(sentinelName);
     if (nameProblem) throw new ConfigError('SENTINEL_NAME_INVALID', nameProblem);
+    // A user without a password would never be sent (AUTH needs both): say so rather than connect without.
+    if (sentinelUsername !== '' && sentinelPassword === '')
+      throw new ConfigError('OPTION_INVALID', 'Sentinel username given without the Sentinel password');
   }
   const prefix = text(props.clusterPrefix);
   const prefixProblem = clusterPrefixProblem(prefix);
   if (prefixProblem) throw new ConfigError('OPTION_INVALID', prefixProblem);
-  return { mode, topology, redisUrl, sentinelName, prefix };
+  return { mode, topology, redisUrl, sentinelName, sentinelUsername, sentinelPassword, prefix };
 }

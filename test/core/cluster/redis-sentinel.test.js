@@ -8,6 +8,8 @@ const { startRedisSentinel } = require('../../helpers/redis-cluster');
 const { waitFor } = require('../../helpers/wait');
 const { instanceGroup } = require('./instances');
 const { tenantMessagesOnlyWhereHeld, subscriptionsConfirmed } = require('./scenarios');
+const { built } = require('../../helpers/built');
+const { ClusterBus } = built('core/cluster/cluster-bus');
 
 const PREFIX = 'wsplus-on-sentinel';
 
@@ -99,5 +101,74 @@ describe('core/cluster through Redis Sentinel (master killed mid-run)', function
     );
     const statuses = [(await group.attempt(a, 'capped-after')).status, (await group.attempt(b, 'capped-after')).status];
     assert.deepStrictEqual(statuses, [101, 429]);
+  });
+});
+
+describe('core/cluster through Redis Sentinel with passwords (sentinels and master group apart)', function () {
+  const SENTINEL_PASSWORD = 'sentinel-own-Pw-7Kq2';
+  const MASTER_PASSWORD = 'master-group-Pw-3Vx9';
+  let sentinel;
+  let group;
+
+  before(async function () {
+    this.timeout(60000);
+    sentinel = await startRedisSentinel({ sentinelPassword: SENTINEL_PASSWORD, masterPassword: MASTER_PASSWORD });
+  });
+  after(async function () {
+    if (group) await group.stopAll();
+    if (sentinel) await sentinel.stop();
+  });
+
+  it('is refused by the sentinels without their password, connects with it and follows a failover', async function () {
+    this.timeout(60000);
+    const bus = { url: sentinel.url, topology: 'sentinel', sentinelName: sentinel.name };
+    // The master group's password (in the URL) alone does not open the sentinels.
+    const bare = new ClusterBus({ prefix: `${PREFIX}-auth`, maxReconnectDelayMs: 200, ...bus });
+    const errors = [];
+    bare.on('connectionError', (err) => errors.push(err.message));
+    bare.attach({ receiveFromCluster: () => undefined });
+    try {
+      await waitFor(
+        () => errors.some((m) => /NOAUTH/.test(m)),
+        10000,
+        'the sentinels refusing a client without their password',
+      );
+      assert.notStrictEqual(bare.state, 'ready');
+    } finally {
+      await bare.close();
+    }
+
+    group = instanceGroup({ prefix: `${PREFIX}-auth`, bus: { ...bus, sentinelPassword: SENTINEL_PASSWORD } });
+    const a = await group.start('A');
+    const b = await group.start('B');
+    const aAcme = await group.client(a, 'acme');
+    const bAcme = await group.client(b, 'acme');
+    await subscriptionsConfirmed([a, b]);
+    /** Sends from A until B's client has a message starting with `label` (a publish may be skipped meanwhile). */
+    const across = async (label) => {
+      let n = 0;
+      let last = 0;
+      await waitFor(
+        () => {
+          if (Date.now() - last >= 100) {
+            last = Date.now();
+            a.listener.deliver(aAcme.session.id, `${label} ${n++}`);
+          }
+          return bAcme.ws.messages.some((m) => String(m).startsWith(label));
+        },
+        30000,
+        `"${label}" delivered from A to B`,
+      );
+    };
+    await across('before');
+    const oldPort = await sentinel.killMaster();
+    const newPort = await sentinel.waitForFailover(oldPort, 30000);
+    assert.notStrictEqual(newPort, oldPort);
+    await waitFor(() => [a, b].every((i) => i.bus.state === 'ready'), 30000, 'buses ready on the new master');
+    await subscriptionsConfirmed([a, b]);
+    await across('after');
+    assert.ok(
+      ![...a.errors, ...b.errors, ...errors].some((m) => m.includes(SENTINEL_PASSWORD) || m.includes(MASTER_PASSWORD)),
+    );
   });
 });

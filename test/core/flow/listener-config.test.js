@@ -292,6 +292,8 @@ describe('core/listener-config', function () {
         topology: 'single',
         redisUrl: url,
         sentinelName: '',
+        sentinelUsername: '',
+        sentinelPassword: '',
         prefix: '',
       });
     });
@@ -304,6 +306,8 @@ describe('core/listener-config', function () {
         topology: 'cluster',
         redisUrl: url,
         sentinelName: '',
+        sentinelUsername: '',
+        sentinelPassword: '',
         prefix: 'p',
       });
     });
@@ -319,6 +323,8 @@ describe('core/listener-config', function () {
         topology: 'sentinel',
         redisUrl: url,
         sentinelName: 'mymaster',
+        sentinelUsername: '',
+        sentinelPassword: '',
         prefix: '',
       });
       // a name left over from an earlier choice is not an error, and not used
@@ -327,6 +333,37 @@ describe('core/listener-config', function () {
         { redisUrl: 'redis://127.0.0.1:6379' },
       );
       assert.strictEqual(single.cluster.sentinelName, '');
+    });
+
+    it("takes the Sentinels' own user and password for Sentinel only, as written; a user needs the password", function () {
+      const url = `redis://:${PASSWORD}@127.0.0.1:26379,redis://127.0.0.1:26380`;
+      const secrets = { redisUrl: url, sentinelUsername: 'watcher', sentinelPassword: ' sentinel-Pw ' };
+      const sentinel = parseListenerConfig({ ...base, cluster: 'redis-sentinel', sentinelName: 'm' }, secrets).cluster;
+      assert.deepStrictEqual(
+        [sentinel.redisUrl, sentinel.sentinelUsername, sentinel.sentinelPassword],
+        [url, 'watcher', ' sentinel-Pw '],
+      );
+      // credentials left over from an earlier choice are not used by the other topologies
+      for (const cluster of ['redis', 'redis-cluster']) {
+        const other = parseListenerConfig(
+          { ...base, cluster },
+          { ...secrets, redisUrl: 'redis://127.0.0.1:6379' },
+        ).cluster;
+        assert.deepStrictEqual([other.sentinelUsername, other.sentinelPassword], ['', ''], cluster);
+      }
+      // a password alone is the plain requirepass case
+      const passwordOnly = parseListenerConfig(
+        { ...base, cluster: 'redis-sentinel', sentinelName: 'm' },
+        { redisUrl: url, sentinelPassword: 'p' },
+      ).cluster;
+      assert.deepStrictEqual([passwordOnly.sentinelUsername, passwordOnly.sentinelPassword], ['', 'p']);
+      const err = refusal(
+        { cluster: 'redis-sentinel', sentinelName: 'm' },
+        { redisUrl: url, sentinelUsername: 'watcher' },
+      );
+      assert.strictEqual(err.code, 'OPTION_INVALID');
+      assert.match(err.message, /Sentinel username given without the Sentinel password/);
+      assert.ok(!err.message.includes(PASSWORD));
     });
 
     it('refuses an unknown topology, a missing or malformed URL list and a missing master name', function () {
