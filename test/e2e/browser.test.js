@@ -70,11 +70,11 @@ async function launchBrowser(port, viewport) {
     return route.abort();
   });
   const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(30000);
   page.on('pageerror', (err) => pageErrors.push(err.message));
   fs.mkdirSync(SHOTS, { recursive: true });
   const watch = (p) => {
-    p.setDefaultTimeout(15000);
+    p.setDefaultTimeout(30000);
     p.on('pageerror', (err) => pageErrors.push(err.message));
     return p;
   };

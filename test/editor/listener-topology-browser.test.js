@@ -83,7 +83,7 @@ describe('editor: the listener dialog in headless Chromium, Cluster topology', f
       return url.hostname === '127.0.0.1' && url.port === String(red.port) ? route.continue() : route.abort();
     });
     page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(15000);
+    page.setDefaultTimeout(30000);
     page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(red.url, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(
