@@ -5,8 +5,8 @@
 const assert = require('assert');
 const path = require('path');
 const { execFileSync } = require('child_process');
-const { helper, load, wsUrl, listenerNode } = require('../helpers/red');
-const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
+const { helper, load, wsUrl, listenerNode, useRuntime } = require('../helpers/red');
+const { connect, waitForMessages } = require('../helpers/ws-client');
 const { freePort } = require('../helpers/redis-server');
 const { startRedisSentinel } = require('../helpers/redis-cluster');
 const { signHS256 } = require('../helpers/tokens');
@@ -37,13 +37,7 @@ async function waitForStatus(node, predicate, ms = 8000) {
 }
 
 describe('nodes/listener cluster option (real Node-RED runtime)', function () {
-  const sockets = [];
-  before(() => helper.startServer());
-  after(() => helper.stopServer());
-  afterEach(async () => {
-    closeAll(sockets.splice(0));
-    await helper.unload();
-  });
+  const sockets = useRuntime();
 
   it('cluster "redis" without a Redis URL is a clear node error, and nothing is served', async function () {
     await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET } });

@@ -4,8 +4,8 @@
 // message size (1009), slow consumers (cut off with the send buffer bounded), the heartbeat and
 // refresh frames (faster than 1/s: 1008; an oversized token answered without being parsed).
 const assert = require('assert');
-const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
-const { connect, waitForMessages, waitForClose, closeAll, delay } = require('../helpers/ws-client');
+const { helper, load, wsUrl, collect, listenerNode, useRuntime } = require('../helpers/red');
+const { connect, waitForMessages, waitForClose, delay } = require('../helpers/ws-client');
 const { signHS256 } = require('../helpers/tokens');
 const { startHttpServer, startListener, waitFor, rawHandshake } = require('../helpers/hardening');
 const http = require('http');
@@ -32,13 +32,7 @@ describe('hardening: limits', function () {
   this.timeout(30000);
 
   describe('through Node-RED', function () {
-    const sockets = [];
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    afterEach(async () => {
-      closeAll(sockets.splice(0));
-      await helper.unload();
-    });
+    const sockets = useRuntime();
 
     async function open(query, options) {
       const r = await connect(wsUrl('/ws/limits', query), options);

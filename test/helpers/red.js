@@ -2,6 +2,7 @@
 // A real Node-RED runtime (node-red-node-test-helper) with the built package loaded.
 const path = require('path');
 const helper = require('node-red-node-test-helper');
+const { closeAll } = require('./ws-client');
 
 helper.init(require.resolve('node-red'));
 const plusNodes = require(path.join(__dirname, '..', '..', 'nodes', 'websocket-plus.js'));
@@ -33,4 +34,19 @@ function listenerNode(id, props) {
   return { id, type: 'websocket-plus-listener', ...LISTENER_DEFAULTS, path: '/ws/test', authMode: 'none', ...props };
 }
 
-module.exports = { helper, load, wsUrl, collect, listenerNode, plusNodes };
+/**
+ * Mocha hooks for a suite on the runtime: the helper's server for the suite; after each test, the
+ * sockets it opened are closed and its flow unloaded. Returns the list a test pushes its sockets to.
+ */
+function useRuntime() {
+  const sockets = [];
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(async () => {
+    closeAll(sockets.splice(0));
+    await helper.unload();
+  });
+  return sockets;
+}
+
+module.exports = { helper, load, wsUrl, collect, listenerNode, plusNodes, useRuntime };

@@ -2,20 +2,14 @@
 // What ws.in+ nodes receive from their listener (AttachedNodes in nodes/endpoint), in a real
 // Node-RED runtime with real ws clients: message ids, one or several inputs, events.
 const assert = require('assert');
-const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
-const { connect, closeAll } = require('../helpers/ws-client');
+const { load, wsUrl, collect, listenerNode, useRuntime } = require('../helpers/red');
+const { connect } = require('../helpers/ws-client');
 const { waitFor } = require('../helpers/wait');
 const { built } = require('../helpers/built');
 const { newMessageId } = built('nodes/endpoint');
 
 describe('nodes/endpoint: what the inputs receive', function () {
-  const sockets = [];
-  before(() => helper.startServer());
-  after(() => helper.stopServer());
-  afterEach(async () => {
-    closeAll(sockets.splice(0));
-    await helper.unload();
-  });
+  const sockets = useRuntime();
 
   it('newMessageId: 16 hex digits, as Node-RED makes them, never the same twice in a long run', function () {
     const seen = new Set();
