@@ -39,14 +39,33 @@ async function waitForStatus(node, predicate, ms = 8000) {
 describe('nodes/listener cluster option (real Node-RED runtime)', function () {
   const sockets = useRuntime();
 
+  /** The error lines logged by the listener l1. */
+  const errorsOfL1 = () =>
+    helper
+      .log()
+      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
+      .map((a) => String(a[0].msg));
+
+  /** A client of tenant a on /ws/cl: `text` comes back through the echo flow. */
+  async function echoes(text) {
+    const { ws } = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`));
+    sockets.push(ws);
+    ws.send(text);
+    assert.deepStrictEqual(await waitForMessages(ws, 1), [text]);
+  }
+
+  /** Unloads the flow; the listener's close does not wait on an absent or refusing Redis. */
+  async function unloadsPromptly(message) {
+    const started = Date.now();
+    await helper.unload();
+    assert.ok(Date.now() - started < 5000, message);
+  }
+
   it('cluster "redis" without a Redis URL is a clear node error, and nothing is served', async function () {
     await load(echoFlow({ cluster: 'redis' }), { l1: { secret: SECRET } });
     const l1 = helper.getNode('l1');
     assert.strictEqual(l1.listener, undefined);
-    const errors = helper
-      .log()
-      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
-      .map((a) => String(a[0].msg));
+    const errors = errorsOfL1();
     assert.ok(
       errors.some((m) => /Redis URL missing/.test(m)),
       errors.join('\n'),
@@ -80,19 +99,13 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       assert.ok(l1.listener, 'the listener serves without Redis');
       const degraded = await waitForStatus(out1, (s) => s.fill === 'yellow');
       assert.match(degraded.text, /degraded/);
-      const token = await signHS256(SECRET, { tenant_id: 'a' });
-      const { ws } = await connect(wsUrl('/ws/cl', `token=${token}`));
-      sockets.push(ws);
-      ws.send('still here');
-      assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+      await echoes('still here');
       // a few reconnect attempts have been logged by now
       await new Promise((r) => setTimeout(r, 700));
       const logged = JSON.stringify(helper.log().args);
       assert.match(logged, /ECONNREFUSED/);
       assert.ok(!logged.includes(REDIS_PASSWORD), 'the Redis password never reaches the log');
-      const started = Date.now();
-      await helper.unload();
-      assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
+      await unloadsPromptly('close does not hang while Redis is away');
     },
   );
 
@@ -101,10 +114,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       l1: { secret: SECRET, redisUrl: `redis://:${REDIS_PASSWORD}@127.0.0.1:1,redis://127.0.0.1:2` },
     });
     assert.strictEqual(helper.getNode('l1').listener, undefined);
-    const errors = helper
-      .log()
-      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
-      .map((a) => String(a[0].msg));
+    const errors = errorsOfL1();
     // the catalogue text, then the detail
     assert.ok(
       errors.some((m) => /^Redis Sentinel needs the master name/.test(m) && /master name missing/.test(m)),
@@ -129,16 +139,11 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       assert.ok(l1.listener, 'the listener serves without Redis');
       const degraded = await waitForStatus(helper.getNode('out1'), (s) => s.fill === 'yellow');
       assert.match(degraded.text, /degraded/);
-      const { ws } = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`));
-      sockets.push(ws);
-      ws.send('still here');
-      assert.deepStrictEqual(await waitForMessages(ws, 1), ['still here']);
+      await echoes('still here');
       await new Promise((r) => setTimeout(r, 700));
       const logged = JSON.stringify(helper.log().args);
       assert.ok(!logged.includes(REDIS_PASSWORD), 'no Redis password reaches the log');
-      const started = Date.now();
-      await helper.unload();
-      assert.ok(Date.now() - started < 5000, 'close does not hang while Redis is away');
+      await unloadsPromptly('close does not hang while Redis is away');
     });
   }
 
@@ -147,10 +152,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       l1: { secret: SECRET, redisUrl: 'redis://127.0.0.1:1', sentinelUsername: 'watcher-Uq4' },
     });
     assert.strictEqual(helper.getNode('l1').listener, undefined);
-    const errors = helper
-      .log()
-      .args.filter((a) => a[0].level === helper.log().ERROR && a[0].id === 'l1')
-      .map((a) => String(a[0].msg));
+    const errors = errorsOfL1();
     assert.ok(
       errors.some((m) => /Sentinel username given without the Sentinel password/.test(m)),
       errors.join('\n'),
@@ -188,10 +190,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       const deadline = Date.now() + 15000;
       while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.ok(ready(), `no "cluster connected": ${logged()}`);
-      const { ws } = await connect(wsUrl('/ws/cl', `token=${await signHS256(SECRET, { tenant_id: 'a' })}`));
-      sockets.push(ws);
-      ws.send('through sentinel');
-      assert.deepStrictEqual(await waitForMessages(ws, 1), ['through sentinel']);
+      await echoes('through sentinel');
       for (const secret of [SENTINEL_PASSWORD, MASTER_PASSWORD]) assert.ok(!logged().includes(secret));
     });
 
@@ -209,9 +208,7 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
         assert.ok(!logged().includes(secret), 'a password reached the log');
         assert.ok(!JSON.stringify(degraded).includes(secret));
       }
-      const started = Date.now();
-      await helper.unload();
-      assert.ok(Date.now() - started < 5000, 'close does not hang while the sentinels refuse');
+      await unloadsPromptly('close does not hang while the sentinels refuse');
     });
   });
 
