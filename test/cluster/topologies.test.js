@@ -7,9 +7,9 @@
 // ws.out+), and a tenant connection limit. Both Redis setups are started once for the file.
 const assert = require('assert');
 const { startRedisCluster, startRedisSentinel } = require('../helpers/redis-cluster');
-const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
-const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
-const { signHS256 } = require('../helpers/tokens');
+const { printOutputOnFailure } = require('../helpers/nr-instance');
+const { startPair, instanceClients } = require('../helpers/instance-pair');
+const { waitForMessages, expectNoMessage, delay } = require('../helpers/ws-client');
 const { waitFor: until } = require('../helpers/wait');
 
 const SECRET = 'topologies-secret-0123456789abcdef0123456';
@@ -100,7 +100,7 @@ describe('cluster: two Node-RED instances on Redis Cluster and Redis Sentinel', 
   let sentinel;
   let one;
   let two;
-  let sockets = [];
+  const { client, open, slotMovesAcross, closeAll } = instanceClients(SECRET);
 
   before(async function () {
     [redisCluster, sentinel] = await Promise.all([
@@ -113,40 +113,19 @@ describe('cluster: two Node-RED instances on Redis Cluster and Redis Sentinel', 
         secret: SECRET,
         redisUrl: props.cluster === 'redis-cluster' ? redisCluster.url : sentinel.url,
       };
-    // info level: each listener logs "cluster connected" once Redis has confirmed its subscriptions
-    const env = { NR_LOG_LEVEL: 'info' };
-    [one, two] = await Promise.all([
-      spawnInstance({ flows: flow(), credentials, env }),
-      spawnInstance({ flows: flow(), credentials, env }),
-    ]);
-    const count = Object.keys(LISTENERS).length;
-    await Promise.all([one, two].map((inst) => inst.waitForLines(/cluster connected/, count, 20000)));
+    [one, two] = await startPair({ flows: flow(), credentials, listeners: Object.keys(LISTENERS).length });
   });
 
   after(async function () {
-    closeAll(sockets);
+    closeAll();
     await Promise.all([one && one.stop(), two && two.stop()]);
     await Promise.all([redisCluster && redisCluster.stop(), sentinel && sentinel.stop()]);
   });
 
   afterEach(function () {
     printOutputOnFailure(this.currentTest, { one, two });
-    closeAll(sockets);
-    sockets = [];
+    closeAll();
   });
-
-  async function client(inst, path, tenant, sub = 'user') {
-    const token = await signHS256(SECRET, { tenant_id: tenant, sub });
-    const result = await connect(inst.url(path, `token=${token}`));
-    sockets.push(result.ws);
-    return result;
-  }
-
-  async function open(inst, path, tenant, sub) {
-    const result = await client(inst, path, tenant, sub);
-    assert.strictEqual(result.opened, true, `connect refused with ${result.status}`);
-    return result.ws;
-  }
 
   /**
    * Sends from `sender` until `receiver` (on the other instance) hears one: a subscription may be
@@ -229,12 +208,7 @@ describe('cluster: two Node-RED instances on Redis Cluster and Redis Sentinel', 
       const overOne = await client(one, path, 'a');
       const overTwo = await client(two, path, 'a');
       assert.deepStrictEqual([overOne.status, overTwo.status], [429, 429]);
-      // another tenant has its own budget
-      await open(two, path, 'b');
-      // a slot freed on instance one can be taken on instance two
-      held[0].close();
-      await until(async () => (await client(two, path, 'a')).opened, 10000, 'freed slot taken on two');
-      assert.strictEqual((await client(one, path, 'a')).status, 429, 'full again');
+      await slotMovesAcross({ one, two, path, held });
     });
   }
 

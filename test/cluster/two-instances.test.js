@@ -4,9 +4,9 @@
 // ws.in+ -> ws.out+ with its own scope.
 const assert = require('assert');
 const { startRedis } = require('../helpers/redis-server');
-const { spawnInstance, printOutputOnFailure } = require('../helpers/nr-instance');
-const { connect, waitForMessages, expectNoMessage, closeAll, delay } = require('../helpers/ws-client');
-const { signHS256 } = require('../helpers/tokens');
+const { printOutputOnFailure } = require('../helpers/nr-instance');
+const { startPair, instanceClients } = require('../helpers/instance-pair');
+const { waitForMessages, expectNoMessage, delay } = require('../helpers/ws-client');
 
 const SECRET = 'two-instances-secret-0123456789abcdef0123';
 const LISTENERS = {
@@ -61,44 +61,25 @@ describe('cluster: two Node-RED instances through Redis', function () {
   let redis;
   let one;
   let two;
-  let sockets = [];
+  const { client, open, slotMovesAcross, closeAll } = instanceClients(SECRET);
 
   before(async function () {
     redis = await startRedis();
-    // info level: each listener logs "cluster connected" once Redis has confirmed its SUBSCRIBE
-    const env = { NR_LOG_LEVEL: 'info' };
-    [one, two] = await Promise.all([
-      spawnInstance({ flows: flow(), credentials: credentials(redis.url), env }),
-      spawnInstance({ flows: flow(), credentials: credentials(redis.url), env }),
-    ]);
-    for (const inst of [one, two]) await inst.waitForLines(/cluster connected/, Object.keys(LISTENERS).length);
+    const listeners = Object.keys(LISTENERS).length;
+    [one, two] = await startPair({ flows: flow(), credentials: credentials(redis.url), listeners });
   });
 
   after(async function () {
-    closeAll(sockets);
+    closeAll();
     await Promise.all([one && one.stop(), two && two.stop()]);
     if (redis) await redis.close();
   });
 
   afterEach(async function () {
     printOutputOnFailure(this.currentTest, { one, two });
-    closeAll(sockets);
-    sockets = [];
+    closeAll();
     if (!redis.running) await redis.start();
   });
-
-  async function client(inst, path, tenant, sub = 'user') {
-    const token = await signHS256(SECRET, { tenant_id: tenant, sub });
-    const result = await connect(inst.url(path, `token=${token}`));
-    sockets.push(result.ws);
-    return result;
-  }
-
-  async function open(inst, path, tenant, sub) {
-    const result = await client(inst, path, tenant, sub);
-    assert.strictEqual(result.opened, true, `connect refused with ${result.status}`);
-    return result.ws;
-  }
 
   it('tenant scope: reaches tenant a on both instances, never tenant b', async function () {
     const a1 = await open(one, '/ws/tenant', 'a', 'a1');
@@ -157,12 +138,7 @@ describe('cluster: two Node-RED instances through Redis', function () {
     assert.strictEqual(overTwo.status, 429);
     assert.strictEqual(overOne.status, 429);
     assert.strictEqual(overTwo.opened || overOne.opened, false);
-    // another tenant has its own budget
-    await open(two, '/ws/limited', 'b');
-    // a slot freed on instance one can be taken on instance two
-    held[0].close();
-    await until(async () => (await client(two, '/ws/limited', 'a')).opened, 10000, 'freed slot taken on two');
-    assert.strictEqual((await client(one, '/ws/limited', 'a')).status, 429, 'full again');
+    await slotMovesAcross({ one, two, path: '/ws/limited', held });
   });
 
   it('Redis stopped and restarted: local delivery continues, cluster delivery resumes', async function () {
