@@ -74,6 +74,13 @@ function instanceGroup({ prefix, bus: busOptions, scope = 'tenant', maxPerTenant
     return { status: status ?? 101, ws };
   }
 
+  /** Starts one instance per label, one after the other; resolves them in that order. */
+  async function startAll(labels) {
+    const started = [];
+    for (const label of labels) started.push(await start(label));
+    return started;
+  }
+
   async function stopAll() {
     closeAll(sockets.splice(0));
     for (const instance of instances.splice(0)) {
@@ -83,7 +90,7 @@ function instanceGroup({ prefix, bus: busOptions, scope = 'tenant', maxPerTenant
     }
   }
 
-  return { instances, start, client, attempt, stopAll };
+  return { instances, start, startAll, client, attempt, stopAll };
 }
 
 /** A snapshot of every instance's bus stats, to compare before/after a step. */

@@ -38,9 +38,7 @@ describe('core/cluster per-tenant delivery (real Redis, three instances)', funct
     admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     admin.on('error', () => {});
     group = instanceGroup({ prefix: PREFIX, bus: { url: redis.url, tenantLingerMs: LINGER_MS } });
-    a = await group.start('A');
-    b = await group.start('B');
-    c = await group.start('C');
+    [a, b, c] = await group.startAll(['A', 'B', 'C']);
   });
   after(async function () {
     closeAll(sockets);

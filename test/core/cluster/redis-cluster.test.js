@@ -34,9 +34,7 @@ describe('core/cluster on a real Redis Cluster (3 masters, sharded pub/sub)', fu
       maxPerTenant: 2,
       control: true,
     });
-    a = await group.start('A');
-    b = await group.start('B');
-    c = await group.start('C');
+    [a, b, c] = await group.startAll(['A', 'B', 'C']);
   });
   after(async function () {
     if (group) await group.stopAll();

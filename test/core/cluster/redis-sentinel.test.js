@@ -29,9 +29,7 @@ describe('core/cluster through Redis Sentinel (master killed mid-run)', function
       bus: { url: sentinel.url, topology: 'sentinel', sentinelName: sentinel.name },
       maxPerTenant: 2,
     });
-    a = await group.start('A');
-    b = await group.start('B');
-    c = await group.start('C');
+    [a, b, c] = await group.startAll(['A', 'B', 'C']);
   });
   after(async function () {
     if (group) await group.stopAll();
@@ -139,8 +137,7 @@ describe('core/cluster through Redis Sentinel with passwords (sentinels and mast
     }
 
     group = instanceGroup({ prefix: `${PREFIX}-auth`, bus: { ...bus, sentinelPassword: SENTINEL_PASSWORD } });
-    const a = await group.start('A');
-    const b = await group.start('B');
+    const [a, b] = await group.startAll(['A', 'B']);
     const aAcme = await group.client(a, 'acme');
     const bAcme = await group.client(b, 'acme');
     await subscriptionsConfirmed([a, b]);
