@@ -19,7 +19,7 @@
 const path = require('path');
 const http = require('http');
 const { fork } = require('child_process');
-const WebSocket = require('ws');
+const { open, summary, teardown, printResult } = require('./latency-common');
 
 const ROOT = path.resolve(__dirname, '..');
 const { startRedis } = require(path.join(ROOT, 'test', 'helpers', 'redis-server'));
@@ -107,21 +107,6 @@ async function startNodeRedInstance(redisUrl) {
   return { url: (p) => inst.url(p), stop: () => inst.stop() };
 }
 
-function open(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
-function percentile(sorted, p) {
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-const round3 = (x) => Math.round(x * 1000) / 1000;
-
 /**
  * Measures cross-instance tenant delivery latency. Resolves { p50, p99, samples, ... } in ms.
  * Options: samples (2000), warmup (200), mode ('node-red' | 'core'), timeoutMs per message (5000).
@@ -186,20 +171,9 @@ async function run(options = {}) {
       });
       if (i >= warmup) times.push(elapsed);
     }
-    const sorted = times.slice().sort((a, b) => a - b);
-    return {
-      mode,
-      samples: sorted.length,
-      p50: round3(percentile(sorted, 50)),
-      p99: round3(percentile(sorted, 99)),
-      min: round3(sorted[0]),
-      max: round3(sorted[sorted.length - 1]),
-      unit: 'ms',
-    };
+    return { mode, ...summary(times, 3), unit: 'ms' };
   } finally {
-    for (const ws of sockets) ws.terminate();
-    await Promise.all(instances.map((i) => i.stop()));
-    await redis.close();
+    await teardown({ sockets, instances, redis });
   }
 }
 
@@ -214,12 +188,6 @@ if (require.main === module) {
   } else {
     const mode = process.argv.includes('--core') ? 'core' : 'node-red';
     const samples = Number(process.env.BENCH_CLUSTER_SAMPLES || 2000);
-    run({ mode, samples }).then(
-      (result) => console.log(JSON.stringify(result)),
-      (err) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+    printResult(run({ mode, samples }));
   }
 }

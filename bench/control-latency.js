@@ -20,7 +20,7 @@
  * Figures are milliseconds. Needs `npm run build` first and redis-server on PATH (or REDIS_SERVER).
  */
 const path = require('path');
-const WebSocket = require('ws');
+const { open, summary, teardown, printResult } = require('./latency-common');
 
 const ROOT = path.resolve(__dirname, '..');
 const { startRedis } = require(path.join(ROOT, 'test', 'helpers', 'redis-server'));
@@ -33,14 +33,6 @@ const SECRET = 'control-latency-bench-secret-0123456789ab';
 // No heartbeat: a ping in a window would add a round trip to a sample.
 const flow = () => controlFlow({ heartbeat: '0' });
 
-function open(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10000 });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
 async function control(port, body, timeoutMs) {
   const res = await fetch(`http://127.0.0.1:${port}/control`, {
     method: 'POST',
@@ -52,24 +44,8 @@ async function control(port, body, timeoutMs) {
   return res.json();
 }
 
-function percentile(sorted, p) {
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-const round2 = (x) => Math.round(x * 100) / 100;
 const elapsedMs = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
-
-function summary(times) {
-  const sorted = times.slice().sort((a, b) => a - b);
-  return {
-    samples: sorted.length,
-    p50: round2(percentile(sorted, 50)),
-    p99: round2(percentile(sorted, 99)),
-    min: round2(sorted[0]),
-    max: round2(sorted[sorted.length - 1]),
-  };
-}
+const connect = (url) => open(url, { handshakeTimeout: 10000 });
 
 /**
  * Measures list and close across two instances. Options: samples (200 lists, and a quarter as many
@@ -97,7 +73,7 @@ async function run(options = {}) {
     const token = (sub) => signHS256(SECRET, { tenant_id: 'acme', sub }, { expiresIn: 3600 });
     for (const [i, inst] of instances.entries())
       for (let n = 0; n < perInstance; n++)
-        sockets.push(await open(inst.url(WS_PATH, `token=${await token(`idle-${i}-${n}`)}`)));
+        sockets.push(await connect(inst.url(WS_PATH, `token=${await token(`idle-${i}-${n}`)}`)));
     const total = perInstance * 2;
 
     // both instances announced themselves and answer
@@ -123,7 +99,7 @@ async function run(options = {}) {
     const closeSeen = [];
     for (let i = 0; i < closes; i++) {
       const subject = `closed-${i}`;
-      const ws = await open(two.url(WS_PATH, `token=${await token(subject)}`));
+      const ws = await connect(two.url(WS_PATH, `token=${await token(subject)}`));
       sockets.push(ws);
       const t0 = process.hrtime.bigint();
       const seen = new Promise((resolve, reject) => {
@@ -142,15 +118,13 @@ async function run(options = {}) {
     }
     return {
       sessions: total,
-      list: summary(list),
-      closeAnswer: summary(closeAnswer),
-      closeSeen: summary(closeSeen),
+      list: summary(list, 2),
+      closeAnswer: summary(closeAnswer, 2),
+      closeSeen: summary(closeSeen, 2),
       unit: 'ms',
     };
   } finally {
-    for (const ws of sockets) ws.terminate();
-    await Promise.all(instances.map((i) => i.stop()));
-    await redis.close();
+    await teardown({ sockets, instances, redis });
   }
 }
 
@@ -159,11 +133,5 @@ module.exports = { run };
 if (require.main === module) {
   const samples = Number(process.env.BENCH_CONTROL_SAMPLES || 200);
   const sessions = Number(process.env.BENCH_CONTROL_SESSIONS || 50);
-  run({ samples, sessions }).then(
-    (result) => console.log(JSON.stringify(result)),
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+  printResult(run({ samples, sessions }));
 }
