@@ -508,22 +508,10 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     });
 
     it('the editor validator accepts and refuses exactly what the runtime does', function () {
-      // The validator and the two helpers it uses, taken from the built file and run as they are.
-      const shared = H.scriptBlocks(html).find(
-        (b) => b.attrs.type === 'text/javascript' && b.body.includes('function validatePeerProps'),
-      ).body;
-      const fn = (name) => {
-        const m = new RegExp(`\\n    function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
-        assert.ok(m, `function ${name} not found`);
-        return m[0];
-      };
-      const make = new Function(
-        '$',
-        'i18n',
-        `${fn('asText')}${fn('current')}${fn('validatePeerProps')}; return validatePeerProps;`,
-      );
+      // The validator as the built file has it.
       const noDialog = () => ({ length: 0 }); // validation of a stored node: no dialog is open
-      const validate = make(noDialog, (key, opts) => (opts ? `${key}:${opts.name}` : key));
+      const i18n = (key, opts) => (opts ? `${key}:${opts.name}` : key);
+      const validate = H.editorValidator(html, 'validatePeerProps', noDialog, i18n);
       const { parsePeerProps } = loadBuilt('core/flow/peer-props');
       const runtimeAccepts = (v) => {
         try {
@@ -714,20 +702,9 @@ describe('editor html (built nodes/websocket-plus.html)', function () {
     });
 
     it('the master name validator accepts and refuses exactly what the runtime does', function () {
-      const shared = H.scriptBlocks(html).find(
-        (b) => b.attrs.type === 'text/javascript' && b.body.includes('function validateSentinelName'),
-      ).body;
-      const fn = (name) => {
-        const m = new RegExp(`\\n    function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
-        assert.ok(m, `function ${name} not found`);
-        return m[0];
-      };
-      const make = new Function(
-        '$',
-        'i18n',
-        `${fn('asText')}${fn('current')}${fn('validateSentinelName')}; return validateSentinelName;`,
-      );
-      const validate = make(
+      const validate = H.editorValidator(
+        html,
+        'validateSentinelName',
         () => ({ length: 0 }),
         (key) => key,
       );

@@ -198,6 +198,22 @@ function flatten(catalogue, prefix = '', out = {}) {
   return out;
 }
 
+/**
+ * The editor's validator `name` as a function, with the two helpers it uses (asText, current), taken
+ * from the shared script of `html` and run as they are; `$` and `i18n` stand for the editor's.
+ */
+function editorValidator(html, name, $, i18n) {
+  const shared = scriptBlocks(html).find(
+    (b) => b.attrs.type === 'text/javascript' && b.body.includes(`function ${name}`),
+  ).body;
+  const fn = (n) => {
+    const m = new RegExp(`\\n    function ${n}\\([^)]*\\) \\{[\\s\\S]*?\\n    \\}\\n`).exec(shared);
+    if (!m) throw new Error(`function ${n} not found`);
+    return m[0];
+  };
+  return new Function('$', 'i18n', `${fn('asText')}${fn('current')}${fn(name)}; return ${name};`)($, i18n);
+}
+
 function readCatalogue(dir, lang) {
   return JSON.parse(fs.readFileSync(path.join(dir, 'locales', lang, 'websocket-plus.json'), 'utf8'));
 }
@@ -216,4 +232,5 @@ module.exports = {
   flatten,
   readCatalogue,
   parseAttributes,
+  editorValidator,
 };
