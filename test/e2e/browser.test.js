@@ -15,7 +15,6 @@
 const assert = require('assert');
 const fs = require('fs');
 const http = require('http');
-const os = require('os');
 const path = require('path');
 const { ROOT, makeUserDir, removeDir, writeSettings, startNodeRed } = require('../helpers/node-red-process');
 const { connect, waitForMessages, closeAll } = require('../helpers/ws-client');
@@ -23,18 +22,8 @@ const { signHS256, now } = require('../helpers/tokens');
 const { installPackedCopy } = require('../helpers/package-tarball');
 const { startDemo } = require('../helpers/start-script');
 const { listenOnLoopback } = require('../helpers/loopback');
+const { launchBrowser, flowLoaded } = require('../helpers/chromium');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-  '--disable-quic',
-];
 const SHOTS =
   process.env.UPDATE_SCREENSHOTS === '1'
     ? path.join(ROOT, 'docs', 'images')
@@ -42,58 +31,10 @@ const SHOTS =
 const SECRET = 'browser-typed-secret-7f3a9c2e5b8d1f4a6c0e';
 const LISTENER_PATH = '/ws/from-the-editor';
 
-/**
- * Headless Chromium whose pages may reach only 127.0.0.1:`port` (a port or a list of ports; anything
- * else is aborted and recorded in `blocked`); page errors are recorded in `pageErrors`.
- */
-async function launchBrowser(port, viewport) {
-  const ports = [].concat(port).map(String);
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
-  const { chromium } = require('playwright-core');
-  const browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
-  const context = await chromium.launchPersistentContext(browserDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    viewport,
-    deviceScaleFactor: 2, // crisp screenshots for the README
-    locale: 'en-US',
-    timeout: 30000,
-  });
-  const blocked = [];
-  const pageErrors = [];
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === '127.0.0.1' && ports.includes(url.port)) return route.continue();
-    blocked.push(url.origin);
-    return route.abort();
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(30000);
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const watch = (p) => {
-    p.setDefaultTimeout(30000);
-    p.on('pageerror', (err) => pageErrors.push(err.message));
-    return p;
-  };
-  return {
-    page,
-    blocked,
-    pageErrors,
-    /** Another tab of the same browser, under the same rules. */
-    newPage: async () => watch(await context.newPage()),
-    async close() {
-      await context.close().catch(() => {});
-      removeDir(browserDir);
-    },
-  };
-}
-
 /** Screenshots taken in this run (so a check never passes on a file left by an earlier run). */
 const taken = new Set();
 async function screenshot(target, name, options = {}) {
+  fs.mkdirSync(SHOTS, { recursive: true });
   await target.screenshot({ path: path.join(SHOTS, name), ...options });
   taken.add(name);
 }
@@ -161,7 +102,7 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
     red = await startNodeRed({ runtime: 'node-red-4', userDir });
     // Only the Node-RED under test may be reached (the editor also asks the flow library's
     // catalogue for the palette manager: refused here).
-    browser = await launchBrowser(red.port, { width: 1280, height: 960 });
+    browser = await launchBrowser(red.port, { width: 1280, height: 960 }, { deviceScaleFactor: 2 });
     ({ page, blocked, pageErrors } = browser);
     await page.goto(red.url, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(
@@ -380,15 +321,7 @@ describe('e2e: the editor in headless Chromium (Node-RED 4)', function () {
 
     // a fresh editor session: the dialog shows a placeholder, not the secret
     await page.reload({ waitUntil: 'domcontentloaded' });
-    await page.waitForFunction(
-      () =>
-        window.RED &&
-        RED.nodes &&
-        RED.nodes.filterNodes &&
-        RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1,
-      null,
-      { timeout: 30000 },
-    );
+    await flowLoaded(page, 'websocket-plus in');
     await (await flowNode(page, 'websocket-plus in')).dblclick();
     await page.locator('#node-input-btn-server-edit, #node-input-lookup-server').first().click();
     await page.locator('#node-config-input-secret').waitFor({ state: 'visible' });
@@ -538,7 +471,7 @@ describe('e2e: the npm start demo page in headless Chromium', function () {
 
   before(async function () {
     demo = await startDemo({ prefix: 'wsplus-browser-demo-' });
-    browser = await launchBrowser(demo.port, { width: 1100, height: 560 });
+    browser = await launchBrowser(demo.port, { width: 1100, height: 560 }, { deviceScaleFactor: 2 });
     page = browser.page;
     await page.goto(`http://127.0.0.1:${demo.port}/demo`, { waitUntil: 'load' });
   });
@@ -694,7 +627,7 @@ describe('e2e: the example pages in headless Chromium (browser token refresh, me
     await red.deploy(flow);
     await red.waitForLog((out) => /Started flows/.test(out.slice(mark)));
 
-    browser = await launchBrowser([red.port, tokens.http.port], { width: 1100, height: 640 });
+    browser = await launchBrowser([red.port, tokens.http.port], { width: 1100, height: 640 }, { deviceScaleFactor: 2 });
     page = browser.page;
   });
 

@@ -1,5 +1,5 @@
 'use strict';
-/* global window, RED, $ -- page.evaluate() callbacks run inside the Node-RED editor page */
+/* global RED, $ -- page.evaluate() callbacks run inside the Node-RED editor page */
 // The listener dialog's Cluster topology in a real editor: headless Chromium (playwright-core)
 // against a real Node-RED 4 with this package linked in. A flow saved with cluster "redis" (before
 // the topologies existed) opens unchanged; switching the topology shows the Sentinel master name
@@ -9,7 +9,6 @@
 // the log gives back.
 const assert = require('assert');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const {
   makeUserDir,
@@ -19,8 +18,8 @@ const {
   startNodeRed,
   freePort,
 } = require('../helpers/node-red-process');
+const { launchBrowser, flowLoaded } = require('../helpers/chromium');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const PASSWORD = 'sentinel-Pw-5rT0q';
 /** The sentinels' own password (a credential of its own, apart from the URLs). */
 const SENTINEL_PASSWORD = 'sentinel-own-Pw-Hc48';
@@ -28,16 +27,13 @@ const SENTINEL_PASSWORD = 'sentinel-own-Pw-Hc48';
 describe('editor: the listener dialog in headless Chromium, Cluster topology', function () {
   this.timeout(60000);
   let userDir;
-  let browserDir;
   let red;
-  let context;
+  let browser;
   let page;
-  const pageErrors = [];
+  let pageErrors;
   let deadPorts;
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
     deadPorts = [await freePort(), await freePort()];
     userDir = makeUserDir('wsplus-topology-');
     writeSettings(userDir);
@@ -67,40 +63,15 @@ describe('editor: the listener dialog in headless Chromium, Cluster topology', f
       JSON.stringify({ lis1: { redisUrl: `redis://:${PASSWORD}@127.0.0.1:${deadPorts[0]}` } }),
     );
     red = await startNodeRed({ runtime: 'node-red-4', userDir });
-    const { chromium } = require('playwright-core');
-    browserDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsplus-chromium-'));
-    context = await chromium.launchPersistentContext(browserDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-      viewport: { width: 1280, height: 960 },
-      locale: 'en-US',
-      timeout: 30000,
-    });
-    // only this Node-RED may be reached
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      return url.hostname === '127.0.0.1' && url.port === String(red.port) ? route.continue() : route.abort();
-    });
-    page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(30000);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    browser = await launchBrowser(red.port, { width: 1280, height: 960 });
+    ({ page, pageErrors } = browser);
     await page.goto(red.url, { waitUntil: 'domcontentloaded' });
-    await page.waitForFunction(
-      () =>
-        window.RED &&
-        RED.nodes &&
-        RED.nodes.filterNodes &&
-        RED.nodes.filterNodes({ type: 'websocket-plus in' }).length === 1,
-      null,
-      { timeout: 30000 },
-    );
+    await flowLoaded(page, 'websocket-plus in');
   });
 
   after(async function () {
-    if (context) await context.close().catch(() => {});
+    if (browser) await browser.close();
     if (red) await red.stop();
-    removeDir(browserDir);
     removeDir(userDir);
   });
 
