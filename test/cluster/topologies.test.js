@@ -8,7 +8,7 @@
 const assert = require('assert');
 const { startRedisCluster, startRedisSentinel } = require('../helpers/redis-cluster');
 const { printOutputOnFailure } = require('../helpers/nr-instance');
-const { startPair, instanceClients } = require('../helpers/instance-pair');
+const { startPair, listenerNodes, instanceClients } = require('../helpers/instance-pair');
 const { waitForMessages, expectNoMessage, delay } = require('../helpers/ws-client');
 const { waitFor: until } = require('../helpers/wait');
 
@@ -48,26 +48,8 @@ const RELAY_IN =
 function flow() {
   const nodes = [{ id: 'tab1', type: 'tab', label: 'topologies' }];
   for (const [id, props] of Object.entries(LISTENERS)) {
-    nodes.push({
-      id,
-      type: 'websocket-plus-listener',
-      wholemsg: 'false',
-      authMode: 'hs256',
-      tenantFrom: 'claim',
-      tenantClaim: 'tenant_id',
-      clusterPrefix: '',
-      ...props,
-    });
     const session = props.scope === 'session';
-    nodes.push({
-      id: `in-${id}`,
-      type: 'websocket-plus in',
-      z: 'tab1',
-      server: id,
-      client: '',
-      wires: [[session ? `relay-out-${id}` : `out-${id}`]],
-    });
-    nodes.push({ id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] });
+    nodes.push(...listenerNodes(id, props, [session ? `relay-out-${id}` : `out-${id}`]));
     if (!session) continue;
     nodes.push(
       { id: `relay-out-${id}`, type: 'function', z: 'tab1', func: RELAY_OUT, outputs: 1, wires: [[`http-${id}`]] },

@@ -5,7 +5,7 @@
 const assert = require('assert');
 const { startRedis } = require('../helpers/redis-server');
 const { printOutputOnFailure } = require('../helpers/nr-instance');
-const { startPair, instanceClients } = require('../helpers/instance-pair');
+const { startPair, listenerNodes, instanceClients } = require('../helpers/instance-pair');
 const { waitForMessages, expectNoMessage, delay } = require('../helpers/ws-client');
 
 const SECRET = 'two-instances-secret-0123456789abcdef0123';
@@ -19,31 +19,8 @@ const LISTENERS = {
 function flow() {
   const nodes = [{ id: 'tab1', type: 'tab', label: 'cluster' }];
   for (const [id, props] of Object.entries(LISTENERS)) {
-    nodes.push({
-      id,
-      type: 'websocket-plus-listener',
-      wholemsg: 'false',
-      authMode: 'hs256',
-      tenantFrom: 'claim',
-      tenantClaim: 'tenant_id',
-      tenantId: '',
-      sessionTimeout: '',
-      onExpiry: 'disconnect',
-      rateLimit: '',
-      maxConnections: '',
-      cluster: 'redis',
-      clusterPrefix: '',
-      ...props,
-    });
-    nodes.push({
-      id: `in-${id}`,
-      type: 'websocket-plus in',
-      z: 'tab1',
-      server: id,
-      client: '',
-      wires: [[`out-${id}`]],
-    });
-    nodes.push({ id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] });
+    const listener = { tenantId: '', sessionTimeout: '', onExpiry: 'disconnect', rateLimit: '', maxConnections: '' };
+    nodes.push(...listenerNodes(id, { ...listener, cluster: 'redis', ...props }));
   }
   return nodes;
 }

@@ -21,6 +21,28 @@ async function startPair({ flows, credentials, listeners }) {
   return pair;
 }
 
+/**
+ * The nodes of one listener in a flow on tab1: the listener (`props` over HS256 tokens whose
+ * tenant_id claim is the tenant, payloads rather than whole messages, the default cluster prefix),
+ * its ws.in+ wired to `wires` (by default straight to its ws.out+: an echo) and its ws.out+.
+ */
+function listenerNodes(id, props, wires = [`out-${id}`]) {
+  return [
+    {
+      id,
+      type: 'websocket-plus-listener',
+      wholemsg: 'false',
+      authMode: 'hs256',
+      tenantFrom: 'claim',
+      tenantClaim: 'tenant_id',
+      clusterPrefix: '',
+      ...props,
+    },
+    { id: `in-${id}`, type: 'websocket-plus in', z: 'tab1', server: id, client: '', wires: [wires] },
+    { id: `out-${id}`, type: 'websocket-plus out', z: 'tab1', server: id, client: '', wires: [] },
+  ];
+}
+
 function instanceClients(secret) {
   let sockets = [];
 
@@ -61,4 +83,4 @@ function instanceClients(secret) {
   };
 }
 
-module.exports = { startPair, instanceClients };
+module.exports = { startPair, listenerNodes, instanceClients };
