@@ -51,15 +51,25 @@ function assertScreenshots(names, maxBytes) {
 /** Drags the palette node of `type` into the workspace at (`x`, `y`) of the chart; resolves its id. */
 async function dragFromPalette(page, type, x, y) {
   const source = page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`);
-  await source.scrollIntoViewIfNeeded();
-  const from = await source.boundingBox();
-  const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-  await page.mouse.down();
-  await page.mouse.move(chart.x + x - 10, chart.y + y - 10, { steps: 12 });
-  await page.mouse.move(chart.x + x, chart.y + y, { steps: 4 });
-  await page.mouse.up();
-  await page.waitForFunction((t) => RED.nodes.filterNodes({ type: t }).length === 1, type);
+  const created = (t) => RED.nodes.filterNodes({ type: t }).length === 1;
+  // On a loaded machine the palette may still be scrolling or laying out when the mouse goes down,
+  // and the drop then makes no node: the drag is repeated (at most 3 times), never the check.
+  for (let attempt = 1; ; attempt++) {
+    await source.scrollIntoViewIfNeeded();
+    const from = await source.boundingBox();
+    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(chart.x + x - 10, chart.y + y - 10, { steps: 12 });
+    await page.mouse.move(chart.x + x, chart.y + y, { steps: 4 });
+    await page.mouse.up();
+    try {
+      await page.waitForFunction(created, type, { timeout: attempt < 3 ? 5000 : 30000 });
+      break;
+    } catch (err) {
+      if (attempt >= 3 || (await page.evaluate((t) => RED.nodes.filterNodes({ type: t }).length, type)) > 1) throw err;
+    }
+  }
   return page.evaluate((t) => RED.nodes.filterNodes({ type: t })[0].id, type);
 }
 
