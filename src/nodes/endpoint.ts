@@ -29,8 +29,11 @@ export function isEndpoint(value: unknown): value is Endpoint {
 
 const STATUS_COALESCE_MS = 100;
 
-/** Message ids made per batch (one random fill and one hex encoding for all of them). */
-const IDS_PER_BATCH = 64;
+/**
+ * Message ids made per batch (one random fill and one hex encoding for all of them). randomFillSync
+ * costs about 5 µs a call whatever its size: 256 ids a batch bring it to about 30 ns an id (64: 85 ns).
+ */
+const IDS_PER_BATCH = 256;
 const idBytes = Buffer.alloc(8 * IDS_PER_BATCH);
 let idHex = '';
 let idNext = IDS_PER_BATCH;

@@ -26,7 +26,15 @@ import { createProxyFetch, ProxySettings } from '../core/client/proxy';
 import { ClusterBus, defaultClusterPrefix } from '../core/cluster/cluster-bus';
 import { RedisTenantLimiter } from '../core/cluster/redis-tenant-limiter';
 import { watchListener } from '../core/metrics/metrics';
-import { AttachedNodes, connectionCountStatus, Endpoint, exposeEndpoint, failureStatus, finishClose } from './endpoint';
+import {
+  AttachedNodes,
+  connectionCountStatus,
+  Endpoint,
+  exposeEndpoint,
+  failureStatus,
+  finishClose,
+  newMessageId,
+} from './endpoint';
 import { text } from './i18n';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from './red-types';
 
@@ -131,6 +139,11 @@ export function registerListener(RED: NodeAPI): void {
     if (listener) {
       // A throw from here is contained by the listener: the session is closed with 1011 (delivery failed).
       listener.on('message', (session: ListenerSession, data: Buffer | string) => {
+        if (!wholeMessage) {
+          // Payload mode: the message made with all its properties at once (no property added later).
+          attached.emit({ payload: data, _session: sessionRef(session.info), _msgid: newMessageId() });
+          return;
+        }
         const parsed = frameToMessage(data, wholeMessage);
         if (!parsed) {
           listener.closeSession(session, 'MESSAGE_TOO_DEEP');

@@ -38,6 +38,7 @@ describe('nodes/endpoint: what the inputs receive', function () {
       ['a', 'b'],
     );
     for (const m of got) assert.match(m._msgid, /^[0-9a-f]{16}$/);
+    for (const m of got) assert.deepStrictEqual(Object.keys(m).sort(), ['_msgid', '_session', 'payload']);
     assert.notStrictEqual(got[0]._msgid, got[1]._msgid);
     assert.notStrictEqual(got[0]._session, got[1]._session);
     assert.deepStrictEqual(got[0]._session, got[1]._session);

@@ -172,6 +172,41 @@ describe('core/listener', function () {
     await listener.close();
   });
 
+  it("session scope: a reply reaches its own session only, misses are explained, and 'sent' reports each frame", async function () {
+    const listener = makeListener(server, '/reply', { scope: 'session' });
+    listener.start();
+    const sent = [];
+    listener.on('sent', (recipients, bytes) => sent.push([recipients, bytes]));
+    const a = (await connect(`${base}/reply?token=${await signHS256(SECRET, { tenant_id: 'a' })}`)).ws;
+    const b = (await connect(`${base}/reply?token=${await signHS256(SECRET, { tenant_id: 'b' })}`)).ws;
+    sockets.push(a, b);
+    const [sa, sb] = [...listener.registry.all()];
+    const toA = listener.deliver(sa.id, 'h\u00e9');
+    assert.deepStrictEqual([toA.delivered, toA.miss, toA.tenantId], [1, undefined, 'a']);
+    const toB = listener.deliver(sb.id, Buffer.from([1, 2]));
+    assert.deepStrictEqual([toB.delivered, toB.miss, toB.tenantId], [1, undefined, 'b']);
+    assert.deepStrictEqual(await waitForMessages(a, 1), ['h\u00e9']);
+    const [bin] = await waitForMessages(b, 1);
+    assert.deepStrictEqual([...bin], [1, 2]);
+    assert.deepStrictEqual(sent, [
+      [1, 3],
+      [1, 2],
+    ]);
+    assert.strictEqual(listener.deliver('', 'x').miss, 'no-session');
+    assert.strictEqual(listener.deliver(undefined, 'x').miss, 'no-session');
+    assert.strictEqual(listener.deliver('not-a-session', 'x').miss, 'unknown-session');
+    const closedId = sb.id;
+    b.close();
+    await waitForClose(b);
+    const deadline = Date.now() + 5000;
+    while (listener.registry.get(closedId) && Date.now() < deadline) await delay(10);
+    const late = listener.deliver(closedId, 'late');
+    assert.deepStrictEqual([late.delivered, late.miss, late.tenantId], [0, 'session-closed', 'b']);
+    assert.strictEqual(sent.length, 2, 'nothing reported for deliveries that reached nobody');
+    assert.deepStrictEqual(listener.traffic.messagesOut, 2);
+    await listener.close();
+  });
+
   it('deliveryProblem: what the flow is told when a delivery reached nobody', function () {
     assert.strictEqual(deliveryProblem({ delivered: 1 }), undefined);
     assert.strictEqual(deliveryProblem({ delivered: 0, miss: 'no-session' }), 'no-session');
