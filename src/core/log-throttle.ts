@@ -3,7 +3,7 @@
  * repeats within the window are counted and summed up in one line when the window ends.
  */
 export class LogThrottle {
-  private readonly suppressed = new Map<string, number>();
+  private readonly suppressed = new Map<string, { line: string; count: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -11,13 +11,17 @@ export class LogThrottle {
     private readonly windowMs = 1000,
   ) {}
 
-  note(line: string): void {
-    const count = this.suppressed.get(line);
-    if (count === undefined) {
+  /**
+   * Writes `line` unless a line of the same `kind` was written in this window (then it is counted).
+   * The kind is the line itself unless given: e.g. lines that differ only in a retry delay.
+   */
+  note(line: string, kind = line): void {
+    const seen = this.suppressed.get(kind);
+    if (seen === undefined) {
       this.write(line);
-      this.suppressed.set(line, 0);
+      this.suppressed.set(kind, { line, count: 0 });
     } else {
-      this.suppressed.set(line, count + 1);
+      seen.count++;
     }
     if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), this.windowMs);
@@ -27,7 +31,7 @@ export class LogThrottle {
 
   private flush(): void {
     this.timer = undefined;
-    for (const [line, count] of this.suppressed) if (count > 0) this.write(`${line} (×${count} more)`);
+    for (const { line, count } of this.suppressed.values()) if (count > 0) this.write(`${line} (×${count} more)`);
     this.suppressed.clear();
   }
 

@@ -181,7 +181,11 @@ export function registerListener(RED: NodeAPI): void {
         else if (state === 'ready') node.log('cluster connected');
         attached.setStatus(connectedStatus());
       });
-      cluster.on('connectionError', (err) => clusterLog.note(`cluster: ${scrubSecrets(err.message, secrets)}`));
+      // ioredis names its next retry delay in the message ("… after 300ms"): one kind of line for all delays.
+      cluster.on('connectionError', (err) => {
+        const line = `cluster: ${scrubSecrets(err.message, secrets)}`;
+        clusterLog.note(line, line.replace(/\d+ ?ms\b/g, 'N ms'));
+      });
       cluster.on('deliveryError', (err) => clusterLog.note(`cluster: ${scrubSecrets(err.message, secrets)}`));
     }
 

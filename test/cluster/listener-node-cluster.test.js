@@ -143,6 +143,14 @@ describe('nodes/listener cluster option (real Node-RED runtime)', function () {
       await new Promise((r) => setTimeout(r, 700));
       const logged = JSON.stringify(helper.log().args);
       assert.ok(!logged.includes(REDIS_PASSWORD), 'no Redis password reaches the log');
+      // retries that differ only in ioredis's next delay are one kind of line: written once a minute
+      const clusterLines = helper
+        .log()
+        .args.map(([entry]) => String(entry && entry.msg))
+        .filter((msg) => msg.startsWith('cluster: '));
+      assert.ok(clusterLines.length > 0, 'the connection problem is logged');
+      const kinds = clusterLines.map((msg) => msg.replace(/\d+ ?ms\b/g, 'N ms'));
+      assert.strictEqual(new Set(kinds).size, kinds.length, clusterLines.join('\n'));
       await unloadsPromptly('close does not hang while Redis is away');
     });
   }

@@ -46,6 +46,16 @@ describe('core/log-throttle', function () {
     throttle.close();
   });
 
+  it('counts lines of one given kind as repeats and sums them up under the first one', async function () {
+    const lines = [];
+    const throttle = new LogThrottle((line) => lines.push(line), 50);
+    for (const ms of [100, 200, 300]) throttle.note(`retrying after ${ms}ms`, 'retrying after N ms');
+    throttle.note('another line');
+    assert.deepStrictEqual(lines, ['retrying after 100ms', 'another line']);
+    await waitFor(() => lines.length === 3, 2000);
+    assert.deepStrictEqual(lines, ['retrying after 100ms', 'another line', 'retrying after 100ms (×2 more)']);
+  });
+
   it('close() drops pending repeats and leaves no timer', async function () {
     const lines = [];
     const throttle = new LogThrottle((line) => lines.push(line), 50);
