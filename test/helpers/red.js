@@ -6,7 +6,7 @@ const { closeAll } = require('./ws-client');
 
 helper.init(require.resolve('node-red'));
 const plusNodes = require(path.join(__dirname, '..', '..', 'nodes', 'websocket-plus.js'));
-const { LISTENER_DEFAULTS } = require('./built').built('core/flow/defaults');
+const { LISTENER_DEFAULTS, CLIENT_DEFAULTS } = require('./built').built('core/flow/defaults');
 
 /** Loads `flow` (with `credentials`) and resolves when it has started. */
 function load(flow, credentials = {}, extraNodes = []) {
@@ -49,4 +49,9 @@ function useRuntime() {
   return sockets;
 }
 
-module.exports = { helper, load, wsUrl, collect, listenerNode, plusNodes, useRuntime };
+/** A client config node with the editor's defaults (its own headers array) and `props`. */
+function clientNode(id, props) {
+  return { id, type: 'websocket-plus-client', ...CLIENT_DEFAULTS, headers: [], ...props };
+}
+
+module.exports = { helper, load, wsUrl, collect, listenerNode, clientNode, plusNodes, useRuntime };

@@ -2,21 +2,15 @@
 // websocket-plus-client with ws.in+ / ws.out+ in a real Node-RED runtime, against real ws/wss
 // servers, a real CONNECT proxy and a websocket-plus listener in the same runtime.
 const assert = require('assert');
-const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
+const { helper, load, wsUrl, collect, listenerNode, clientNode } = require('../helpers/red');
 const { signHS256 } = require('../helpers/tokens');
 const { startConnectProxy } = require('../helpers/connect-proxy');
 const { selfSignedCert } = require('../helpers/self-signed-cert');
 const { startRecordingServer, waitFor } = require('../helpers/recording-ws-server');
-const { built } = require('../helpers/built');
-const { CLIENT_DEFAULTS } = built('core/flow/defaults');
 
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const SECRET = 'client-test-secret-0123456789abcdef-xyz';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function clientNode(id, props) {
-  return { id, type: 'websocket-plus-client', ...CLIENT_DEFAULTS, headers: [], ...props };
-}
 
 /** Client c1 with ws.in+ -> helper h1 and a ws.out+ fed by tests. */
 function clientFlow(props = {}, inProps = {}) {

@@ -3,7 +3,7 @@
 // and a websocket-plus client connected to it, listed, counted and closed from the flow.
 const assert = require('assert');
 const WebSocket = require('ws');
-const { helper, load, wsUrl, collect, listenerNode } = require('../helpers/red');
+const { helper, load, wsUrl, collect, listenerNode, clientNode } = require('../helpers/red');
 const { connect, waitForClose, closeAll, delay } = require('../helpers/ws-client');
 const { signHS256, now } = require('../helpers/tokens');
 const { waitFor } = require('../helpers/wait');
@@ -218,17 +218,7 @@ describe('nodes/control (real Node-RED runtime)', function () {
     'on a client: reconnect drops the socket and connects ' + 'again at once; close stays away until reconnect',
     async function () {
       const flow = controlFlow([
-        {
-          id: 'c1',
-          type: 'websocket-plus-client',
-          path: wsUrl('/ws/ctl'),
-          tls: '',
-          subprotocol: '',
-          wholemsg: 'false',
-          authMode: 'jwt',
-          hb: '',
-          headers: [],
-        },
+        clientNode('c1', { path: wsUrl('/ws/ctl') }),
         { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
         { id: 'hc', type: 'helper' },
       ]);
@@ -276,17 +266,7 @@ describe('nodes/control (real Node-RED runtime)', function () {
     async function () {
       const flow = [
         listenerNode('l2', { path: '/ws/refresh', authMode: 'hs256', refresh: 'message', refreshWindow: '0' }),
-        {
-          id: 'c1',
-          type: 'websocket-plus-client',
-          path: wsUrl('/ws/refresh'),
-          tls: '',
-          subprotocol: '',
-          wholemsg: 'false',
-          authMode: 'jwt',
-          hb: '',
-          headers: [],
-        },
+        clientNode('c1', { path: wsUrl('/ws/refresh') }),
         { id: 'cin', type: 'websocket-plus in', server: '', client: 'c1', wires: [['hin']] },
         { id: 'hin', type: 'helper' },
         { id: 'ctlc', type: 'websocket-plus control', server: '', client: 'c1', wires: [['hc']] },
