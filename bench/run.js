@@ -44,6 +44,17 @@ const AUDIENCE = 'websocket-plus-bench';
  * a CPU and are never migrated: on a 2-core machine this cuts the round-to-round spread of the
  * CPU-per-unit figures from about ±25 % to a few %. BENCH_PIN=0 leaves scheduling to the OS.
  */
+/**
+ * BENCH_CALLGRIND=1 (with BENCH_INTERLEAVE): every server runs under valgrind's callgrind with
+ * instrumentation off, switched on for each window only; the figure is then the instructions the
+ * server executed per message (user space only: the kernel's share of a socket write is not
+ * counted). Instruction counts do not depend on what else the machine is doing, so a change of
+ * 1 % shows in one pass, where CPU time needs dozens.
+ */
+const CALLGRIND = process.env.BENCH_CALLGRIND === '1';
+const CALLGRIND_DIR = path.join(TMP, 'callgrind');
+/** BENCH_CALLGRIND_BATCHED=1: count the usual echo window (50 connections, 10 messages in flight each). */
+const BATCHED = process.env.BENCH_CALLGRIND_BATCHED === '1';
 const PIN = process.env.BENCH_PIN !== '0' && os.cpus().length >= 2 && hasTaskset();
 
 function hasTaskset() {
@@ -366,6 +377,8 @@ async function startServer(c, rep, ctx) {
   // otherwise the semi-spaces grow with the allocation rate and that growth lands in the RSS
   // figure of whichever contender had not yet grown them.
   const execArgv = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
+  // BENCH_NODE_FLAGS: more node/V8 flags for every server (e.g. --single-threaded).
+  execArgv.push(...(process.env.BENCH_NODE_FLAGS || '').split(/\s+/).filter(Boolean));
   let profileWindows = '';
   if ((process.env.BENCH_PROFILE || '').split(',').includes(c.id)) {
     fs.mkdirSync(path.join(TMP, 'prof'), { recursive: true });
@@ -375,12 +388,32 @@ async function startServer(c, rep, ctx) {
   }
   let child;
   let userDir;
+  const under = {};
+  if (CALLGRIND) {
+    fs.mkdirSync(CALLGRIND_DIR, { recursive: true });
+    under.wrapper = [
+      'valgrind',
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      // One dump per thread: the main thread's is the figure (V8's background compiler and GC helper
+      // threads run when they are scheduled, so their share of a window varies from pass to pass).
+      '--separate-threads=yes',
+      ...(process.env.BENCH_CALLGRIND_CACHE === '1' ? ['--cache-sim=yes', '--branch-sim=yes'] : []),
+      `--callgrind-out-file=${path.join(CALLGRIND_DIR, `${c.id}.%p`)}`,
+    ];
+    under.readyTimeoutMs = 600000;
+    // V8 compiles and collects on the main thread, when its counters say so, not when a helper thread
+    // gets scheduled: the same messages then run the same code.
+    execArgv.push('--single-threaded', '--hash-seed=1', '--random-seed=1', '--perf-basic-prof');
+    execArgv.push('--no-logfile-per-isolate', '--logfile=/dev/null');
+  }
   if (c.kind === 'raw') {
     child = new Child(path.join(__dirname, 'servers', 'raw-ws.js'), {
       name: c.id,
       execArgv,
       logFile,
       cpu: PIN ? 1 : undefined,
+      ...under,
       env: {
         BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: c.auth,
@@ -394,6 +427,7 @@ async function startServer(c, rep, ctx) {
       execArgv,
       logFile,
       cpu: PIN ? 1 : undefined,
+      ...under,
       env: {
         BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_AUTH: 'hs256',
@@ -412,6 +446,7 @@ async function startServer(c, rep, ctx) {
       execArgv,
       logFile,
       cpu: PIN ? 1 : undefined,
+      ...under,
       env: {
         BENCH_PROFILE_WINDOWS: profileWindows,
         BENCH_USERDIR: userDir,
@@ -492,7 +527,17 @@ async function measured(server, fn, { retryOnPing = true, name } = {}) {
     const c1 = machineCpu();
     const m1 = await server.child.call('mark', { window: name && { name, phase: 'end' } });
     const l1 = await server.loadgen.call('mark', {});
-    result = { ...r, cpuUs: m1.cpuUs - m0.cpuUs, loadgenCpuUs: l1.cpuUs - l0.cpuUs, attempts: attempt };
+    result = {
+      ...r,
+      cpuUs: m1.cpuUs - m0.cpuUs,
+      userUs: m1.user - m0.user,
+      systemUs: m1.system - m0.system,
+      syscr: m1.syscr - m0.syscr,
+      syscw: m1.syscw - m0.syscw,
+      helperUs: (m1.helperTicks - m0.helperTicks) * 10000,
+      loadgenCpuUs: l1.cpuUs - l0.cpuUs,
+      attempts: attempt,
+    };
     if (c0 && c1 && c1.total > c0.total) {
       // Share of the whole machine used by processes other than this server and the load generator.
       result.otherCpuShare = Math.max(
@@ -504,6 +549,47 @@ async function measured(server, fn, { retryOnPing = true, name } = {}) {
     if (!retryOnPing || !r.pings) break;
   }
   return result;
+}
+
+/** callgrind_control on a server process (BENCH_CALLGRIND). */
+function callgrindControl(pid, ...args) {
+  execFileSync('callgrind_control', [...args, String(pid)], { stdio: 'ignore', timeout: 60000 });
+}
+
+/**
+ * BENCH_CALLGRIND: what `fn` makes the server execute, counted by callgrind (switched on for the
+ * window only) and read from the dump written at its end: { ...fn's result, instructions }.
+ */
+async function counted(server, fn) {
+  // No forced GC before the window: a full collection discards optimized code whose objects died,
+  // and the window would then count the recompilation.
+  const pid = server.child.proc.pid;
+  const m0 = await server.child.call('mark', {});
+  const before = new Set(fs.readdirSync(CALLGRIND_DIR));
+  callgrindControl(pid, '-i', 'on');
+  const r = await fn();
+  callgrindControl(pid, '-i', 'off');
+  callgrindControl(pid, '-d');
+  const dumps = fs.readdirSync(CALLGRIND_DIR).filter((f) => !before.has(f) && f.includes(`.${pid}.`));
+  const events = (f) => {
+    const text = fs.readFileSync(path.join(CALLGRIND_DIR, f), 'utf8');
+    const names = /^events:\s+(.+)$/m.exec(text)?.[1].split(/\s+/) ?? [];
+    const values = /^totals:\s+(.+)$/m.exec(text)?.[1].split(/\s+/).map(Number) ?? [];
+    return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+  };
+  const read = (f) => events(f).Ir ?? NaN;
+  const main = dumps.find((f) => f.endsWith('-01'));
+  if (!main) throw new Error(`no callgrind dump for ${server.child.name} (pid ${pid})`);
+  const all = dumps.reduce((sum, f) => sum + read(f), 0);
+  const m1 = await server.child.call('mark', {});
+  return {
+    ...r,
+    events: events(main),
+    instructions: read(main),
+    allThreads: all,
+    syscr: m1.syscr - m0.syscr,
+    dump: path.join(CALLGRIND_DIR, main),
+  };
 }
 
 /** JWKS fetches so far of key set `set`, by listener id. */
@@ -1013,7 +1099,9 @@ async function main() {
       await interleaved(contenders, ctx, Number(process.env.BENCH_INTERLEAVE));
     } finally {
       ctx.jwks.server.close();
-      fs.rmSync(runDir, { recursive: true, force: true });
+      // BENCH_KEEP_RUN=1 keeps the servers' logs (e.g. with BENCH_NODE_FLAGS=--trace-deopt).
+      if (process.env.BENCH_KEEP_RUN === '1') log(`server logs kept in ${runDir}`);
+      else fs.rmSync(runDir, { recursive: true, force: true });
     }
     return;
   }
@@ -1121,6 +1209,9 @@ async function interleaved(contenders, ctx, passes) {
           size: COUNTS.messageBytes,
           total: 20000,
         });
+        // Instruction counts: one connection, one message at a time, so every message costs one read
+        // and one write whatever the speed under valgrind (frames per read would vary with timing).
+        if (CALLGRIND) await lg.call('openPool', { name: 'echo1', url: server.url('/echo'), count: 1, kind: c.token });
       }
       if (figures.has('broadcast')) {
         await lg.call('openPool', {
@@ -1145,42 +1236,66 @@ async function interleaved(contenders, ctx, passes) {
       const order = servers.map((_, k) => servers[(k + i) % servers.length]);
       for (const { c, lg, server } of order) {
         if (figures.has('echo')) {
-          const r = await measured(
-            server,
-            () =>
-              lg.call('echoRun', {
-                pool: 'echo',
-                inflight: COUNTS.echoInFlight,
+          const run = () =>
+            lg.call(
+              'echoRun',
+              {
+                pool: CALLGRIND && !BATCHED ? 'echo1' : 'echo',
+                inflight: CALLGRIND && !BATCHED ? 1 : COUNTS.echoInFlight,
                 size: COUNTS.messageBytes,
                 total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
-              }),
-            { name: 'echo' },
-          );
-          per[c.id].echo.push(r.cpuUs / r.messages);
+                deadlineMs: CALLGRIND ? 900000 : undefined,
+              },
+              CALLGRIND ? 960000 : undefined,
+            );
+          const r = CALLGRIND ? await counted(server, run) : await measured(server, run, { name: 'echo' });
+          per[c.id].echo.push((CALLGRIND ? r.instructions : r.cpuUs) / r.messages);
+          if (CALLGRIND)
+            log(
+              `${c.id} echo: all threads ${(r.allThreads / r.messages).toFixed(0)} instructions/message, ` +
+                `${(r.syscr / r.messages).toFixed(3)} reads/message` +
+                Object.entries(r.events)
+                  .filter(([k]) => k !== 'Ir')
+                  .map(([k, v]) => `, ${k} ${(v / r.messages).toFixed(1)}`)
+                  .join(''),
+            );
+          else
+            log(
+              `${c.id} echo per message: user ${(r.userUs / r.messages).toFixed(2)} µs, system ${(r.systemUs / r.messages).toFixed(2)} µs, ` +
+                `helper threads ${(r.helperUs / r.messages).toFixed(2)} µs, ` +
+                `reads ${(r.syscr / r.messages).toFixed(3)}, writes ${(r.syscw / r.messages).toFixed(3)}`,
+            );
         }
         if (figures.has('handshake')) {
           await lg.call('sign', { kind: c.token, count: Number(process.env.BENCH_INTERLEAVE_HANDSHAKES) || 500 });
-          const r = await measured(
-            server,
-            () => lg.call('handshakes', { url: server.url('/echo'), concurrency: COUNTS.handshakeConcurrency }),
-            { retryOnPing: false, name: 'handshake' },
-          );
+          const run = () =>
+            lg.call(
+              'handshakes',
+              { url: server.url('/echo'), concurrency: CALLGRIND ? 10 : COUNTS.handshakeConcurrency },
+              CALLGRIND ? 960000 : undefined,
+            );
+          const r = CALLGRIND
+            ? await counted(server, run)
+            : await measured(server, run, { retryOnPing: false, name: 'handshake' });
           if (r.failed) throw new Error(`${c.id}: ${r.failed} handshakes failed ${JSON.stringify(r.reasons)}`);
-          per[c.id].handshake.push(r.cpuUs / r.ok);
+          per[c.id].handshake.push((CALLGRIND ? r.instructions : r.cpuUs) / r.ok);
+          if (CALLGRIND) log(`${c.id} handshake: all threads ${(r.allThreads / r.ok).toFixed(0)} instructions`);
         }
         if (figures.has('broadcast')) {
-          const r = await measured(
-            server,
-            () =>
-              lg.call('fanoutRun', {
+          const run = () =>
+            lg.call(
+              'fanoutRun',
+              {
                 pool: 'idle',
                 count: 10,
                 window: COUNTS.broadcastWindow,
                 size: COUNTS.messageBytes,
-              }),
-            { name: 'broadcast' },
-          );
-          per[c.id].broadcast.push(r.cpuUs / r.deliveries);
+                deadlineMs: CALLGRIND ? 900000 : undefined,
+              },
+              CALLGRIND ? 960000 : undefined,
+            );
+          const r = CALLGRIND ? await counted(server, run) : await measured(server, run, { name: 'broadcast' });
+          per[c.id].broadcast.push((CALLGRIND ? r.instructions : r.cpuUs) / r.deliveries);
         }
       }
       log(
@@ -1213,7 +1328,9 @@ async function interleaved(contenders, ctx, passes) {
     for (const f of ['echo', 'broadcast', 'handshake']) {
       if (!figures.has(f)) continue;
       for (const c of contenders)
-        log(`${f} ${c.id}: ${q(per[c.id][f])} µs; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`);
+        log(
+          `${f} ${c.id}: ${q(per[c.id][f])} ${CALLGRIND ? 'instructions' : 'µs'}; ÷ ${ref} ${q(ratio(per[c.id][f], per[ref][f]))}`,
+        );
       for (const c of contenders)
         if (c.id.endsWith('-b') && per[c.id.slice(0, -2)])
           log(`${f} A/B ${c.id} ÷ ${c.id.slice(0, -2)}: ${q(ratio(per[c.id][f], per[c.id.slice(0, -2)][f]))}`);
@@ -1230,12 +1347,65 @@ async function interleaved(contenders, ctx, passes) {
     }
     fs.mkdirSync(TMP, { recursive: true });
     fs.writeFileSync(path.join(TMP, 'interleaved.json'), JSON.stringify(per, null, 2) + '\n');
+    if (CALLGRIND) writeInstructionCounts(contenders, per, figures);
   } finally {
     for (const { lg, server } of servers) {
       await server.stop().catch(() => undefined);
       await lg.stop().catch(() => undefined);
+      // V8 writes the names of its compiled code to /tmp/perf-<pid>.map; callgrind-top.js reads it beside the dumps.
+      const map = `/tmp/perf-${server.child.proc.pid}.map`;
+      if (CALLGRIND && fs.existsSync(map)) fs.renameSync(map, path.join(CALLGRIND_DIR, path.basename(map)));
     }
   }
+}
+
+/**
+ * BENCH_CALLGRIND: bench/results/instructions-latest.{json,md}. The first pass of each contender
+ * is left out (it compiles the window's code); the figure is the median of the others, and the
+ * ratio to core is taken per pass.
+ */
+function writeInstructionCounts(contenders, per, figures) {
+  const median = (v) => {
+    const x = [...v].sort((a, b) => a - b);
+    const m = Math.floor(x.length / 2);
+    return x.length % 2 ? x[m] : (x[m - 1] + x[m]) / 2;
+  };
+  const range = (v) => [Math.min(...v), Math.max(...v)];
+  const out = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    mode: BATCHED ? 'batched' : 'one message at a time',
+    figures: {},
+  };
+  const lines = [
+    `Instructions per message (callgrind, main thread, \`--single-threaded\`; ${out.mode}), ${out.date.slice(0, 10)}`,
+    '',
+  ];
+  for (const f of ['echo', 'broadcast', 'handshake']) {
+    if (!figures.has(f)) continue;
+    const unit = { echo: 'echoed message', broadcast: 'delivery', handshake: 'handshake' }[f];
+    lines.push(`| ${f}: contender | instructions per ${unit} | ÷ core (per pass) |`, '|---|---:|---:|');
+    out.figures[f] = {};
+    for (const c of contenders) {
+      const v = per[c.id][f].slice(1);
+      if (!v.length) continue;
+      const core = per.core ? per.core[f].slice(1) : undefined;
+      const ratios = core && core.length === v.length ? v.map((x, i) => x / core[i]) : undefined;
+      out.figures[f][c.id] = { label: c.label, passes: per[c.id][f], median: median(v), range: range(v) };
+      if (ratios) out.figures[f][c.id].ratioToCore = { median: median(ratios), range: range(ratios) };
+      const [lo, hi] = range(v);
+      const r =
+        ratios &&
+        `${median(ratios).toFixed(3)} (${range(ratios)
+          .map((x) => x.toFixed(3))
+          .join('–')})`;
+      lines.push(`| ${c.label} | ${Math.round(median(v))} (${Math.round(lo)}–${Math.round(hi)}) | ${r || '–'} |`);
+    }
+    lines.push('');
+  }
+  fs.writeFileSync(path.join(RESULTS, 'instructions-latest.json'), JSON.stringify(out, null, 2) + '\n');
+  fs.writeFileSync(path.join(RESULTS, 'instructions-latest.md'), lines.join('\n'));
+  log(`instruction counts written to bench/results/instructions-latest.*`);
 }
 
 /** BENCH_AB_DIR: B ÷ A per round for every figure both measured; median (min–max) and the rounds. */

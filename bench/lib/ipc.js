@@ -7,14 +7,19 @@ const fs = require('fs');
 class Child {
   /**
    * @param {string} script   module to fork
-   * @param {object} options  { name, execArgv, env, logFile, args }
+   * @param {object} options  { name, execArgv, env, logFile, args, wrapper, readyTimeoutMs }
+   *   wrapper: a command the child runs under (e.g. valgrind and its options), node and the script after it
    */
   constructor(script, options = {}) {
     this.name = options.name || script;
     this.logFile = options.logFile;
     const out = this.logFile ? fs.openSync(this.logFile, 'a') : 'inherit';
+    const wrapper = options.wrapper || [];
     this.proc = fork(script, options.args || [], {
-      execArgv: options.execArgv || [],
+      ...(wrapper.length ? { execPath: wrapper[0] } : {}),
+      execArgv: wrapper.length
+        ? [...wrapper.slice(1), process.execPath, ...(options.execArgv || [])]
+        : options.execArgv || [],
       env: { ...process.env, ...(options.env || {}) },
       stdio: ['ignore', out, out, 'ipc'],
     });
@@ -130,6 +135,29 @@ function serve(handlers) {
  * billed to the next window); with `memory` a full GC runs after the CPU reading and the memory
  * figures are read after it.
  */
+/** Read and write system calls of this process so far (Linux: /proc/self/io), else {}. */
+function syscalls() {
+  try {
+    const fs = require('fs');
+    const io = fs.readFileSync('/proc/self/io', 'utf8');
+    // CPU time of the threads other than the main one (V8's GC and compiler helpers, libuv's pool), in ticks.
+    let helperTicks = 0;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      if (Number(tid) === process.pid) continue;
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      helperTicks += Number(fields[11]) + Number(fields[12]);
+    }
+    return {
+      syscr: Number(/^syscr: (\d+)/m.exec(io)[1]),
+      syscw: Number(/^syscw: (\d+)/m.exec(io)[1]),
+      helperTicks,
+    };
+  } catch {
+    return {};
+  }
+}
+
 function markHandlers() {
   return {
     /** Diagnostics: writes a heap snapshot (after a full GC) to `file`. */
@@ -146,7 +174,13 @@ function markHandlers() {
         const t = Number(process.hrtime.bigint() / 1000n);
         require('fs').appendFileSync(process.env.BENCH_PROFILE_WINDOWS, `${JSON.stringify({ ...window, t })}\n`);
       }
-      const result = { cpuUs: cpu.user + cpu.system, user: cpu.user, system: cpu.system, at: Date.now() };
+      const result = {
+        cpuUs: cpu.user + cpu.system,
+        user: cpu.user,
+        system: cpu.system,
+        at: Date.now(),
+        ...syscalls(),
+      };
       if (memory) {
         global.gc();
         const mem = process.memoryUsage();

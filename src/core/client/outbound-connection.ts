@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { WebSocket, ClientOptions, RawData } from 'ws';
+import { keepWsSendShape } from '../ws-send-shape';
 import { ConfigError, SessionClose, SessionCloseCode } from '../errors';
 import { proxyAgentFor, ProxySettings, redactUrl, TlsOptions } from './proxy';
 import { sanitiseError } from '../secrets';
@@ -138,6 +139,7 @@ export class OutboundConnection extends EventEmitter<OutboundConnectionEvents> {
 
   constructor(options: OutboundConnectionOptions) {
     super();
+    keepWsSendShape();
     this.options = { ...options };
     let url: URL;
     try {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import { keepWsSendShape } from '../ws-send-shape';
 import { HandshakeError, SessionClose, SessionCloseCode } from '../errors';
 import { route, RoutingScope, SessionRegistry, SessionRecord, RouteMiss } from './session-registry';
 import { resolveTenant } from '../auth/tenant';
@@ -180,6 +181,7 @@ export class WebSocketListener extends EventEmitter<ListenerEvents> implements C
 
   constructor(private readonly options: ListenerOptions) {
     super();
+    keepWsSendShape();
     this.path = options.path;
     this.scope = options.scope;
     const max = options.maxConnectionsPerTenant ?? 0;
