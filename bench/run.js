@@ -19,7 +19,11 @@
  * Experiments (the run then writes only bench/results/tmp/partial.*): BENCH_PKG_DIR (benchmark a
  * prepared package folder), BENCH_PLUS_PROPS / BENCH_LISTENER_OPTIONS (JSON overrides of the plus
  * listener's flow properties / the bare listener's options), BENCH_WS_MODULE (another ws for the raw
- * contenders), BENCH_HEAP_SNAPSHOTS=1 (heap snapshots with N and 2N idle connections).
+ * contenders), BENCH_HEAP_SNAPSHOTS=1 (heap snapshots with N and 2N idle connections),
+ * BENCH_NODE_FLAGS (more node/V8 flags for every server), BENCH_KEEP_RUN=1 (keep the servers' logs of
+ * an interleaved run). With BENCH_INTERLEAVE: BENCH_CALLGRIND=1 (instructions per message under
+ * valgrind's callgrind instead of CPU time; BENCH_CALLGRIND_BATCHED=1 the usual echo load instead of
+ * one message at a time, BENCH_CALLGRIND_CACHE=1 cache and branch simulation too).
  */
 const fs = require('fs');
 const os = require('os');
@@ -29,7 +33,7 @@ const { execFileSync, execSync } = require('child_process');
 const { randomBytes } = require('crypto');
 const { Child } = require('./lib/ipc');
 const stats = require('./lib/stats');
-const { renderMarkdown } = require('./lib/report');
+const { renderMarkdown, renderInstructionCounts } = require('./lib/report');
 
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(__dirname, 'results');
@@ -1359,52 +1363,22 @@ async function interleaved(contenders, ctx, passes) {
   }
 }
 
-/**
- * BENCH_CALLGRIND: bench/results/instructions-latest.{json,md}. The first pass of each contender
- * is left out (it compiles the window's code); the figure is the median of the others, and the
- * ratio to core is taken per pass.
- */
+/** BENCH_CALLGRIND: bench/results/instructions-latest.{json,md} (see renderInstructionCounts). */
 function writeInstructionCounts(contenders, per, figures) {
-  const median = (v) => {
-    const x = [...v].sort((a, b) => a - b);
-    const m = Math.floor(x.length / 2);
-    return x.length % 2 ? x[m] : (x[m - 1] + x[m]) / 2;
-  };
-  const range = (v) => [Math.min(...v), Math.max(...v)];
   const out = {
     date: new Date().toISOString(),
     machine: machineInfo(),
     mode: BATCHED ? 'batched' : 'one message at a time',
     figures: {},
   };
-  const lines = [
-    `Instructions per message (callgrind, main thread, \`--single-threaded\`; ${out.mode}), ${out.date.slice(0, 10)}`,
-    '',
-  ];
   for (const f of ['echo', 'broadcast', 'handshake']) {
     if (!figures.has(f)) continue;
-    const unit = { echo: 'echoed message', broadcast: 'delivery', handshake: 'handshake' }[f];
-    lines.push(`| ${f}: contender | instructions per ${unit} | ÷ core (per pass) |`, '|---|---:|---:|');
     out.figures[f] = {};
-    for (const c of contenders) {
-      const v = per[c.id][f].slice(1);
-      if (!v.length) continue;
-      const core = per.core ? per.core[f].slice(1) : undefined;
-      const ratios = core && core.length === v.length ? v.map((x, i) => x / core[i]) : undefined;
-      out.figures[f][c.id] = { label: c.label, passes: per[c.id][f], median: median(v), range: range(v) };
-      if (ratios) out.figures[f][c.id].ratioToCore = { median: median(ratios), range: range(ratios) };
-      const [lo, hi] = range(v);
-      const r =
-        ratios &&
-        `${median(ratios).toFixed(3)} (${range(ratios)
-          .map((x) => x.toFixed(3))
-          .join('–')})`;
-      lines.push(`| ${c.label} | ${Math.round(median(v))} (${Math.round(lo)}–${Math.round(hi)}) | ${r || '–'} |`);
-    }
-    lines.push('');
+    for (const c of contenders)
+      if (per[c.id][f].length) out.figures[f][c.id] = { label: c.label, passes: per[c.id][f] };
   }
   fs.writeFileSync(path.join(RESULTS, 'instructions-latest.json'), JSON.stringify(out, null, 2) + '\n');
-  fs.writeFileSync(path.join(RESULTS, 'instructions-latest.md'), lines.join('\n'));
+  fs.writeFileSync(path.join(RESULTS, 'instructions-latest.md'), renderInstructionCounts(out));
   log(`instruction counts written to bench/results/instructions-latest.*`);
 }
 

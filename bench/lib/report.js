@@ -241,4 +241,40 @@ function explainMisses(r) {
   return out;
 }
 
-module.exports = { renderMarkdown };
+/**
+ * The table of a BENCH_CALLGRIND run. The first pass of each contender is left out (it compiles
+ * the window's code). Of the others, the least disturbed window (the fewest instructions: no
+ * compilation and no major GC inside it) is the steady cost; the median shows how often V8 did
+ * such work inside a window. Ratios to core are taken between the least disturbed windows.
+ */
+function renderInstructionCounts(out) {
+  const median = (v) => {
+    const x = [...v].sort((a, b) => a - b);
+    const m = Math.floor(x.length / 2);
+    return x.length % 2 ? x[m] : (x[m - 1] + x[m]) / 2;
+  };
+  const lines = [
+    `Instructions per message (callgrind, main thread, \`--single-threaded\`; echo ${out.mode}), ${out.date.slice(0, 10)}, passes after the first`,
+    '',
+  ];
+  for (const [f, byId] of Object.entries(out.figures)) {
+    const unit = { echo: 'echoed message', broadcast: 'delivery', handshake: 'handshake' }[f];
+    const least = (id) => Math.min(...byId[id].passes.slice(1));
+    lines.push(
+      `| ${f}: contender | least disturbed window, per ${unit} | median (min–max) | least disturbed ÷ core |`,
+      '|---|---:|---:|---:|',
+    );
+    for (const [id, fig] of Object.entries(byId)) {
+      const v = fig.passes.slice(1);
+      if (!v.length) continue;
+      const ratio = byId.core ? (least(id) / least('core')).toFixed(3) : '–';
+      lines.push(
+        `| ${fig.label} | ${Math.round(least(id))} | ${Math.round(median(v))} (${Math.round(Math.min(...v))}–${Math.round(Math.max(...v))}) | ${ratio} |`,
+      );
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+module.exports = { renderMarkdown, renderInstructionCounts };
