@@ -203,7 +203,9 @@ function explainMisses(r) {
         `${r.ws7} (paired by round). ` +
         `websocket-plus HS256 spends ${fmt(ratio('plus-hs256', 'echoCpu', 'raw'), 2)} × (echo) ` +
         `and ${fmt(ratio('plus-hs256', 'bcastCpu', 'raw'), 2)} × (broadcast) raw ws ${ws8}. ` +
-        'bench/README.md ("Where the time goes per message") splits the samples of both by layer.',
+        `The bare ws ${ws8} server builds every frame's options in V8's runtime after its first full GCs; ` +
+        'websocket-plus keeps ws on its optimized path (bench/README.md, "ws 8\'s send path after a full ' +
+        'garbage collection", and instructions per message in bench/results/instructions-latest.md).',
     );
   }
   if (missed('echo p99')) {
