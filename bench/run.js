@@ -1240,24 +1240,19 @@ async function interleaved(contenders, ctx, passes) {
       const order = servers.map((_, k) => servers[(k + i) % servers.length]);
       for (const { c, lg, server } of order) {
         if (figures.has('echo')) {
-          const run = () =>
-            lg.call(
-              'echoRun',
-              {
-                pool: CALLGRIND && !BATCHED ? 'echo1' : 'echo',
-                inflight: CALLGRIND && !BATCHED ? 1 : COUNTS.echoInFlight,
-                size: COUNTS.messageBytes,
-                total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
-                deadlineMs: CALLGRIND ? 900000 : undefined,
-              },
-              CALLGRIND ? 960000 : undefined,
-            );
-          const r = CALLGRIND ? await counted(server, run) : await measured(server, run, { name: 'echo' });
-          per[c.id].echo.push((CALLGRIND ? r.instructions : r.cpuUs) / r.messages);
+          const one = CALLGRIND && !BATCHED;
+          const r = await windowCost(server, lg, 'echoRun', {
+            pool: one ? 'echo1' : 'echo',
+            inflight: one ? 1 : COUNTS.echoInFlight,
+            size: COUNTS.messageBytes,
+            total: Number(process.env.BENCH_INTERLEAVE_MESSAGES) || Math.round(COUNTS.echoMessages / 2),
+          });
+          per[c.id].echo.push(r.cost / r.messages);
+          const each = (v) => (v / r.messages).toFixed(3);
           if (CALLGRIND)
             log(
               `${c.id} echo: all threads ${(r.allThreads / r.messages).toFixed(0)} instructions/message, ` +
-                `${(r.syscr / r.messages).toFixed(3)} reads/message` +
+                `${each(r.syscr)} reads/message` +
                 Object.entries(r.events)
                   .filter(([k]) => k !== 'Ir')
                   .map(([k, v]) => `, ${k} ${(v / r.messages).toFixed(1)}`)
@@ -1265,41 +1260,31 @@ async function interleaved(contenders, ctx, passes) {
             );
           else
             log(
-              `${c.id} echo per message: user ${(r.userUs / r.messages).toFixed(2)} µs, system ${(r.systemUs / r.messages).toFixed(2)} µs, ` +
-                `helper threads ${(r.helperUs / r.messages).toFixed(2)} µs, ` +
-                `reads ${(r.syscr / r.messages).toFixed(3)}, writes ${(r.syscw / r.messages).toFixed(3)}`,
+              `${c.id} echo per message: user ${each(r.userUs)} µs, system ${each(r.systemUs)} µs, ` +
+                `helper threads ${each(r.helperUs)} µs, reads ${each(r.syscr)}, writes ${each(r.syscw)}`,
             );
         }
         if (figures.has('handshake')) {
           await lg.call('sign', { kind: c.token, count: Number(process.env.BENCH_INTERLEAVE_HANDSHAKES) || 500 });
-          const run = () =>
-            lg.call(
-              'handshakes',
-              { url: server.url('/echo'), concurrency: CALLGRIND ? 10 : COUNTS.handshakeConcurrency },
-              CALLGRIND ? 960000 : undefined,
-            );
-          const r = CALLGRIND
-            ? await counted(server, run)
-            : await measured(server, run, { retryOnPing: false, name: 'handshake' });
+          const r = await windowCost(
+            server,
+            lg,
+            'handshakes',
+            { url: server.url('/echo'), concurrency: CALLGRIND ? 10 : COUNTS.handshakeConcurrency },
+            { retryOnPing: false },
+          );
           if (r.failed) throw new Error(`${c.id}: ${r.failed} handshakes failed ${JSON.stringify(r.reasons)}`);
-          per[c.id].handshake.push((CALLGRIND ? r.instructions : r.cpuUs) / r.ok);
+          per[c.id].handshake.push(r.cost / r.ok);
           if (CALLGRIND) log(`${c.id} handshake: all threads ${(r.allThreads / r.ok).toFixed(0)} instructions`);
         }
         if (figures.has('broadcast')) {
-          const run = () =>
-            lg.call(
-              'fanoutRun',
-              {
-                pool: 'idle',
-                count: 10,
-                window: COUNTS.broadcastWindow,
-                size: COUNTS.messageBytes,
-                deadlineMs: CALLGRIND ? 900000 : undefined,
-              },
-              CALLGRIND ? 960000 : undefined,
-            );
-          const r = CALLGRIND ? await counted(server, run) : await measured(server, run, { name: 'broadcast' });
-          per[c.id].broadcast.push((CALLGRIND ? r.instructions : r.cpuUs) / r.deliveries);
+          const r = await windowCost(server, lg, 'fanoutRun', {
+            pool: 'idle',
+            count: 10,
+            window: COUNTS.broadcastWindow,
+            size: COUNTS.messageBytes,
+          });
+          per[c.id].broadcast.push(r.cost / r.deliveries);
         }
       }
       log(
@@ -1361,6 +1346,21 @@ async function interleaved(contenders, ctx, passes) {
       if (CALLGRIND && fs.existsSync(map)) fs.renameSync(map, path.join(CALLGRIND_DIR, path.basename(map)));
     }
   }
+}
+
+/**
+ * One interleaved window of load-generator command `cmd`: its result with `cost`, the server's CPU
+ * µs (measured()) or, with BENCH_CALLGRIND, its instructions (counted(), with deadlines long enough
+ * for valgrind).
+ */
+async function windowCost(server, lg, cmd, args, options = {}) {
+  const name = { echoRun: 'echo', fanoutRun: 'broadcast', handshakes: 'handshake' }[cmd];
+  if (!CALLGRIND) {
+    const r = await measured(server, () => lg.call(cmd, args), { ...options, name });
+    return { ...r, cost: r.cpuUs };
+  }
+  const r = await counted(server, () => lg.call(cmd, { ...args, deadlineMs: 900000 }, 960000));
+  return { ...r, cost: r.instructions };
 }
 
 /** BENCH_CALLGRIND: bench/results/instructions-latest.{json,md} (see renderInstructionCounts). */
