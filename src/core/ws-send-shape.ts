@@ -8,7 +8,8 @@
  * again, the code meets new maps at the same sites, their inline caches become polymorphic and
  * then megamorphic, and every frame is then built in V8's runtime: 0.6–1.1 µs per `send` instead
  * of about 0.1 µs (a null-socket loop with a GC between batches), about 9,500 more instructions
- * per delivered frame in the listener (bench/README.md, "Instruction counts").
+ * per delivered frame in the listener (bench/README.md, "ws 8's send path after a full garbage
+ * collection").
  *
  * One frame that never gets its data keeps one such object, and with it the maps, alive: a blob
  * whose contents never arrive, sent on a Sender of its own that has no socket. ws keeps the
@@ -41,7 +42,7 @@ export function keepWsSendShape(): boolean {
   };
   const noSocket = { destroyed: false, cork: () => undefined, uncork: () => undefined, write: () => true };
   const sender = new Sender(noSocket);
-  // The options a server's WebSocket#send passes for a text frame (ws fills in fin, mask and compress).
+  // The options WebSocket#send hands its Sender for a server's text frame.
   sender.send(blob, { binary: false, mask: false, compress: false, fin: true });
   held = { sender, contents };
   return true;
